@@ -1,0 +1,1 @@
+"""The `panoseti` command: one subcommand module per area (pff, config, daq, sim, ublox, emulate)."""

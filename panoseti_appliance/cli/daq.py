@@ -1,0 +1,18 @@
+"""`panoseti daq`: talk to DaqData servers: ping, stream, view, ... (not yet available)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "daq", help="talk to DaqData servers: ping, stream, view, ... (not yet available)"
+    )
+    parser.set_defaults(func=_not_available)
+
+
+def _not_available(args: argparse.Namespace) -> int:
+    print("panoseti daq: not yet available in this version", file=sys.stderr)
+    return 2

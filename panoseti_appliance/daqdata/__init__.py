@@ -1,0 +1,1 @@
+"""DaqData: ingest PANOSETI frames (Hashpipe sockets, files, uploads) and stream them to clients."""

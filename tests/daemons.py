@@ -1,0 +1,152 @@
+"""Start the appliance's daemons as real subprocesses for tests (design.md §7).
+
+Each daemon gets an empty config file plus PANOSETI_* environment overrides (ephemeral loopback
+port, sockets and data under the test's tmp dir), and is considered up when grpc.health.v1 says
+SERVING. On stop it gets SIGTERM; a daemon that does not exit cleanly, or that logged a
+traceback, fails the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+
+
+def free_tcp_port() -> int:
+    """A currently free loopback port (the daemon binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env_overrides(settings: Mapping[str, Any], prefix: str = "PANOSETI") -> dict[str, str]:
+    """Flatten nested settings into PANOSETI_<SECTION>__<FIELD> variables (JSON for non-strings)."""
+    out: dict[str, str] = {}
+    for key, value in settings.items():
+        name = f"{prefix}_{key.upper()}" if prefix == "PANOSETI" else f"{prefix}__{key.upper()}"
+        if isinstance(value, Mapping):
+            out.update(env_overrides(value, name))
+        else:
+            out[name] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+@dataclass
+class Daemon:
+    """A running daemon subprocess and where to reach it."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    target: str
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.target)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def health(self, service: str = "", timeout: float = 2.0) -> int:
+        with self.channel() as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+            return int(resp.status)
+
+    def wait_serving(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} during start-up:\n{self.log()}"
+                )
+            try:
+                if self.health() == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError as exc:
+                last = exc
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not SERVING after {timeout}s ({last}):\n{self.log()}")
+
+    def stop(self, timeout: float = STOP_TIMEOUT, check: bool = True) -> int:
+        """SIGTERM and wait; with check, fail on a non-zero exit or a logged traceback."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                if check:
+                    raise AssertionError(
+                        f"{self.name} did not exit within {timeout}s of SIGTERM:\n{self.log()}"
+                    ) from None
+        rc = self.proc.returncode
+        if check:
+            log = self.log()
+            assert rc == 0, f"{self.name} exited with {rc}:\n{log}"
+            assert "Traceback" not in log, f"{self.name} logged a traceback:\n{log}"
+        return rc
+
+
+def start_daemon(
+    console_script: str,
+    tmp_path: Path,
+    settings: Mapping[str, Any],
+    target: str,
+    extra_env: Mapping[str, str] | None = None,
+    config_text: str = "",
+    wait: bool = True,
+) -> Daemon:
+    """Start `console_script --config <empty file>` with settings given as environment overrides."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / f"{console_script}.yaml"
+    config.write_text(config_text)
+    log_path = tmp_path / f"{console_script}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PANOSETI_")}
+    env.update(env_overrides(settings))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra_env or {})
+    exe = Path(sys.executable).parent / console_script
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(exe), "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+        )
+    daemon = Daemon(console_script, proc, target, log_path, env)
+    if wait:
+        try:
+            daemon.wait_serving()
+        except BaseException:
+            daemon.stop(check=False)
+            raise
+    return daemon
+
+
+@contextlib.contextmanager
+def running_daemon(*args: Any, **kwargs: Any) -> Iterator[Daemon]:
+    daemon = start_daemon(*args, **kwargs)
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

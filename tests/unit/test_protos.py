@@ -1,0 +1,200 @@
+"""The generated protobuf modules are current, and the wire contract is the original's."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor import FieldDescriptor as FD
+
+from panoseti_appliance._proto import daq_data_pb2, ublox_control_pb2
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+import gen_protos  # noqa: E402
+
+
+def _file_proto(module: object) -> bytes:
+    fdp = descriptor_pb2.FileDescriptorProto()
+    module.DESCRIPTOR.CopyToProto(fdp)  # type: ignore[attr-defined]
+    return fdp.SerializeToString(deterministic=True)
+
+
+@pytest.mark.parametrize(
+    ("stem", "module"), [("daq_data", daq_data_pb2), ("ublox_control", ublox_control_pb2)]
+)
+def test_generated_code_is_current(tmp_path: Path, stem: str, module: object) -> None:
+    """Regenerate from protos/ and compare descriptors: stale generated code fails here."""
+    gen_protos.generate(ROOT / "protos", tmp_path / "gen")
+    spec = importlib.util.spec_from_file_location(
+        f"fresh_{stem}", tmp_path / "gen" / f"{stem}_pb2.py"
+    )
+    assert spec is not None and spec.loader is not None
+    # The fresh module registers the same file name in the default pool; load it in a child pool.
+    from google.protobuf import descriptor_pool
+
+    fresh_src = (tmp_path / "gen" / f"{stem}_pb2.py").read_text()
+    installed_src = Path(module.__file__).read_text()  # type: ignore[attr-defined]
+    assert fresh_src == installed_src, f"{stem}_pb2.py is stale: run `make protos`"
+    for suffix in ("_pb2_grpc.py", "_pb2.pyi"):
+        fresh = (tmp_path / "gen" / f"{stem}{suffix}").read_text()
+        installed = (Path(module.__file__).parent / f"{stem}{suffix}").read_text()  # type: ignore[attr-defined]
+        assert fresh == installed, f"{stem}{suffix} is stale: run `make protos`"
+    assert descriptor_pool.Default().FindFileByName(f"{stem}.proto") is not None
+    assert _file_proto(module)
+
+
+T = {
+    "bool": FD.TYPE_BOOL,
+    "double": FD.TYPE_DOUBLE,
+    "string": FD.TYPE_STRING,
+    "uint32": FD.TYPE_UINT32,
+    "int32": FD.TYPE_INT32,
+    "bytes": FD.TYPE_BYTES,
+    "enum": FD.TYPE_ENUM,
+    "message": FD.TYPE_MESSAGE,
+}
+
+# (message, number, name, type, repeated, message/enum type full name) from spec daqdata.md §A.
+DAQDATA_FIELDS = [
+    ("PanoImage", 1, "type", "enum", False, "daqdata.PanoImage.Type"),
+    ("PanoImage", 2, "header", "message", False, "google.protobuf.Struct"),
+    ("PanoImage", 3, "image_array", "uint32", True, None),
+    ("PanoImage", 4, "shape", "uint32", True, None),
+    ("PanoImage", 5, "bytes_per_pixel", "int32", False, None),
+    ("PanoImage", 6, "file", "string", False, None),
+    ("PanoImage", 7, "frame_number", "uint32", False, None),
+    ("PanoImage", 8, "module_id", "uint32", False, None),
+    ("StreamImagesResponse", 1, "name", "string", False, None),
+    ("StreamImagesResponse", 2, "timestamp", "message", False, "google.protobuf.Timestamp"),
+    ("StreamImagesResponse", 3, "message", "string", False, None),
+    ("StreamImagesResponse", 4, "pano_image", "message", False, "daqdata.PanoImage"),
+    ("StreamImagesRequest", 1, "stream_movie_data", "bool", False, None),
+    ("StreamImagesRequest", 2, "stream_pulse_height_data", "bool", False, None),
+    ("StreamImagesRequest", 3, "update_interval_seconds", "double", False, None),
+    ("StreamImagesRequest", 4, "module_ids", "uint32", True, None),
+    ("InitHpIoRequest", 1, "data_dir", "string", False, None),
+    ("InitHpIoRequest", 2, "update_interval_seconds", "double", False, None),
+    ("InitHpIoRequest", 3, "force", "bool", False, None),
+    ("InitHpIoRequest", 4, "simulate_daq", "bool", False, None),
+    ("InitHpIoRequest", 6, "module_ids", "uint32", True, None),
+    ("InitHpIoResponse", 1, "success", "bool", False, None),
+    ("InitHpIoResponse", 2, "error_message", "string", False, None),
+    ("UploadImageRequest", 1, "pano_image", "message", False, "daqdata.PanoImage"),
+]
+
+UBLOX_FIELDS = [
+    ("InitF9tRequest", 1, "f9t_config", "message", False, "google.protobuf.Struct"),
+    ("InitF9tRequest", 2, "force_init", "bool", False, None),
+    ("InitF9tResponse", 1, "init_status", "enum", False, "ubloxcontrol.InitF9tResponse.InitStatus"),
+    ("InitF9tResponse", 2, "message", "string", False, None),
+    ("InitF9tResponse", 3, "f9t_config", "message", False, "google.protobuf.Struct"),
+    ("CaptureUbloxRequest", 1, "patterns", "string", True, None),
+    ("CaptureUbloxResponse", 1, "type", "enum", False, "ubloxcontrol.CaptureUbloxResponse.Type"),
+    ("CaptureUbloxResponse", 2, "name", "string", False, None),
+    ("CaptureUbloxResponse", 3, "parsed_data", "message", False, "google.protobuf.Struct"),
+    (
+        "CaptureUbloxResponse",
+        4,
+        "pkt_unix_timestamp",
+        "message",
+        False,
+        "google.protobuf.Timestamp",
+    ),
+    ("CaptureUbloxResponse", 5, "message", "string", False, None),
+    ("CaptureUbloxResponse", 6, "payload", "bytes", False, None),
+    ("PollRequest", 1, "patterns", "string", True, None),
+    ("PollResponse", 1, "gnss_packet", "message", True, "ubloxcontrol.CaptureUbloxResponse"),
+    ("PollCfgRequest", 1, "cfg_key_patterns", "string", True, None),
+    ("PollCfgResponse", 1, "parsed_data", "message", False, "google.protobuf.Struct"),
+]
+
+
+def _check_fields(module: object, rows: list[tuple]) -> None:
+    fd = module.DESCRIPTOR  # type: ignore[attr-defined]
+    for msg_name, number, name, typ, repeated, type_name in rows:
+        msg = fd.message_types_by_name[msg_name]
+        field = msg.fields_by_number[number]
+        assert field.name == name, (msg_name, number)
+        assert field.type == T[typ], (msg_name, name)
+        assert field.is_repeated == repeated, (msg_name, name)
+        if type_name is not None:
+            target = field.message_type or field.enum_type
+            assert target.full_name == type_name, (msg_name, name)
+        if repeated and typ in ("uint32",):
+            # proto3 packs repeated scalars by default; the original's wire form.
+            assert field.is_packed, (msg_name, name)
+
+
+def test_daqdata_wire_contract() -> None:
+    fd = daq_data_pb2.DESCRIPTOR
+    assert fd.package == "daqdata"
+    _check_fields(daq_data_pb2, DAQDATA_FIELDS)
+    enum = fd.message_types_by_name["PanoImage"].enum_types_by_name["Type"]
+    assert {v.name: v.number for v in enum.values} == {
+        "UNDEFINED": 0,
+        "PULSE_HEIGHT": 1,
+        "MOVIE": 2,
+    }
+    init_req = descriptor_pb2.DescriptorProto()
+    fd.message_types_by_name["InitHpIoRequest"].CopyToProto(init_req)
+    assert [(r.start, r.end) for r in init_req.reserved_range] == [(5, 6)]
+    for unused in (
+        "StreamHashpipeStatusRequest",
+        "StreamHashpipeStatusResponse",
+        "SetConfigurationRequest",
+        "SetConfigurationResponse",
+    ):
+        assert unused in fd.message_types_by_name
+    svc = fd.services_by_name["DaqData"]
+    rpcs = {m.name: m for m in svc.methods}
+    assert rpcs["StreamImages"].input_type.name == "StreamImagesRequest"
+    assert rpcs["StreamImages"].output_type.name == "StreamImagesResponse"
+    assert rpcs["InitHpIo"].input_type.name == "InitHpIoRequest"
+    assert rpcs["Ping"].input_type.full_name == "google.protobuf.Empty"
+    assert rpcs["Ping"].output_type.full_name == "google.protobuf.Empty"
+    assert rpcs["UploadImages"].input_type.name == "UploadImageRequest"
+    mp = descriptor_pb2.ServiceDescriptorProto()
+    svc.CopyToProto(mp)
+    streaming = {m.name: (m.client_streaming, m.server_streaming) for m in mp.method}
+    assert streaming == {
+        "StreamImages": (False, True),
+        "InitHpIo": (False, False),
+        "Ping": (False, False),
+        "UploadImages": (True, False),
+    }
+    opts = fd.GetOptions()
+    assert opts.java_multiple_files and opts.java_package == "io.grpc.daq_data"
+    assert opts.java_outer_classname == "DaqDataProto" and opts.objc_class_prefix == "DAQD"
+
+
+def test_ubloxcontrol_wire_contract() -> None:
+    fd = ublox_control_pb2.DESCRIPTOR
+    assert fd.package == "ubloxcontrol"
+    _check_fields(ublox_control_pb2, UBLOX_FIELDS)
+    status = fd.message_types_by_name["InitF9tResponse"].enum_types_by_name["InitStatus"]
+    assert {v.name: v.number for v in status.values} == {
+        "UNDEFINED": 0,
+        "INVALID_CONFIG": 1,
+        "SUCCESS": 2,
+        "FAILURE": 3,
+    }
+    ctype = fd.message_types_by_name["CaptureUbloxResponse"].enum_types_by_name["Type"]
+    assert {v.name: v.number for v in ctype.values} == {"UNDEFINED": 0, "DATA": 1, "ERROR": 2}
+    mp = descriptor_pb2.ServiceDescriptorProto()
+    fd.services_by_name["UbloxControl"].CopyToProto(mp)
+    assert {m.name: (m.input_type, m.output_type, m.server_streaming) for m in mp.method} == {
+        "InitF9t": (".ubloxcontrol.InitF9tRequest", ".ubloxcontrol.InitF9tResponse", False),
+        "PollMessage": (".ubloxcontrol.PollRequest", ".ubloxcontrol.PollResponse", False),
+        "CaptureUblox": (
+            ".ubloxcontrol.CaptureUbloxRequest",
+            ".ubloxcontrol.CaptureUbloxResponse",
+            True,
+        ),
+    }
+    opts = fd.GetOptions()
+    assert opts.java_package == "io.grpc.ublox_control"
+    assert opts.java_outer_classname == "UbloxControlProto" and opts.objc_class_prefix == "UBXCTL"
