@@ -1,0 +1,358 @@
+"""The one owner of the receiver's serial port (spec ublox.md §A routing rule, §B step 5, §C).
+
+Threads do only I/O: a reader thread frames UBX (pyubx2 skips NMEA, RTCM and garbage) and a
+writer thread drains the write queue. Everything else runs on the asyncio loop, handed over with
+`loop.call_soon_threadsafe`: routing a frame to the request waiting for it (by class/id, and for
+ACK/NAK by the acknowledged class/id), the frame cache (newest per identity, first-seen order) and
+the fan-out to subscribers. Because the cache and the subscriber list are only touched on the loop,
+"snapshot the cache and subscribe" is atomic without a lock.
+
+A vanished device (SerialException, OSError) stops the reader at once, never spinning; the link
+fails pending requests with `LinkLost`, ends every subscription and tells its owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import serial
+from pyubx2 import ERR_LOG, UBX_PROTOCOL, UBXReader
+
+from panoseti_appliance.ublox.parsed import UbxFrame
+
+log = logging.getLogger(__name__)
+
+ACK_CLASS = 0x05
+ACK_ACK, ACK_NAK = 0x01, 0x00
+#: Classes whose frames are periodic output: also cached and streamed when a request takes them.
+PERIODIC_CLASSES = frozenset({0x01, 0x0D})  # NAV, TIM
+READ_TIMEOUT_S = 0.5
+
+RouteKey = tuple[int, ...]
+
+
+class LinkLost(ConnectionError):
+    """The device vanished or the link was closed while a request was waiting."""
+
+
+def route_key(frame: UbxFrame) -> RouteKey:
+    """(class, id) of a frame; for ACK-ACK/ACK-NAK (0x05, id, acknowledged class, acknowledged id)."""
+    if frame.msg_cls == ACK_CLASS and len(frame.payload) >= 2:
+        return (ACK_CLASS, frame.msg_id, frame.payload[0], frame.payload[1])
+    return (frame.msg_cls, frame.msg_id)
+
+
+def ack_keys(cls_id: int, msg_id: int) -> tuple[RouteKey, RouteKey]:
+    """Route keys of the ACK-ACK and ACK-NAK that acknowledge (cls_id, msg_id)."""
+    return (ACK_CLASS, ACK_ACK, cls_id, msg_id), (ACK_CLASS, ACK_NAK, cls_id, msg_id)
+
+
+@dataclass
+class _Waiter:
+    """A request waiting for replies: collects frames with `keys` until one of `final` arrives."""
+
+    keys: frozenset[RouteKey]
+    final: frozenset[RouteKey]
+    future: asyncio.Future[list[UbxFrame]]
+    sent_seq: int | None = None  # frame sequence number when the request was written
+    frames: list[UbxFrame] = field(default_factory=list)
+
+
+@dataclass
+class Ended:
+    """The end of a subscription: why, as a gRPC-facing kind and message."""
+
+    kind: str  # "lost", "reinit", "shutdown", "closed"
+    message: str
+
+
+@dataclass
+class Dropped:
+    """Frames dropped for a slow subscriber since the last delivery."""
+
+    count: int
+
+
+class Subscription:
+    """A subscriber's bounded queue: drop-oldest when full, counted and reported once."""
+
+    def __init__(self, maxsize: int, cached: list[UbxFrame]) -> None:
+        self.cached = cached
+        self._queue: collections.deque[UbxFrame] = collections.deque(maxlen=max(1, maxsize))
+        self._dropped = 0
+        self._ended: Ended | None = None
+        self._event = asyncio.Event()
+
+    @property
+    def ended(self) -> Ended | None:
+        return self._ended
+
+    def put(self, frame: UbxFrame) -> None:
+        if self._ended is not None:
+            return
+        if len(self._queue) == self._queue.maxlen:
+            self._dropped += 1
+        self._queue.append(frame)
+        self._event.set()
+
+    def end(self, ended: Ended) -> None:
+        if self._ended is None:
+            self._ended = ended
+            self._event.set()
+
+    async def get(self) -> UbxFrame | Dropped | Ended:
+        """The next item: a Dropped notice first if frames were lost, then frames, then Ended."""
+        while True:
+            if self._dropped:
+                n, self._dropped = self._dropped, 0
+                log.error("dropped %d frames (client too slow)", n)
+                return Dropped(n)
+            if self._queue:
+                return self._queue.popleft()
+            if self._ended is not None:
+                return self._ended
+            self._event.clear()
+            await self._event.wait()
+
+
+class UbxLink:
+    """Own one serial port: read, write, route replies, cache and fan out frames."""
+
+    def __init__(
+        self,
+        device: str,
+        baud: int,
+        loop: asyncio.AbstractEventLoop,
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
+        self.device = device
+        self.baud = baud
+        self._loop = loop
+        self._on_lost = on_lost
+        self._port: serial.Serial | None = None
+        self._stop = threading.Event()
+        self._writes: queue.Queue[tuple[bytes, _Waiter | None] | None] = queue.Queue()
+        self._seq_lock = threading.Lock()
+        self._seq = itertools.count(1)
+        self._last_seq = 0
+        self._threads: list[threading.Thread] = []
+        self._waiters: list[_Waiter] = []
+        self._cache: dict[str, UbxFrame] = {}
+        self._subs: set[Subscription] = set()
+        self.lost_reason: str | None = None
+        self.parse_errors = 0
+
+    # ---- lifecycle (blocking; call from a thread) -------------------------------------------
+
+    def open(self) -> None:
+        """Open and flush the port and start the reader and writer threads.
+
+        Raises serial.SerialException or OSError when the device cannot be opened.
+        """
+        port = serial.Serial(
+            self.device, baudrate=self.baud, timeout=READ_TIMEOUT_S, exclusive=True
+        )
+        port.reset_input_buffer()
+        port.reset_output_buffer()
+        self._port = port
+        reader = threading.Thread(target=self._read_loop, name="ubx-reader", daemon=True)
+        writer = threading.Thread(target=self._write_loop, name="ubx-writer", daemon=True)
+        self._threads = [reader, writer]
+        reader.start()
+        writer.start()
+
+    async def aclose(self, reason: str = "link closed") -> None:
+        """Fail waiting requests, then stop the threads and close the port off the loop."""
+        for waiter in self._waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(LinkLost(reason))
+        self._waiters.clear()
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """Stop both threads, close the port and join; safe to call more than once."""
+        self._stop.set()
+        self._writes.put(None)
+        port = self._port
+        if port is not None:
+            try:
+                port.cancel_read()
+            except Exception:  # the port may already be gone with the device
+                log.debug("cancel_read failed", exc_info=True)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5.0)
+        if port is not None:
+            try:
+                port.close()
+            except Exception:
+                log.debug("closing the port failed", exc_info=True)
+        self._port = None
+
+    # ---- asyncio-facing API (call on the loop) ----------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._port is not None and not self._stop.is_set() and self.lost_reason is None
+
+    async def request(
+        self,
+        data: bytes,
+        keys: set[RouteKey],
+        final: set[RouteKey] | None = None,
+        timeout: float = 2.5,
+    ) -> list[UbxFrame] | None:
+        """Write `data` and collect replies with `keys` until a `final` one (default: any key).
+
+        Only frames received after the write count. Returns None on timeout; raises LinkLost if
+        the device goes away or the link closes meanwhile.
+        """
+        if not self.alive:
+            raise LinkLost(self.lost_reason or "link is closed")
+        waiter = _Waiter(
+            frozenset(keys),
+            frozenset(final if final is not None else keys),
+            self._loop.create_future(),
+        )
+        self._waiters.append(waiter)
+        self._writes.put((data, waiter))
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+        except TimeoutError:
+            return None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def subscribe(self, maxsize: int) -> Subscription:
+        """Register a subscriber and snapshot the cache in one step (both happen on the loop)."""
+        sub = Subscription(maxsize, list(self._cache.values()))
+        if self.lost_reason is not None:
+            sub.end(Ended("lost", self.lost_reason))
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(1 for s in self._subs if s.ended is None)
+
+    def end_subscriptions(self, kind: str, message: str) -> None:
+        for sub in list(self._subs):
+            sub.end(Ended(kind, message))
+        self._subs.clear()
+
+    def cached(self) -> list[UbxFrame]:
+        return list(self._cache.values())
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    # ---- loop-side handling -----------------------------------------------------------------
+
+    def _dispatch(self, seq: int, frame: UbxFrame) -> None:
+        rkey = route_key(frame)
+        taken = False
+        for waiter in list(self._waiters):
+            if waiter.future.done() or waiter.sent_seq is None or seq <= waiter.sent_seq:
+                continue
+            if rkey in waiter.keys:
+                waiter.frames.append(frame)
+                if rkey in waiter.final:
+                    waiter.future.set_result(waiter.frames)
+                    self._waiters.remove(waiter)
+                taken = True
+                break
+        if taken and frame.msg_cls not in PERIODIC_CLASSES:
+            return
+        self._cache[frame.identity] = frame
+        for sub in self._subs:
+            sub.put(frame)
+
+    def _lost(self, reason: str) -> None:
+        if self.lost_reason is not None:
+            return
+        self.lost_reason = reason
+        for waiter in self._waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(LinkLost(reason))
+        self._waiters.clear()
+        self.end_subscriptions("lost", reason)
+        if self._on_lost is not None:
+            self._on_lost(reason)
+
+    def _post(self, callback: Callable[..., None], *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon is exiting
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    # ---- threads ----------------------------------------------------------------------------
+
+    def _parse_error(self, err: Exception) -> None:
+        self.parse_errors += 1
+        log.debug("skipped unparsable input: %s", err)
+
+    def _read_loop(self) -> None:
+        port = self._port
+        assert port is not None
+        reader = UBXReader(
+            port, protfilter=UBX_PROTOCOL, quitonerror=ERR_LOG, errorhandler=self._parse_error
+        )
+        reason: str | None = None
+        while not self._stop.is_set():
+            try:
+                raw, parsed = reader.read()
+            except (serial.SerialException, OSError) as exc:
+                reason = str(exc) or type(exc).__name__
+                break
+            except Exception as exc:  # a frame pyubx2 cannot handle: skip it, keep reading
+                self._parse_error(exc)
+                continue
+            if raw is None or parsed is None:
+                continue
+            with self._seq_lock:
+                seq = next(self._seq)
+                self._last_seq = seq
+            self._post(self._dispatch, seq, UbxFrame(bytes(raw), parsed, time.time()))
+        if reason is not None and not self._stop.is_set():
+            log.error("F9T device %s lost: %s", self.device, reason)
+            self._stop.set()
+            self._writes.put(None)
+            self._post(self._lost, reason)
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._writes.get()
+            if item is None or self._stop.is_set():
+                return
+            data, waiter = item
+            port = self._port
+            if port is None:
+                return
+            if waiter is not None:
+                with self._seq_lock:
+                    waiter.sent_seq = self._last_seq
+            try:
+                port.write(data)
+                port.flush()
+            except (serial.SerialException, OSError) as exc:
+                reason = f"write failed: {exc}"
+                if not self._stop.is_set():
+                    log.error("F9T device %s lost: %s", self.device, reason)
+                    self._stop.set()
+                    try:
+                        port.cancel_read()
+                    except Exception:
+                        log.debug("cancel_read failed", exc_info=True)
+                    self._post(self._lost, reason)
+                return

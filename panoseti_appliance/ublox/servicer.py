@@ -1,0 +1,396 @@
+"""The UbloxControl gRPC servicer: InitF9t, PollMessage, CaptureUblox (spec ublox.md §A-C).
+
+State is one optional `UbxLink` (None means idle) plus the last successful plan. An asyncio lock
+serialises everything that talks to the receiver (InitF9t, PollMessage, automatic re-init), so
+one request's replies are never confused with another's. CaptureUblox only reads the link's
+cache and subscriber queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import stat
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.struct_pb2 import Struct
+from pyubx2 import UBX_MSGIDS
+from pyubx2.ubxtypes_poll import UBX_PAYLOADS_POLL
+
+from panoseti_appliance._proto import ublox_control_pb2 as pb
+from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
+from panoseti_appliance.ublox.f9t import (
+    SUCCESS_MESSAGE,
+    InitFailure,
+    ReceiverInfo,
+    poll_one,
+    run_plan,
+    valget,
+)
+from panoseti_appliance.ublox.link import Dropped, Ended, LinkLost, Subscription, UbxLink
+from panoseti_appliance.ublox.parsed import UbxFrame, capture_response, error_response
+from panoseti_appliance.ublox.plan import (
+    MAX_KEYS_PER_MESSAGE,
+    POLL_LAYERS,
+    F9tPlan,
+    InvalidConfig,
+    chunked,
+    validate_config,
+)
+from panoseti_appliance.ublox.values import all_key_names, key_by_name
+
+log = logging.getLogger(__name__)
+
+NOT_INITIALISED = "F9T is not initialized or I/O is not running."
+SHUTTING_DOWN = "Server is shutting down."
+DEVICE_DISCONNECTED = "F9T device disconnected"
+MAX_POLL_MESSAGES = 32
+REOPEN_CHECK_S = 0.25
+REOPEN_RETRY_S = (1.0, 2.0, 5.0)
+
+#: Pollable message identities (class CFG excluded) -> (class, id).
+_NAME_TO_IDS: dict[str, tuple[int, int]] = {
+    str(name): (raw[0], raw[1]) for raw, name in UBX_MSGIDS.items() if len(raw) == 2
+}
+POLLABLE_MESSAGES: dict[str, tuple[int, int]] = {
+    name: _NAME_TO_IDS[name]
+    for name in UBX_PAYLOADS_POLL
+    if not name.startswith("CFG-") and name in _NAME_TO_IDS
+}
+
+
+class RpcAbort(Exception):
+    """A gRPC status to end the call with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def compile_patterns(patterns: list[str]) -> list[re.Pattern[str]]:
+    """Compile re.match patterns; a bad one is INVALID_ARGUMENT naming it."""
+    out = []
+    for pattern in patterns:
+        try:
+            out.append(re.compile(pattern))
+        except re.error as exc:
+            raise RpcAbort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"invalid pattern '{pattern}': {exc}"
+            ) from None
+    return out
+
+
+def matches(compiled: list[re.Pattern[str]], name: str) -> bool:
+    """Any pattern re.match-es the name; no patterns means everything."""
+    return not compiled or any(p.match(name) for p in compiled)
+
+
+def _struct(data: dict[str, Any]) -> Struct:
+    out = Struct()
+    out.update(data)
+    return out
+
+
+class UbloxControlServicer(pb_grpc.UbloxControlServicer):
+    """Owns the receiver state and serves the three RPCs."""
+
+    def __init__(
+        self,
+        max_read_queue_size: int = 200,
+        ack_timeout: float = 2.5,
+        poll_timeout: float = 1.0,
+    ) -> None:
+        self.max_read_queue_size = max_read_queue_size
+        self.ack_timeout = ack_timeout
+        self.poll_timeout = poll_timeout
+        self._link: UbxLink | None = None
+        self._plan: F9tPlan | None = None
+        self._info: ReceiverInfo | None = None
+        self._lock = asyncio.Lock()
+        self._reopen: asyncio.Task[None] | None = None
+        self._shutting_down = False
+
+    # ---- state ------------------------------------------------------------------------------
+
+    @property
+    def initialised(self) -> bool:
+        return self._link is not None and self._link.alive
+
+    @property
+    def link(self) -> UbxLink | None:
+        return self._link
+
+    async def _stop_link(self, kind: str, message: str) -> None:
+        """End streams with `kind`, stop the port owner and forget its cache."""
+        link, self._link = self._link, None
+        if link is not None:
+            link.end_subscriptions(kind, message)
+            await link.aclose(message)
+
+    def _cancel_reopen(self) -> None:
+        if self._reopen is not None and self._reopen is not asyncio.current_task():
+            self._reopen.cancel()
+        self._reopen = None
+
+    async def _bring_up(self, plan: F9tPlan) -> ReceiverInfo:
+        """Open the device and run the plan (steps 5-9); on any failure the state is idle."""
+
+        def lost(reason: str) -> None:
+            if self._link is link:
+                self._on_device_lost(reason)
+
+        link = UbxLink(plan.device, plan.baud, asyncio.get_running_loop(), on_lost=lost)
+        try:
+            await asyncio.to_thread(link.open)
+        except Exception as exc:
+            raise RpcAbort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"Could not connect to device {os.path.abspath(plan.device)}: {exc}",
+            ) from None
+        try:
+            info = await run_plan(link, plan, self.ack_timeout)
+        except BaseException:
+            link.end_subscriptions("lost", "initialisation failed")
+            await link.aclose("initialisation failed")
+            raise
+        self._link = link
+        self._plan = plan
+        self._info = info
+        if link.lost_reason is not None:
+            self._on_device_lost(link.lost_reason)
+        return info
+
+    def _on_device_lost(self, reason: str) -> None:
+        """Called on the loop when the active link's device vanished: go idle, wait for it."""
+        link, self._link = self._link, None
+        log.error("F9T device lost (%s); waiting for it to reappear", reason)
+        if link is not None:
+            asyncio.get_running_loop().create_task(link.aclose(reason))
+        if self._plan is not None and not self._shutting_down:
+            self._start_reopen(self._plan)
+
+    def _start_reopen(self, plan: F9tPlan) -> None:
+        self._cancel_reopen()
+        self._reopen = asyncio.get_running_loop().create_task(self._reopen_when_present(plan))
+
+    async def _reopen_when_present(self, plan: F9tPlan) -> None:
+        """Wait for the device path (or its symlink) and re-run the plan until it succeeds."""
+        attempt = 0
+        while not self._shutting_down:
+            if not os.path.exists(plan.device):
+                await asyncio.sleep(REOPEN_CHECK_S)
+                continue
+            async with self._lock:
+                if self._link is not None or self._shutting_down:
+                    return
+                try:
+                    info = await self._bring_up(plan)
+                except (RpcAbort, InitFailure, LinkLost) as exc:
+                    log.warning("re-initialising F9T on %s failed: %s", plan.device, exc)
+                else:
+                    log.info("F9T re-initialised after re-plug: %s", info.describe())
+                    self._reopen = None
+                    return
+            await asyncio.sleep(REOPEN_RETRY_S[min(attempt, len(REOPEN_RETRY_S) - 1)])
+            attempt += 1
+
+    def start_with(self, plan: F9tPlan) -> None:
+        """init_on_start: bring the configured chip up as soon as its device is present."""
+        self._plan = plan
+        self._start_reopen(plan)
+
+    async def shutdown(self) -> None:
+        """End every stream with UNAVAILABLE and close the port."""
+        self._shutting_down = True
+        self._cancel_reopen()
+        link = self._link
+        if link is not None:
+            link.end_subscriptions("shutdown", SHUTTING_DOWN)
+
+    async def close(self) -> None:
+        await self._stop_link("shutdown", SHUTTING_DOWN)
+
+    # ---- InitF9t ----------------------------------------------------------------------------
+
+    async def InitF9t(
+        self, request: pb.InitF9tRequest, context: grpc.aio.ServicerContext
+    ) -> pb.InitF9tResponse:
+        cfg = MessageToDict(request.f9t_config) if request.HasField("f9t_config") else {}
+        try:
+            plan = validate_config(cfg)
+        except InvalidConfig as exc:
+            return pb.InitF9tResponse(
+                init_status=pb.InitF9tResponse.INVALID_CONFIG,
+                message=str(exc),
+                f9t_config=request.f9t_config,
+            )
+        try:
+            return await self._init(plan, request.force_init, context)
+        except RpcAbort as exc:
+            await context.abort(exc.code, exc.message)
+            raise AssertionError("unreachable") from None
+
+    async def _init(
+        self, plan: F9tPlan, force: bool, context: grpc.aio.ServicerContext
+    ) -> pb.InitF9tResponse:
+        echo = _struct(plan.effective_config)
+        if self._shutting_down:
+            raise RpcAbort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+        if not os.path.exists(plan.device):
+            raise RpcAbort(
+                grpc.StatusCode.UNAVAILABLE, f"Device path {plan.device} does not exist."
+            )
+        if not stat.S_ISCHR(os.stat(plan.device).st_mode):
+            return pb.InitF9tResponse(
+                init_status=pb.InitF9tResponse.INVALID_CONFIG,
+                message=f"Device path {plan.device} is not a character device",
+                f9t_config=echo,
+            )
+        remaining = context.time_remaining()
+        try:
+            await asyncio.wait_for(self._lock.acquire(), remaining)
+        except TimeoutError:
+            raise RpcAbort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "another InitF9t is still running"
+            ) from None
+        try:
+            link = self._link
+            n = link.subscriber_count if link is not None else 0
+            if n > 0 and not force:
+                raise RpcAbort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"Cannot initiate F9T while {n} clients are connected. Use force_init=True "
+                    "to force initialization and cancel all active clients.",
+                )
+            self._cancel_reopen()
+            self._plan = None
+            await self._stop_link(
+                "reinit", f"F9T re-initialised by InitF9t from {context.peer()}; re-subscribe"
+            )
+            try:
+                info = await self._bring_up(plan)
+            except InitFailure as exc:
+                log.warning("InitF9t failed: %s", exc)
+                return pb.InitF9tResponse(
+                    init_status=pb.InitF9tResponse.FAILURE, message=str(exc), f9t_config=echo
+                )
+            except LinkLost as exc:
+                raise RpcAbort(
+                    grpc.StatusCode.UNAVAILABLE, f"{DEVICE_DISCONNECTED}: {exc}"
+                ) from None
+            return pb.InitF9tResponse(
+                init_status=pb.InitF9tResponse.SUCCESS,
+                message=f"{SUCCESS_MESSAGE}\n{info.describe()}",
+                f9t_config=echo,
+            )
+        finally:
+            self._lock.release()
+
+    # ---- PollMessage ------------------------------------------------------------------------
+
+    async def PollMessage(
+        self, request: pb.PollRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PollResponse:
+        try:
+            return await self._poll(list(request.patterns))
+        except RpcAbort as exc:
+            await context.abort(exc.code, exc.message)
+            raise AssertionError("unreachable") from None
+
+    async def _poll(self, patterns: list[str]) -> pb.PollResponse:
+        if not patterns:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "patterns: give at least one pattern")
+        compiled = compile_patterns(patterns)
+        names = [n for n in POLLABLE_MESSAGES if any(p.match(n) for p in compiled)]
+        keys = [k for k in all_key_names() if any(p.match(k) for p in compiled)]
+        if not names and not keys:
+            raise RpcAbort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"patterns {patterns} select no pollable message and no CFG key",
+            )
+        if len(names) > MAX_POLL_MESSAGES:
+            raise RpcAbort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"patterns select {len(names)} message types; at most {MAX_POLL_MESSAGES} per poll",
+            )
+        async with self._lock:
+            link = self._link
+            if link is None or not link.alive:
+                raise RpcAbort(grpc.StatusCode.FAILED_PRECONDITION, NOT_INITIALISED)
+            out = pb.PollResponse()
+            try:
+                for name in names:
+                    frame = await poll_one(link, *POLLABLE_MESSAGES[name], self.poll_timeout)
+                    out.gnss_packet.append(
+                        capture_response(frame)
+                        if frame is not None
+                        else error_response(f"no answer within {self.poll_timeout:.1f} s", name)
+                    )
+                for chunk in chunked(keys, MAX_KEYS_PER_MESSAGE):
+                    cfg_keys = [key_by_name(k) for k in chunk]
+                    got, err = await valget(link, POLL_LAYERS["RAM"], cfg_keys, self.ack_timeout)
+                    out.gnss_packet.append(
+                        capture_response(got)
+                        if got is not None
+                        else error_response(
+                            f"CFG-VALGET {err} for keys {', '.join(chunk)}", "CFG-VALGET"
+                        )
+                    )
+            except LinkLost as exc:
+                raise RpcAbort(
+                    grpc.StatusCode.UNAVAILABLE, f"{DEVICE_DISCONNECTED}: {exc}"
+                ) from None
+            return out
+
+    # ---- CaptureUblox -----------------------------------------------------------------------
+
+    async def CaptureUblox(
+        self, request: pb.CaptureUbloxRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.CaptureUbloxResponse]:
+        try:
+            compiled = compile_patterns(list(request.patterns))
+            link = self._link
+            if self._shutting_down:
+                raise RpcAbort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+            if link is None or not link.alive:
+                raise RpcAbort(grpc.StatusCode.FAILED_PRECONDITION, NOT_INITIALISED)
+        except RpcAbort as exc:
+            await context.abort(exc.code, exc.message)
+            return
+        sub = link.subscribe(self.max_read_queue_size)
+        log.info("CaptureUblox from %s: patterns %s", context.peer(), list(request.patterns))
+        try:
+            for frame in sub.cached:
+                if matches(compiled, frame.identity):
+                    yield capture_response(frame)
+            async for response in self._live(sub, compiled):
+                yield response
+            ended = sub.ended
+            assert ended is not None
+        finally:
+            link.unsubscribe(sub)
+        if ended.kind == "lost":
+            yield error_response(f"device disconnected: {ended.message}")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, DEVICE_DISCONNECTED)
+        elif ended.kind == "reinit":
+            await context.abort(grpc.StatusCode.CANCELLED, ended.message)
+        else:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+
+    async def _live(
+        self, sub: Subscription, compiled: list[re.Pattern[str]]
+    ) -> AsyncIterator[pb.CaptureUbloxResponse]:
+        while True:
+            item = await sub.get()
+            if isinstance(item, Ended):
+                return
+            if isinstance(item, Dropped):
+                yield error_response(f"dropped {item.count} frames (client too slow)")
+            elif isinstance(item, UbxFrame) and matches(compiled, item.identity):
+                yield capture_response(item)
