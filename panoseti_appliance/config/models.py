@@ -1,19 +1,53 @@
 """pydantic models of every appliance setting (design.md §4).
 
-SKELETON: field names and defaults are fixed here so the daemons can be built against them; the
-configuration issue adds bounds, descriptions, cross-field validators and the original formats.
+Field names are a contract: the daemons, the NixOS module and operators' files use them. Every
+field is typed, bounded and described; the descriptions are the reference documentation
+(docs/configuration.md is generated from this schema). Rules that involve more than one field are
+model validators raising `FieldProblem`, whose message says how to fix the file.
+
+`ApplianceConfig` is a pydantic-settings `BaseSettings`: its sources are the layers the loader
+assembled (see `config.loader`); constructed directly it holds the defaults only.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from panoseti_appliance.config.checks import (
+    FieldProblem,
+    check_listen_address,
+    check_module_ids,
+    check_template,
+    check_unique,
+    format_module_range,
+    normalise_cfg_key,
+    normalise_uid,
+    parse_module_range,
+)
+from panoseti_appliance.config.sources import active_layer_sources
 
 DATA_PRODUCT_NAMES = ("img8", "img16", "ph256", "ph1024")
 DataProductName = Literal["img8", "img16", "ph256", "ph1024"]
 SimulationMode = Literal["filesystem_poll", "filesystem_pipe", "uds", "rpc"]
+LayerName = Literal["RAM", "BBR", "FLASH"]
+STANDARD_BAUDS = (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+UpperLayer = Annotated[LayerName, BeforeValidator(_upper)]
+ModuleId = Annotated[int, Field(ge=0, le=65535)]
+Seconds = Annotated[float, Field(allow_inf_nan=False)]
 
 
 def _all_products() -> list[DataProductName]:
@@ -24,140 +58,744 @@ def _simulated_uds_products() -> list[DataProductName]:
     return ["ph256", "img16"]
 
 
+def _ram_only() -> list[LayerName]:
+    return ["RAM"]
+
+
+def _listen_addresses(addresses: list[str], what: str) -> list[str]:
+    out = [check_listen_address(a) for a in addresses]
+    check_unique(out, what)
+    return out
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class HashpipeSourceConfig(_Section):
-    """The Hashpipe Unix-socket source (spec daqdata.md §C.3)."""
+    """The Hashpipe Unix-socket source (spec daqdata.md §C.3): one listening socket per product."""
 
-    enabled: bool = True
-    socket_template: str = "/tmp/hashpipe_grpc.dp_{dp}.sock"
-    data_products: list[DataProductName] = Field(default_factory=_all_products)
-    socket_mode: int = 0o660
-    socket_group: str | None = None
-    receive_buffer_bytes: int = 1 << 20
+    enabled: bool = Field(
+        default=True, description="Ingest frames Hashpipe writes to the per-product Unix sockets."
+    )
+    socket_template: str = Field(
+        default="/tmp/hashpipe_grpc.dp_{dp}.sock",
+        min_length=1,
+        description="Socket path per data product; `{dp}` becomes img8, img16, ph256 or ph1024. "
+        "Hashpipe has `/tmp/hashpipe_grpc.dp_%s.sock` compiled in, so change it only for tests.",
+    )
+    data_products: list[DataProductName] = Field(
+        default_factory=_all_products,
+        description="Data products whose socket is created and read.",
+    )
+    socket_mode: int = Field(
+        default=0o660,
+        ge=0,
+        le=0o777,
+        description="Permission bits of self-bound sockets (Hashpipe needs write permission; "
+        "decimal in YAML, e.g. 432 for 0660).",
+    )
+    socket_group: str | None = Field(
+        default=None,
+        description="Group given to self-bound sockets (shared with Hashpipe's user); "
+        "null keeps the daemon's group.",
+    )
+    receive_buffer_bytes: int = Field(
+        default=1 << 20,
+        ge=204_800,
+        le=1 << 30,
+        description="SO_RCVBUF of each socket; at least the original's 204800 bytes.",
+    )
+    read_timeout_seconds: Seconds = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="The original's uds `read_timeout`, kept so imported files validate. The "
+        "appliance never closes an idle Hashpipe connection because of it (spec §C.3).",
+    )
+
+    @field_validator("socket_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_template(value, {"dp"}, {"dp"}, "socket_template")
+
+    @field_validator("data_products")
+    @classmethod
+    def _products(cls, value: list[DataProductName]) -> list[DataProductName]:
+        check_unique(value, "data_products")
+        return value
 
 
 class FilesystemPollConfig(_Section):
-    enabled: bool = False
+    """Sample the newest frame of each run file by polling `hp_io.data_dir` (spec §C.1)."""
+
+    enabled: bool = Field(
+        default=False, description="Poll the run directories under hp_io.data_dir."
+    )
 
 
 class FilesystemPipeConfig(_Section):
-    enabled: bool = False
-    pipe_name: str = "read_status_2"
+    """Read frames when Hashpipe signals them on a named pipe in each run dir (spec §C.2)."""
+
+    enabled: bool = Field(
+        default=False, description="Watch the read-status FIFOs in the active run dirs."
+    )
+    pipe_name: str = Field(
+        default="read_status_2",
+        min_length=1,
+        pattern=r"^[^/\x00]+$",
+        description="File name of the FIFO in each module's active run directory.",
+    )
 
 
 class SimulatorConfig(_Section):
     """The DAQ simulator used when InitHpIo has simulate_daq (spec daqdata.md §D)."""
 
-    mode: SimulationMode = "uds"
-    module_ids: list[int] = Field(default_factory=lambda: [224])
-    movie_type: Literal["img8", "img16"] = "img16"
-    ph_type: Literal["ph256", "ph1024"] = "ph256"
-    # None means the sample run bundled inside the package.
-    movie_pff_path: Path | None = None
-    ph_pff_path: Path | None = None
-    update_interval_seconds: float = 0.1
-    replay_original_timestamps: bool = False
-    sim_data_dir: Path = Path("/tmp/panoseti-sim")
-    sim_run_dir_template: str = "module_{module_id}/obs_SIMULATE"
-    daq_active_file: str = "module_{module_id}.daq-active"
-    frames_per_pff: int = 100
-    frame_limit: int = -1
-    uds_data_products: list[DataProductName] = Field(default_factory=_simulated_uds_products)
-    # gRPC target of the rpc simulator; None means this daemon's first unix:// listen address.
-    rpc_target: str | None = None
+    mode: SimulationMode = Field(
+        default="uds",
+        description="How simulated frames reach the server: `uds` emulates Hashpipe (needs "
+        "daqdata.hashpipe.enabled), `filesystem_poll`/`filesystem_pipe` write run files (need "
+        "that source enabled), `rpc` uploads over a unix:// gRPC listener.",
+    )
+    module_ids: list[ModuleId] = Field(
+        default_factory=lambda: [224],
+        min_length=1,
+        description="Module ids the simulated frames carry (0..65535).",
+    )
+    movie_type: Literal["img8", "img16"] = Field(
+        default="img16", description="Data product of movie_pff_path."
+    )
+    ph_type: Literal["ph256", "ph1024"] = Field(
+        default="ph256", description="Data product of ph_pff_path."
+    )
+    movie_pff_path: Path | None = Field(
+        default=None,
+        description="PFF file replayed as movie frames; null uses the bundled sample run.",
+    )
+    ph_pff_path: Path | None = Field(
+        default=None,
+        description="PFF file replayed as pulse-height frames; null uses the bundled sample run.",
+    )
+    update_interval_seconds: Seconds = Field(
+        default=0.1,
+        ge=0,
+        le=3600,
+        description="Pause between simulated steps (one movie and one PH frame per module); 0 "
+        "means as fast as possible.",
+    )
+    replay_original_timestamps: bool = Field(
+        default=False,
+        description="Keep the recorded header times instead of stamping the emission time.",
+    )
+    sim_data_dir: Path = Field(
+        default=Path("/tmp/panoseti-sim"),
+        description="Directory the filesystem modes write run files into (replaces "
+        "hp_io.data_dir while simulating).",
+    )
+    sim_run_dir_template: str = Field(
+        default="module_{module_id}/obs_SIMULATE",
+        min_length=1,
+        description="Run directory under sim_data_dir, relative; `{module_id}` is required.",
+    )
+    daq_active_file: str = Field(
+        default="module_{module_id}.daq-active",
+        min_length=1,
+        description="Marker file created in each run directory; `{module_id}` may be used.",
+    )
+    frames_per_pff: int = Field(
+        default=100,
+        ge=1,
+        le=10_000_000,
+        description="Frames per simulated PFF file before roll-over.",
+    )
+    frame_limit: int = Field(
+        default=-1, ge=-1, description="Stop after this many steps; -1 means never stop."
+    )
+    uds_data_products: list[DataProductName] = Field(
+        default_factory=_simulated_uds_products,
+        min_length=1,
+        description="Sockets the uds simulator connects to and feeds.",
+    )
+    rpc_target: str | None = Field(
+        default=None,
+        description="gRPC target of the rpc simulator; null means this daemon's first "
+        "unix:// listen address.",
+    )
+
+    @field_validator("module_ids")
+    @classmethod
+    def _modules(cls, value: list[int]) -> list[int]:
+        return check_module_ids(value, "module_ids")
+
+    @field_validator("uds_data_products")
+    @classmethod
+    def _products(cls, value: list[DataProductName]) -> list[DataProductName]:
+        check_unique(value, "uds_data_products")
+        return value
+
+    @field_validator("sim_run_dir_template")
+    @classmethod
+    def _run_dir(cls, value: str) -> str:
+        if value.startswith("/"):
+            raise ValueError(
+                f"sim_run_dir_template {value!r} must be relative to sim_data_dir; drop the "
+                "leading '/'"
+            )
+        return check_template(value, {"module_id"}, {"module_id"}, "sim_run_dir_template")
+
+    @field_validator("daq_active_file")
+    @classmethod
+    def _marker(cls, value: str) -> str:
+        if "/" in value:
+            raise ValueError(f"daq_active_file {value!r} must be a file name without '/'")
+        return check_template(value, {"module_id"}, set(), "daq_active_file")
 
 
 class DaqDataConfig(_Section):
-    """The DaqData daemon."""
+    """The DaqData daemon: where it listens, its limits and how it acquires frames."""
 
     listen: list[str] = Field(
-        default_factory=lambda: ["0.0.0.0:50051", "unix:///run/panoseti/daqdata.sock"]
+        default_factory=lambda: ["0.0.0.0:50051", "unix:///run/panoseti/daqdata.sock"],
+        min_length=1,
+        description="gRPC listen addresses: `HOST:PORT` (clients expect port 50051) and "
+        "`unix:///PATH` (the rpc simulator uploads through the first unix one).",
     )
-    max_concurrent_rpcs: int = 100
-    min_hp_io_update_interval_seconds: float = 0.001
-    max_client_update_interval_seconds: float = 60.0
-    shutdown_grace_period: float = 5.0
-    hp_io_stop_timeout: float = 5.0
-    hp_io_start_timeout: float = 10.0
-    init_from_default: bool = True
-    require_hashpipe_process: bool = False
-    hashpipe: HashpipeSourceConfig = Field(default_factory=HashpipeSourceConfig)
-    filesystem_poll: FilesystemPollConfig = Field(default_factory=FilesystemPollConfig)
-    filesystem_pipe: FilesystemPipeConfig = Field(default_factory=FilesystemPipeConfig)
-    simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
-    stats_log_interval_seconds: float = 60.0
+    max_concurrent_rpcs: int = Field(
+        default=100, ge=1, le=10_000, description="Most StreamImages readers served at once."
+    )
+    subscriber_queue_size: int = Field(
+        default=256,
+        ge=1,
+        le=1_000_000,
+        description="Frames an every-frame subscriber may fall behind before the oldest are "
+        "dropped and counted.",
+    )
+    min_hp_io_update_interval_seconds: Seconds = Field(
+        default=0.001,
+        gt=0,
+        le=60,
+        description="Smallest update_interval_seconds InitHpIo accepts.",
+    )
+    max_client_update_interval_seconds: Seconds = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="Longest StreamImages interval; longer requests are clamped to it.",
+    )
+    shutdown_grace_period: Seconds = Field(
+        default=5.0, ge=0, le=300, description="Seconds in-flight RPCs get to finish on shutdown."
+    )
+    hp_io_stop_timeout: Seconds = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds to stop the old hp_io on re-init before its tasks are cancelled.",
+    )
+    hp_io_start_timeout: Seconds = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds the new hp_io sources get to become ready.",
+    )
+    init_from_default: bool = Field(
+        default=True, description="Start ingestion at boot from the `hp_io` section."
+    )
+    require_hashpipe_process: bool = Field(
+        default=False,
+        description="InitHpIo (without simulate_daq) fails unless a process named `hashpipe` runs.",
+    )
+    hashpipe: HashpipeSourceConfig = Field(
+        default_factory=HashpipeSourceConfig, description="Hashpipe Unix-socket source."
+    )
+    filesystem_poll: FilesystemPollConfig = Field(
+        default_factory=FilesystemPollConfig, description="Run-file polling source."
+    )
+    filesystem_pipe: FilesystemPipeConfig = Field(
+        default_factory=FilesystemPipeConfig, description="Named-pipe signalled source."
+    )
+    simulator: SimulatorConfig = Field(
+        default_factory=SimulatorConfig, description="The DAQ simulator (InitHpIo simulate_daq)."
+    )
+    stats_log_interval_seconds: Seconds = Field(
+        default=60.0, gt=0, le=86_400, description="How often ingest and drop counters are logged."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: list[str]) -> list[str]:
+        return _listen_addresses(value, "listen")
+
+    @model_validator(mode="after")
+    def _intervals(self) -> DaqDataConfig:
+        if self.max_client_update_interval_seconds < self.min_hp_io_update_interval_seconds:
+            raise FieldProblem(
+                ["max_client_update_interval_seconds", "min_hp_io_update_interval_seconds"],
+                f"max_client_update_interval_seconds ({self.max_client_update_interval_seconds}) "
+                "is below min_hp_io_update_interval_seconds "
+                f"({self.min_hp_io_update_interval_seconds}); raise it",
+            )
+        return self
+
+    def unix_listen_address(self) -> str | None:
+        """The first `unix:` listen address (the rpc simulator's default target), if any."""
+        return next((a for a in self.listen if a.startswith("unix:")), None)
 
 
 class HpIoConfig(_Section):
     """The default InitHpIo payload, applied at start when daqdata.init_from_default is true."""
 
-    data_dir: str = "/mnt/panoseti"
-    update_interval_seconds: float = 0.1
-    simulate_daq: bool = False
-    force: bool = False
-    module_ids: list[int] = Field(default_factory=list)
+    data_dir: str = Field(
+        default="/mnt/panoseti",
+        description="Run-data directory the filesystem sources watch (absolute path; only used "
+        "when a filesystem source is enabled).",
+    )
+    update_interval_seconds: Seconds = Field(
+        default=0.1,
+        gt=0,
+        le=3600,
+        description="hp_io interval: how often sources sample and the fastest stream rate; at "
+        "least daqdata.min_hp_io_update_interval_seconds.",
+    )
+    simulate_daq: bool = Field(
+        default=False, description="Feed hp_io from the simulator (daqdata.simulator)."
+    )
+    force: bool = Field(default=False, description="End running streams when re-initialising.")
+    module_ids: list[ModuleId] = Field(
+        default_factory=list, description="Only ingest these modules; empty means all."
+    )
+
+    @field_validator("module_ids")
+    @classmethod
+    def _modules(cls, value: list[int]) -> list[int]:
+        return check_module_ids(value, "module_ids")
 
 
 class PositionConfig(_Section):
-    format: Literal["LLH", "ECEF"] = "LLH"
-    lat_deg: float | None = None
-    lon_deg: float | None = None
-    height_m: float | None = None
-    x_m: float | None = None
-    y_m: float | None = None
-    z_m: float | None = None
-    acc_m: float = 0.05
+    """Fixed antenna position for the receiver's time mode (spec ublox.md §B.3)."""
+
+    format: Annotated[Literal["LLH", "ECEF"], BeforeValidator(_upper)] = Field(
+        default="LLH", description="`LLH` (lat_deg, lon_deg, height_m) or `ECEF` (x_m, y_m, z_m)."
+    )
+    lat_deg: float | None = Field(
+        default=None, ge=-90, le=90, description="Latitude (LLH), degrees."
+    )
+    lon_deg: float | None = Field(
+        default=None, ge=-180, le=180, description="Longitude (LLH), degrees."
+    )
+    height_m: float | None = Field(
+        default=None, ge=-1000, le=20_000, description="Height above the ellipsoid (LLH), metres."
+    )
+    x_m: float | None = Field(default=None, ge=-7e6, le=7e6, description="ECEF X, metres.")
+    y_m: float | None = Field(default=None, ge=-7e6, le=7e6, description="ECEF Y, metres.")
+    z_m: float | None = Field(default=None, ge=-7e6, le=7e6, description="ECEF Z, metres.")
+    acc_m: float = Field(
+        default=0.05,
+        gt=0,
+        le=429_496,
+        description="Position accuracy given to the receiver, metres.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> PositionConfig:
+        own, other = (
+            (("lat_deg", "lon_deg", "height_m"), ("x_m", "y_m", "z_m"))
+            if self.format == "LLH"
+            else (("x_m", "y_m", "z_m"), ("lat_deg", "lon_deg", "height_m"))
+        )
+        for name in own:
+            if getattr(self, name) is None:
+                raise FieldProblem(
+                    [name, "format"], f"{name} is required when format is {self.format}; add it"
+                )
+        for name in other:
+            if getattr(self, name) is not None:
+                raise FieldProblem(
+                    [name, "format"],
+                    f"{name} does not belong to format {self.format}; remove it or change format",
+                )
+        return self
 
 
 class CfgKeySetting(_Section):
-    key: str
-    value: Any
+    """One receiver configuration item, written with CFG-VALSET and verified with CFG-VALGET."""
+
+    key: str = Field(
+        description="Configuration key name such as `CFG_TP_FREQ_TP1` (`-` or `_`, any case) "
+        "or an id `0x40050024`."
+    )
+    value: bool | int | float | str = Field(
+        description="Value; give large U8/I8/X8 values and hex (`0x…`) as strings."
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        return normalise_cfg_key(value)
+
+
+def _check_cfg_keys(settings: list[CfgKeySetting], position: PositionConfig | None) -> None:
+    check_unique((s.key for s in settings), "cfg_key_settings")
+    if position is not None:
+        tmode = [s.key for s in settings if s.key.startswith("CFG_TMODE_")]
+        if tmode:
+            raise FieldProblem(
+                ["cfg_key_settings", "position"],
+                f"cfg_key_settings sets {', '.join(tmode)} while position is given; position "
+                "sets the time mode, so remove those keys or the position",
+            )
+
+
+def _check_layers(layers: list[LayerName] | None, verify: LayerName | None) -> None:
+    if layers is not None:
+        check_unique(layers, "apply_to_layers")
+    if layers is not None and verify is not None and verify not in layers:
+        raise FieldProblem(
+            ["verify_layer", "apply_to_layers"],
+            f"verify_layer {verify} is not one of the layers written ({', '.join(layers)}); "
+            f"verify one of those or add {verify} to apply_to_layers",
+        )
 
 
 class ChipConfig(_Section):
-    """One receiver; its keys override the general f9t settings (the f9t_config merge rule)."""
+    """One receiver; its keys override the general ublox settings (the f9t_config merge rule)."""
 
-    uid: str
-    device: str | None = None
-    position: PositionConfig | None = None
-    cfg_key_settings: list[CfgKeySetting] | None = None
+    uid: str = Field(
+        description="SEC-UNIQID of the receiver as 10 hex digits, e.g. `DF03A241BC`; InitF9t "
+        "fails when the attached receiver reports another."
+    )
+    device: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Serial device of this chip; null uses ublox.device.",
+    )
+    baud: int | None = Field(default=None, description="Baud of this chip; null uses ublox.baud.")
+    apply_to_layers: list[UpperLayer] | None = Field(
+        default=None,
+        min_length=1,
+        description="Layers for this chip; null uses ublox.apply_to_layers.",
+    )
+    verify_layer: UpperLayer | None = Field(
+        default=None, description="Verify layer for this chip; null uses ublox.verify_layer."
+    )
+    position: PositionConfig | None = Field(
+        default=None, description="Antenna position of this chip; null uses ublox.position."
+    )
+    cfg_key_settings: list[CfgKeySetting] | None = Field(
+        default=None, description="Replaces ublox.cfg_key_settings for this chip when given."
+    )
+
+    @field_validator("uid")
+    @classmethod
+    def _uid(cls, value: str) -> str:
+        return normalise_uid(value)
+
+    @field_validator("baud")
+    @classmethod
+    def _baud(cls, value: int | None) -> int | None:
+        return None if value is None else _check_baud(value)
+
+
+def _check_baud(value: int) -> int:
+    if value not in STANDARD_BAUDS:
+        raise ValueError(
+            f"baud {value} is not a standard rate; use one of {', '.join(map(str, STANDARD_BAUDS))}"
+        )
+    return value
 
 
 class UbloxConfig(_Section):
-    """The UbloxControl daemon and the ZED-F9T settings it applies."""
+    """The UbloxControl daemon and the ZED-F9T settings it applies (spec ublox.md §D)."""
 
     listen: list[str] = Field(
-        default_factory=lambda: ["0.0.0.0:50052", "unix:///run/panoseti/ublox.sock"]
+        default_factory=lambda: ["0.0.0.0:50052", "unix:///run/panoseti/ublox.sock"],
+        min_length=1,
+        description="gRPC listen addresses (`HOST:PORT` or `unix:///PATH`); not DaqData's port.",
     )
-    device: str = "/dev/ublox-f9t"
-    baud: int = 115200
-    apply_to_layers: list[str] = Field(default_factory=lambda: ["RAM"])
-    verify_layer: str = "RAM"
-    cfg_key_settings: list[CfgKeySetting] = Field(default_factory=list)
-    position: PositionConfig | None = None
-    chips: list[ChipConfig] = Field(default_factory=list)
-    # uid of the chip (from `chips`) to initialise at start; None means the first chip, if any.
-    chip_uid: str | None = None
-    init_on_start: bool = False
-    max_read_queue_size: int = 200
-    shutdown_grace_period: float = 0.5
-    ack_timeout_seconds: float = 2.5
-    poll_timeout_seconds: float = 1.0
+    device: str = Field(
+        default="/dev/ublox-f9t",
+        min_length=1,
+        description="Serial device of the receiver (the udev symlink); chips may override it.",
+    )
+    baud: int = Field(
+        default=115200, description="Serial baud rate (irrelevant over USB, must be valid)."
+    )
+    apply_to_layers: list[UpperLayer] = Field(
+        default_factory=_ram_only,
+        min_length=1,
+        description="Configuration layers written: RAM, BBR and/or FLASH.",
+    )
+    verify_layer: UpperLayer = Field(
+        default="RAM", description="Layer read back to verify; must be one of apply_to_layers."
+    )
+    cfg_key_settings: list[CfgKeySetting] = Field(
+        default_factory=list, description="Configuration items written to every chip."
+    )
+    position: PositionConfig | None = Field(
+        default=None, description="Fixed antenna position (time mode); null leaves TMODE alone."
+    )
+    chips: list[ChipConfig] = Field(
+        default_factory=list, description="Known receivers, each with its uid and overrides."
+    )
+    chip_uid: str | None = Field(
+        default=None,
+        description="uid of the chip (from `chips`) to initialise at start; null means the "
+        "first chip, if any.",
+    )
+    init_on_start: bool = Field(
+        default=False, description="Run InitF9t for the selected chip when the daemon starts."
+    )
+    max_read_queue_size: int = Field(
+        default=200,
+        ge=1,
+        le=1_000_000,
+        description="Frames a CaptureUblox subscriber may fall behind before the oldest drop.",
+    )
+    shutdown_grace_period: Seconds = Field(
+        default=0.5, ge=0, le=300, description="Seconds in-flight RPCs get to finish on shutdown."
+    )
+    ack_timeout_seconds: Seconds = Field(
+        default=2.5, gt=0, le=60, description="Wait for each CFG-VALSET/VALGET acknowledgement."
+    )
+    poll_timeout_seconds: Seconds = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Wait for the answer to each PollMessage message poll.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: list[str]) -> list[str]:
+        return _listen_addresses(value, "listen")
+
+    @field_validator("baud")
+    @classmethod
+    def _baud(cls, value: int) -> int:
+        return _check_baud(value)
+
+    @field_validator("chip_uid")
+    @classmethod
+    def _chip_uid(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_uid(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UbloxConfig:
+        _check_layers(self.apply_to_layers, self.verify_layer)
+        _check_cfg_keys(self.cfg_key_settings, self.position)
+        check_unique((c.uid for c in self.chips), "chips uid")
+        for index, chip in enumerate(self.chips):
+            try:
+                _check_layers(
+                    chip.apply_to_layers or self.apply_to_layers,
+                    chip.verify_layer or self.verify_layer,
+                )
+                _check_cfg_keys(
+                    self.cfg_key_settings
+                    if chip.cfg_key_settings is None
+                    else chip.cfg_key_settings,
+                    chip.position or self.position,
+                )
+            except FieldProblem as exc:
+                raise FieldProblem([f"chips.{index}.{p}" for p in exc.paths], str(exc)) from None
+        if self.chip_uid is not None and self.chip_uid not in {c.uid for c in self.chips}:
+            raise FieldProblem(
+                ["chip_uid", "chips"],
+                f"chip_uid {self.chip_uid} is not the uid of any entry in chips; add that chip "
+                "or correct chip_uid",
+            )
+        if self.init_on_start and not self.chips:
+            raise FieldProblem(
+                ["init_on_start", "chips"],
+                "init_on_start needs a chip to initialise; add one to chips (uid and device) "
+                "or set init_on_start: false",
+            )
+        return self
+
+    def selected_chip(self) -> ChipConfig | None:
+        """The chip initialised at start: `chip_uid`'s entry, else the first, else none."""
+        if self.chip_uid is not None:
+            return next(c for c in self.chips if c.uid == self.chip_uid)
+        return self.chips[0] if self.chips else None
+
+    def f9t_config(self, chip: ChipConfig) -> dict[str, Any]:
+        """The flat InitF9t `f9t_config` for one chip: general settings, chip keys winning."""
+        position = chip.position or self.position
+        settings = self.cfg_key_settings if chip.cfg_key_settings is None else chip.cfg_key_settings
+        out: dict[str, Any] = {
+            "device": chip.device or self.device,
+            "f9t_uid": chip.uid,
+            "baud": chip.baud or self.baud,
+            "apply_to_layers": list(chip.apply_to_layers or self.apply_to_layers),
+            "verify_layer": chip.verify_layer or self.verify_layer,
+            "cfg_key_settings": [s.model_dump() for s in settings],
+        }
+        if position is not None:
+            out["position"] = position.model_dump(exclude_none=True)
+        return out
+
+
+class PortForwardingConfig(_Section):
+    """network_config port forwarding of one DAQ node (spec daqdata.md §E.1)."""
+
+    status: bool = Field(
+        default=False, description="Reach the node through gw_ip instead of ip_addr."
+    )
+    gw_ip: str | None = Field(
+        default=None, min_length=1, description="Gateway address used when status."
+    )
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="SSH port of the gateway (not used for gRPC)."
+    )
+
+    @model_validator(mode="after")
+    def _gateway(self) -> PortForwardingConfig:
+        if self.status and not self.gw_ip:
+            raise FieldProblem(
+                ["gw_ip", "status"], "status is true but gw_ip is missing; add gw_ip"
+            )
+        return self
+
+
+class DaqNodeConfig(_Section):
+    """One DAQ node of the observatory (daq_config.json `daq_nodes` entry)."""
+
+    ip_addr: str = Field(min_length=1, description="Address of the node (or a unix: target).")
+    data_dir: str | None = Field(default=None, description="Run-data directory on the node.")
+    module_ids: str = Field(
+        default="",
+        description="Modules the node serves as ranges, e.g. `0-127` or `1,3,8-11`.",
+    )
+    username: str | None = Field(default=None, description="Login user on the node.")
+    bindhost: str | None = Field(default=None, description="Address Hashpipe binds on the node.")
+
+    @field_validator("module_ids", mode="before")
+    @classmethod
+    def _ranges(cls, value: object) -> object:
+        if isinstance(value, list) and all(isinstance(v, int) for v in value):
+            return format_module_range(check_module_ids(value, "module_ids"))
+        if isinstance(value, str):
+            parse_module_range(value)
+        return value
+
+    def module_id_list(self) -> list[int]:
+        return parse_module_range(self.module_ids)
+
+
+class ObservatoryConfig(_Section):
+    """Where the DAQ nodes are, for clients (daq_config.json plus network_config.json)."""
+
+    head_node_ip_addr: str | None = Field(default=None, description="Address of the head node.")
+    head_node_data_dir: str | None = Field(
+        default=None, description="Run-data directory on the head node."
+    )
+    daq_nodes: list[DaqNodeConfig] = Field(default_factory=list, description="The DAQ nodes.")
+    port_forwarding: dict[str, PortForwardingConfig] = Field(
+        default_factory=dict,
+        description="Port forwarding per DAQ node ip_addr (from network_config.json).",
+    )
+
+    def host_keys(self) -> list[str]:
+        """gRPC host keys of the DAQ nodes: gw_ip when forwarded, else ip_addr; each once."""
+        keys: list[str] = []
+        for node in self.daq_nodes:
+            forward = self.port_forwarding.get(node.ip_addr)
+            key = forward.gw_ip if forward and forward.status and forward.gw_ip else node.ip_addr
+            if key not in keys:
+                keys.append(key)
+        return keys
 
 
 class LoggingConfig(_Section):
-    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    """Log verbosity and destination of both daemons."""
+
+    level: Annotated[
+        Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)
+    ] = Field(default="info", description="Lowest level logged.")
     # "auto": journald when run by systemd (JOURNAL_STREAM set), else plain text on stderr.
-    target: Literal["auto", "stderr", "journald"] = "auto"
+    target: Annotated[Literal["auto", "stderr", "journald"], BeforeValidator(_lower)] = Field(
+        default="auto",
+        description="`auto` logs to journald under systemd and to stderr otherwise.",
+    )
 
 
-class ApplianceConfig(_Section):
+def _simulation_rule(config: ApplianceConfig) -> None:
+    """The simulator mode's acquisition path must exist, but only when the simulator is used."""
+    daq = config.daqdata
+    mode = daq.simulator.mode
+    needs = {
+        "uds": ("hashpipe", daq.hashpipe.enabled),
+        "filesystem_poll": ("filesystem_poll", daq.filesystem_poll.enabled),
+        "filesystem_pipe": ("filesystem_pipe", daq.filesystem_pipe.enabled),
+    }
+    if mode in needs:
+        source, enabled = needs[mode]
+        if not enabled:
+            raise FieldProblem(
+                [f"daqdata.{source}.enabled", "daqdata.simulator.mode", "hp_io.simulate_daq"],
+                f"simulator mode {mode} needs daqdata.{source}.enabled: true while "
+                "hp_io.simulate_daq is true; enable it, choose another daqdata.simulator.mode, "
+                "or set hp_io.simulate_daq: false",
+            )
+        if mode == "uds":
+            missing = [
+                p for p in daq.simulator.uds_data_products if p not in daq.hashpipe.data_products
+            ]
+            if missing:
+                raise FieldProblem(
+                    ["daqdata.simulator.uds_data_products", "daqdata.hashpipe.data_products"],
+                    f"the uds simulator feeds {', '.join(missing)} but daqdata.hashpipe."
+                    "data_products has no socket for it; add it there or remove it here",
+                )
+    elif daq.simulator.rpc_target is None and daq.unix_listen_address() is None:
+        raise FieldProblem(
+            ["daqdata.simulator.mode", "daqdata.listen", "hp_io.simulate_daq"],
+            "simulator mode rpc needs a unix:// address in daqdata.listen (or "
+            "daqdata.simulator.rpc_target); add one such as 'unix:///run/panoseti/daqdata.sock'",
+        )
+
+
+class ApplianceConfig(BaseSettings):
     """The whole configuration of one DAQ node."""
 
-    daqdata: DaqDataConfig = Field(default_factory=DaqDataConfig)
-    hp_io: HpIoConfig = Field(default_factory=HpIoConfig)
-    ublox: UbloxConfig = Field(default_factory=UbloxConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    model_config = SettingsConfigDict(extra="forbid", validate_assignment=True)
+
+    daqdata: DaqDataConfig = Field(
+        default_factory=DaqDataConfig, description="The DaqData image daemon."
+    )
+    hp_io: HpIoConfig = Field(
+        default_factory=HpIoConfig, description="The ingestion started at boot (InitHpIo defaults)."
+    )
+    ublox: UbloxConfig = Field(
+        default_factory=UbloxConfig, description="The UbloxControl timing-receiver daemon."
+    )
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging.")
+    observatory: ObservatoryConfig = Field(
+        default_factory=ObservatoryConfig,
+        description="The observatory's DAQ nodes, for clients (imported daq_config/network_config).",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments first, then the loader's layers, highest first; never raw env."""
+        return (init_settings, *active_layer_sources(settings_cls))
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> ApplianceConfig:
+        minimum = self.daqdata.min_hp_io_update_interval_seconds
+        if self.hp_io.update_interval_seconds < minimum:
+            raise FieldProblem(
+                ["hp_io.update_interval_seconds", "daqdata.min_hp_io_update_interval_seconds"],
+                f"hp_io.update_interval_seconds ({self.hp_io.update_interval_seconds}) is below "
+                f"daqdata.min_hp_io_update_interval_seconds ({minimum}); raise it to at least "
+                f"{minimum}",
+            )
+        if self.hp_io.simulate_daq:
+            _simulation_rule(self)
+        return self

@@ -1,0 +1,172 @@
+"""Small value checks shared by the config models and the original-format importers.
+
+Each check raises `ValueError` with a message that says what is wrong and how to fix it; a
+`FieldProblem` additionally names the key path the problem belongs to when that path is not the
+one pydantic is validating (cross-field rules), so the error can point at the right file line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import string
+from collections.abc import Iterable, Sequence
+
+MAX_MODULE_ID = 65535
+UID_PATTERN = re.compile(r"^[0-9A-F]{10}$")
+CFG_KEY_PATTERN = re.compile(r"^(CFG_[A-Z0-9_]+|0X[0-9A-F]{8})$")
+_HOSTNAME = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
+)
+_RANGE_ITEM = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+
+class FieldProblem(ValueError):
+    """A cross-field rule failed; `paths` are the keys involved, the one to blame first.
+
+    pydantic reports a model validator's error at the model, so the loader uses `paths` to find
+    the file and line of the setting that the operator should change.
+    """
+
+    def __init__(self, paths: Sequence[str], message: str) -> None:
+        self.paths = tuple(paths)
+        super().__init__(message)
+
+
+def check_port(port: int, what: str) -> int:
+    """A TCP port an operator may configure: 1..65535."""
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{what}: port {port} is out of range; use 1..65535")
+    return port
+
+
+def check_listen_address(address: str) -> str:
+    """A gRPC listen address: `host:port`, `[v6]:port` or `unix:///absolute/path`."""
+    example = "e.g. '0.0.0.0:50051', '[::]:50051' or 'unix:///run/panoseti/daqdata.sock'"
+    address = address.strip()
+    if address.startswith(("unix:", "unix-abstract:")):
+        path = address.split(":", 1)[1]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path or path == "/":
+            raise ValueError(f"{address!r}: a unix address needs a socket path ({example})")
+        return address
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{address!r} is not HOST:PORT or unix:///PATH ({example})")
+    if not port_text.isdigit():
+        raise ValueError(f"{address!r}: port {port_text!r} is not a number ({example})")
+    check_port(int(port_text), repr(address))
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"{address!r}: an IPv6 host must be written in brackets ({example})")
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{address!r}: {host} is not an IPv6 address ({example})") from None
+        return address
+    if not _HOSTNAME.match(host):
+        raise ValueError(f"{address!r}: {host!r} is not a host name or IPv4 address ({example})")
+    return address
+
+
+def check_template(template: str, allowed: set[str], required: set[str], what: str) -> str:
+    """A str.format template using only `allowed` placeholders and every `required` one."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"{what} {template!r} is not a valid template: {exc}") from None
+    unknown = names - allowed
+    if unknown:
+        raise ValueError(
+            f"{what} {template!r} uses unknown placeholder(s) "
+            f"{', '.join('{' + n + '}' for n in sorted(unknown))}; "
+            f"only {', '.join('{' + n + '}' for n in sorted(allowed))} may be used"
+        )
+    missing = required - names
+    if missing:
+        raise ValueError(
+            f"{what} {template!r} must contain {', '.join('{' + n + '}' for n in sorted(missing))}"
+        )
+    return template
+
+
+def check_unique(values: Iterable[object], what: str) -> None:
+    seen: set[object] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} lists {value!r} more than once; remove the duplicate")
+        seen.add(value)
+
+
+def check_module_ids(ids: Sequence[int], what: str) -> list[int]:
+    """Module ids fit the 16 bits of the Hashpipe socket prefix and appear once."""
+    for module_id in ids:
+        if not 0 <= module_id <= MAX_MODULE_ID:
+            raise ValueError(
+                f"{what}: module id {module_id} is out of range; use 0..{MAX_MODULE_ID}"
+            )
+    check_unique(ids, what)
+    return list(ids)
+
+
+def normalise_uid(uid: str) -> str:
+    """A ZED-F9T SEC-UNIQID as 10 upper-case hex digits (spec ublox.md §B step 7)."""
+    text = uid.strip().upper()
+    if not UID_PATTERN.match(text):
+        raise ValueError(
+            f"chip uid {uid!r} must be exactly 10 hex digits, e.g. 'DF03A241BC' "
+            "(SEC-UNIQID as shown by `panoseti ublox poll SEC-UNIQID`)"
+        )
+    return text
+
+
+def normalise_cfg_key(key: str) -> str:
+    """A configuration key as the receiver database names it (spec ublox.md §B.1)."""
+    text = key.strip().replace("-", "_").upper()
+    if not CFG_KEY_PATTERN.match(text):
+        raise ValueError(
+            f"cfg key {key!r} is not a configuration key name; write it like "
+            "'CFG_TP_FREQ_TP1' (or 'CFG-TP-FREQ_TP1') or as an id '0x40050024'"
+        )
+    return text if text.startswith("CFG_") else "0x" + text[2:]
+
+
+def parse_module_range(spec: str) -> list[int]:
+    """Expand a daq_config module list such as '0-127' or '1,3,8-11' into sorted ids."""
+    ids: set[int] = set()
+    if not spec.strip():
+        return []
+    for item in spec.split(","):
+        match = _RANGE_ITEM.match(item)
+        if not match:
+            raise ValueError(
+                f"module_ids {spec!r}: {item.strip()!r} is not N or N-M; write e.g. '0-127' or '1,3,8-11'"
+            )
+        low = int(match.group(1))
+        high = int(match.group(2)) if match.group(2) is not None else low
+        if low > high:
+            raise ValueError(
+                f"module_ids {spec!r}: range {low}-{high} is reversed; write {high}-{low}"
+            )
+        if high > MAX_MODULE_ID:
+            raise ValueError(f"module_ids {spec!r}: {high} is out of range; use 0..{MAX_MODULE_ID}")
+        ids.update(range(low, high + 1))
+    return sorted(ids)
+
+
+def format_module_range(ids: Iterable[int]) -> str:
+    """The compact range form of module ids: [0, 1, 2, 5] gives '0-2,5'."""
+    ordered = sorted(set(ids))
+    parts: list[str] = []
+    start = prev = None
+    for module_id in ordered:
+        if prev is not None and module_id == prev + 1:
+            prev = module_id
+            continue
+        if start is not None:
+            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        start = prev = module_id
+    if start is not None:
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
