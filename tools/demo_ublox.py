@@ -116,7 +116,9 @@ def run(duration: float) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds of capture (default 5)")
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds of capture (default 5)"
+    )
     args = parser.parse_args()
     return run(args.duration)
 

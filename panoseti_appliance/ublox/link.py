@@ -186,16 +186,16 @@ class UbxLink:
         if port is not None:
             try:
                 port.cancel_read()
-            except Exception:  # the port may already be gone with the device
-                log.debug("cancel_read failed", exc_info=True)
+            except Exception as exc:  # the port may already be gone with the device
+                log.debug("cancel_read failed: %s", exc)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=5.0)
         if port is not None:
             try:
                 port.close()
-            except Exception:
-                log.debug("closing the port failed", exc_info=True)
+            except Exception as exc:
+                log.debug("closing the port failed: %s", exc)
         self._port = None
 
     # ---- asyncio-facing API (call on the loop) ----------------------------------------------
@@ -352,7 +352,7 @@ class UbxLink:
                     self._stop.set()
                     try:
                         port.cancel_read()
-                    except Exception:
-                        log.debug("cancel_read failed", exc_info=True)
+                    except Exception as exc:
+                        log.debug("cancel_read failed: %s", exc)
                     self._post(self._lost, reason)
                 return

@@ -115,6 +115,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         self._lock = asyncio.Lock()
         self._reopen: asyncio.Task[None] | None = None
         self._shutting_down = False
+        self._closing: set[asyncio.Task[None]] = set()  # links being closed after device loss
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -171,7 +172,9 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         link, self._link = self._link, None
         log.error("F9T device lost (%s); waiting for it to reappear", reason)
         if link is not None:
-            asyncio.get_running_loop().create_task(link.aclose(reason))
+            task = asyncio.get_running_loop().create_task(link.aclose(reason))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         if self._plan is not None and not self._shutting_down:
             self._start_reopen(self._plan)
 
@@ -246,7 +249,14 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
             raise RpcAbort(
                 grpc.StatusCode.UNAVAILABLE, f"Device path {plan.device} does not exist."
             )
-        if not stat.S_ISCHR(os.stat(plan.device).st_mode):
+        try:
+            mode = os.stat(plan.device).st_mode
+        except OSError as exc:
+            raise RpcAbort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"Could not connect to device {os.path.abspath(plan.device)}: {exc}",
+            ) from None
+        if not stat.S_ISCHR(mode):
             return pb.InitF9tResponse(
                 init_status=pb.InitF9tResponse.INVALID_CONFIG,
                 message=f"Device path {plan.device} is not a character device",
