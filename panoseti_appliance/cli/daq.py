@@ -1,18 +1,494 @@
-"""`panoseti daq`: talk to DaqData servers: ping, stream, view, ... (not yet available)."""
+"""`panoseti daq`: talk to DaqData servers (spec daqdata.md §F).
+
+    panoseti daq --host localhost ping
+    panoseti daq --daq-config daq_config.json --net-config network_config.json hosts
+    panoseti daq --host node1 stream --json
+    panoseti daq --host node1 view --png preview.png --duration 10
+
+Servers come from `--host` (repeatable; `host`, `host:port` or `unix:///path`) and/or
+`--daq-config`/`--net-config` (or `DAQ_CFG`/`NET_CFG`). SIGINT/SIGTERM end a stream cleanly.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import FrameType
+from typing import Any
+
+import grpc
+from rich.console import Console
+
+from panoseti_appliance.daqdata.client import DaqDataClient
+from panoseti_appliance.daqdata.rpc import load_hp_io_cfg
+from panoseti_appliance.products import UnknownDataProduct, by_layout
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: Stream interval meaning "as fast as the server's hp_io allows" (spec §B.1).
+FASTEST = -1.0
+INIT_TIMEOUT_SECONDS = 15.0
+
+_console = Console(stderr=True, soft_wrap=True)
+
+
+class CliError(Exception):
+    """A user-facing failure: printed without a traceback, exits with `code`."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _add_common(parser: argparse.ArgumentParser, nested: bool) -> None:
+    """The options of every subcommand; accepted before or after the subcommand name."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if nested else value
+
+    parser.add_argument(
+        "--daq-config",
+        metavar="PATH",
+        default=default(None),
+        help="daq_config.json listing the DAQ nodes (default: $DAQ_CFG)",
+    )
+    parser.add_argument(
+        "--net-config",
+        metavar="PATH",
+        default=default(None),
+        help="network_config.json with gateway port forwarding (default: $NET_CFG)",
+    )
+    parser.add_argument(
+        "--host",
+        action="append",
+        metavar="TARGET",
+        default=default(None),
+        help="server to use: host, host:port or unix:///path (repeatable; default: all nodes "
+        "of the daq config)",
+    )
+    parser.add_argument(
+        "--module-ids",
+        nargs="+",
+        type=int,
+        metavar="N",
+        default=default([]),
+        help="only these module ids (default: all)",
+    )
+    parser.add_argument(
+        "--refresh-period",
+        type=float,
+        metavar="S",
+        default=default(1.0),
+        help="stream interval and redraw period in seconds (default: 1.0)",
+    )
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, help="logging verbosity"
+    )
+
+
+def _add_output(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--png", metavar="OUT", help=f"render the {what} headless to this PNG file at the end"
+    )
+    parser.add_argument(
+        "--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "daq", help="talk to DaqData servers: ping, stream, view, ... (not yet available)"
+    daq = subparsers.add_parser(
+        "daq",
+        help="talk to DaqData servers: ping, stream, view, ...",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(func=_not_available)
+    _add_common(daq, nested=False)
+    commands = daq.add_subparsers(dest="daq_command", metavar="SUBCOMMAND", required=True)
+
+    def add(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> Any:
+        parser = commands.add_parser(name, help=help_text, description=help_text)
+        _add_common(parser, nested=True)
+        parser.set_defaults(func=_guarded(handler))
+        return parser
+
+    add("ping", "ping each server; exit 1 if any does not answer", _cmd_ping)
+    add("hosts", "print {target: valid} for every configured server", _cmd_hosts)
+    add("reflect", "list each server's gRPC services and DaqData methods", _cmd_reflect)
+    init = add("init", "InitHpIo with an hp_io JSON file (timeout 15 s)", _cmd_init)
+    init.add_argument("cfg", metavar="CFG", help="hp_io config JSON file")
+    init_sim = add("init-sim", "InitHpIo with the packaged simulate config", _cmd_init_sim)
+    init_sim.add_argument("--cfg", metavar="CFG", help="simulate hp_io JSON file instead")
+    stream = add("stream", "print one line per image (or JSON lines)", _cmd_stream)
+    stream.add_argument("--json", action="store_true", help="one JSON object per image")
+    stream.add_argument("--no-movie", action="store_true", help="skip movie images")
+    stream.add_argument("--no-ph", action="store_true", help="skip pulse-height images")
+    stream.add_argument("--count", type=int, metavar="N", help="stop after N images")
+    stream.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    view = add("view", "live image previewer (one row per module)", _cmd_view)
+    _add_output(view, "previewer")
+    phdist = add("phdist", "pulse-height distribution of each module", _cmd_phdist)
+    phdist.add_argument(
+        "--durations",
+        nargs="+",
+        type=float,
+        default=[10.0, 60.0, 600.0],
+        metavar="S",
+        help="tumbling window lengths in seconds (default: 10 60 600)",
+    )
+    _add_output(phdist, "distribution")
+    speed = add("speed", "print images/s received, about once a second", _cmd_speed)
+    speed.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
 
 
-def _not_available(args: argparse.Namespace) -> int:
-    print("panoseti daq: not yet available in this version", file=sys.stderr)
-    return 2
+def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn expected failures into one clear line on stderr and a non-zero exit."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except CliError as exc:
+            _console.print(f"[red]error:[/] {exc}", highlight=False)
+            return exc.code
+        except grpc.RpcError as exc:
+            _console.print(f"[red]error:[/] {exc.code().name}: {exc.details()}", highlight=False)
+            return 1
+        except ConnectionError as exc:
+            _console.print(f"[red]error:[/] {exc}", highlight=False)
+            return 1
+
+    return run
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` (so streams end cleanly) while the block runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _stop_after(stop: threading.Event, seconds: float | None) -> Iterator[None]:
+    timer = threading.Timer(seconds, stop.set) if seconds is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _make_client(args: argparse.Namespace, stop: threading.Event | None = None) -> DaqDataClient:
+    daq_config = args.daq_config or os.environ.get("DAQ_CFG") or None
+    net_config = args.net_config or os.environ.get("NET_CFG") or None
+    if not daq_config and not args.host:
+        raise CliError(
+            "no DaqData servers given: use --host HOST[:PORT] (repeatable) or "
+            "--daq-config daq_config.json (or set DAQ_CFG)"
+        )
+    try:
+        return DaqDataClient(daq_config, net_config, hosts=args.host or None, stop_event=stop)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(f"bad server configuration: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _connected(
+    args: argparse.Namespace, stop: threading.Event | None = None
+) -> Iterator[DaqDataClient]:
+    """An entered client with at least one server answering Ping."""
+    client = _make_client(args, stop)
+    with contextlib.ExitStack() as stack:
+        with _console.status(f"pinging {len(client.daq_hosts)} DaqData server(s)…"):
+            stack.enter_context(client)
+        if not client.valid_daq_hosts:
+            raise CliError(
+                "no DaqData server answered Ping: tried "
+                + ", ".join(sorted(client.daq_hosts))
+                + " (is panoseti-daqdata running there, and is the address right?)",
+                code=1,
+            )
+        yield client
+
+
+def _cmd_ping(args: argparse.Namespace) -> int:
+    client = _make_client(args)
+    with client:
+        status = client.get_daq_host_status()
+    for target, ok in status.items():
+        print(f"{target}: {'ok' if ok else 'no answer'}")
+    return 0 if all(status.values()) else 1
+
+
+def _cmd_hosts(args: argparse.Namespace) -> int:
+    with _make_client(args) as client:
+        print(json.dumps(client.get_daq_host_status(), indent=2))
+    return 0
+
+
+def _cmd_reflect(args: argparse.Namespace) -> int:
+    with _connected(args) as client:
+        print(client.reflect_services(None))
+    return 0
+
+
+def _report_init(ok: bool, client: DaqDataClient) -> int:
+    targets = ", ".join(sorted(client.valid_daq_hosts))
+    if ok:
+        print(f"InitHpIo succeeded on {targets}")
+        return 0
+    print(f"InitHpIo failed on at least one of {targets} (reasons logged above)", file=sys.stderr)
+    return 1
+
+
+def _read_hp_io_cfg(path: str) -> dict[str, Any]:
+    try:
+        return load_hp_io_cfg(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    cfg = _read_hp_io_cfg(args.cfg)
+    with _connected(args) as client:
+        try:
+            ok = client.init_hp_io(None, cfg, timeout=INIT_TIMEOUT_SECONDS)
+        except ValueError as exc:
+            raise CliError(f"{args.cfg}: {exc}") from exc
+        return _report_init(ok, client)
+
+
+def _cmd_init_sim(args: argparse.Namespace) -> int:
+    cfg = _read_hp_io_cfg(args.cfg) if args.cfg else None
+    with _connected(args) as client:
+        try:
+            ok = client.init_sim(None, cfg, timeout=INIT_TIMEOUT_SECONDS)
+        except ValueError as exc:
+            raise CliError(f"{args.cfg}: {exc}") from exc
+        return _report_init(ok, client)
+
+
+def dp_name(parsed: dict[str, Any]) -> str:
+    """The data product of a parsed image (`?` for a layout that is none of the four)."""
+    try:
+        return by_layout(
+            1 if parsed["type"] == "PULSE_HEIGHT" else 2 if parsed["type"] == "MOVIE" else 0,
+            parsed["shape"],
+            parsed["bytes_per_pixel"],
+        ).name
+    except UnknownDataProduct:
+        return "?"
+
+
+def _iso(seconds: Decimal) -> str:
+    whole = int(seconds)
+    stamp = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{seconds - whole:.9f}"[1:]
+    return f"{stamp}{fraction}Z"
+
+
+def image_time(parsed: dict[str, Any]) -> str:
+    """`wr <time>` when White Rabbit time is valid, else `host <time>`, else `no time`."""
+    header = parsed["header"]
+    wr = header.get("wr_unix_timestamp")
+    if wr and not header.get("wr_clock_desync"):
+        return f"wr {_iso(wr)}"
+    pkt = header.get("pkt_unix_timestamp")
+    return f"host {_iso(pkt)}" if pkt is not None else "no time"
+
+
+def image_line(target: str, parsed: dict[str, Any]) -> str:
+    """One human-readable line per image."""
+    pixels = parsed["image_array"]
+    return (
+        f"{target} module={parsed['module_id']} {dp_name(parsed)} frame={parsed['frame_number']} "
+        f"{image_time(parsed)} min={int(pixels.min())} max={int(pixels.max())}"
+    )
+
+
+def image_json(target: str, parsed: dict[str, Any]) -> str:
+    """One JSON object per image (timestamps as exact decimal strings)."""
+    header = parsed["header"]
+    pixels = parsed["image_array"]
+
+    def text(value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    record = {
+        "host": target,
+        "module_id": parsed["module_id"],
+        "dp": dp_name(parsed),
+        "type": parsed["type"],
+        "frame_number": parsed["frame_number"],
+        "file": parsed["file"],
+        "wr_unix_timestamp": text(header.get("wr_unix_timestamp")),
+        "wr_clock_desync": header.get("wr_clock_desync"),
+        "pkt_unix_timestamp": text(header.get("pkt_unix_timestamp")),
+        "min": int(pixels.min()),
+        "max": int(pixels.max()),
+        "header": {
+            k: v
+            for k, v in header.items()
+            if k
+            not in {
+                "wr_unix_timestamp",
+                "wr_clock_desync",
+                "pkt_unix_timestamp",
+                "pandas_unix_timestamp",
+            }
+        },
+    }
+    return json.dumps(record)
+
+
+def _stream(
+    client: DaqDataClient,
+    args: argparse.Namespace,
+    stop: threading.Event,
+    movie: bool,
+    pulse_height: bool,
+    interval: float,
+) -> Iterator[tuple[str, Any]]:
+    """The merged stream of the CLI: reconnecting, waiting for servers, stopped by `stop`."""
+    return client.stream_images_by_host(
+        None,
+        movie,
+        pulse_height,
+        interval,
+        args.module_ids,
+        wait_for_ready=True,
+        stop_event=stop,
+        reconnect=True,
+    )
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    if args.no_movie and args.no_ph:
+        raise CliError("--no-movie and --no-ph together leave nothing to stream")
+    stop = threading.Event()
+    count = 0
+    with _stop_on_signals(stop), _stop_after(stop, args.duration), _connected(args, stop) as client:
+        for target, parsed in _stream(
+            client, args, stop, not args.no_movie, not args.no_ph, args.refresh_period
+        ):
+            print(
+                image_json(target, parsed) if args.json else image_line(target, parsed), flush=True
+            )
+            count += 1
+            if args.count is not None and count >= args.count:
+                break
+    return 0
+
+
+class _Rate:
+    """Counts images and reports `<n> pkts / <dt>s = <rate> (pkts/s)` about once a second."""
+
+    def __init__(self, period: float = 1.0) -> None:
+        self.period = period
+        self.total = 0
+        self.started = time.monotonic()
+        self._count = 0
+        self._since = self.started
+
+    def add(self) -> str | None:
+        self.total += 1
+        self._count += 1
+        now = time.monotonic()
+        dt = now - self._since
+        if dt < self.period:
+            return None
+        line = f"{self._count} pkts / {dt:.2f}s = {self._count / dt:.1f} (pkts/s)"
+        self._count, self._since = 0, now
+        return line
+
+    def summary(self) -> str:
+        dt = max(time.monotonic() - self.started, 1e-9)
+        return f"{self.total} images in {dt:.1f} s = {self.total / dt:.1f} images/s"
+
+
+def _check_display(png: str | None) -> None:
+    if png is None and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise CliError("no display for a window: render headless with --png OUT (and --duration S)")
+
+
+def _plot_loop(
+    args: argparse.Namespace,
+    plot: Any,
+    movie: bool,
+    pulse_height: bool,
+    interval: float,
+    what: str,
+) -> int:
+    stop = threading.Event()
+    rate = _Rate()
+    with (
+        _stop_on_signals(stop),
+        _stop_after(stop, args.duration),
+        _connected(args, stop) as client,
+        _console.status(f"{what}: waiting for images…") as status,
+    ):
+        for _target, parsed in _stream(client, args, stop, movie, pulse_height, interval):
+            plot.update(parsed)
+            if rate.add() is not None:
+                status.update(f"{what}: {rate.total} images received")
+    if args.png:
+        out = plot.save_png(args.png)
+        print(f"{what}: {rate.summary()}; wrote {out.absolute()}")
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from panoseti_appliance.daqdata.plot import PanoImagePreviewer
+
+    _check_display(args.png)
+    previewer = PanoImagePreviewer(
+        module_id_whitelist=args.module_ids,
+        plot_update_interval=args.refresh_period,
+        interactive=args.png is None,
+    )
+    return _plot_loop(args, previewer, True, True, args.refresh_period, "view")
+
+
+def _cmd_phdist(args: argparse.Namespace) -> int:
+    from panoseti_appliance.daqdata.plot import PulseHeightDistribution
+
+    _check_display(args.png)
+    try:
+        distribution = PulseHeightDistribution(
+            args.durations,
+            args.module_ids,
+            plot_update_interval=args.refresh_period,
+            interactive=args.png is None,
+        )
+    except ValueError as exc:
+        raise CliError(f"--durations: {exc}") from exc
+    return _plot_loop(args, distribution, False, True, FASTEST, "phdist")
+
+
+def _cmd_speed(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    rate = _Rate()
+    with _stop_on_signals(stop), _stop_after(stop, args.duration), _connected(args, stop) as client:
+        for _ in _stream(client, args, stop, True, True, FASTEST):
+            line = rate.add()
+            if line is not None:
+                print(line, flush=True)
+    print(rate.summary(), flush=True)
+    return 0
