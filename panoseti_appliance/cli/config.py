@@ -1,18 +1,222 @@
-"""`panoseti config`: check, show, import the appliance configuration (not yet available)."""
+"""`panoseti config`: check, show, import, schema and docs of the appliance configuration.
+
+- `check [--config FILE ...]`: validate (each FILE on its own, with its drop-ins, the environment
+  and `--set`), print one line per layer read; on problems print them and exit 1.
+- `show [--config FILE] [--json]`: the merged configuration and the origin of every value.
+- `import FILE...`: the YAML equivalent of original panoseti_grpc JSON/JSON5 files.
+- `schema`: the JSON Schema of the whole configuration.
+- `docs [--output PATH] [--check]`: write (or check) the reference page docs/configuration.md.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from panoseti_appliance.config.loader import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    LoadedConfig,
+    build_config,
+    deep_merge,
+    leaves,
+    load_config_details,
+    overrides_from_args,
+    render_problems,
+)
+from panoseti_appliance.config.models import ApplianceConfig
+from panoseti_appliance.config.originals import import_original
+from panoseti_appliance.config.reference import render_markdown, repo_examples_dir
+from panoseti_appliance.config.sources import Layer, dotted
+from panoseti_appliance.config.yamlfile import FileProblems
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "config", help="check, show, import the appliance configuration (not yet available)"
+        "config", help="check, show, import and document the appliance configuration"
     )
-    parser.set_defaults(func=_not_available)
+    sub = parser.add_subparsers(dest="config_command", metavar="ACTION")
+    sub.required = True
+
+    check = sub.add_parser("check", help="validate the configuration; print each problem")
+    check.add_argument(
+        "--config",
+        nargs="+",
+        action="extend",
+        metavar="FILE",
+        help=f"main file(s) to check, each on its own (default: ${CONFIG_ENV}, else "
+        f"{DEFAULT_CONFIG_PATH})",
+    )
+    _add_set(check)
+    check.set_defaults(func=_check)
+
+    show = sub.add_parser("show", help="print the merged configuration with each value's origin")
+    show.add_argument("--config", metavar="FILE", help="main config file")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_set(show)
+    show.set_defaults(func=_show)
+
+    imp = sub.add_parser("import", help="print original JSON/JSON5 config files as YAML")
+    imp.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    imp.set_defaults(func=_import)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the configuration")
+    schema.set_defaults(func=_schema)
+
+    docs = sub.add_parser("docs", help="write the configuration reference (Markdown)")
+    docs.add_argument("--output", type=Path, help="write here instead of stdout")
+    docs.add_argument(
+        "--examples", type=Path, default=repo_examples_dir(), help="directory of example files"
+    )
+    docs.add_argument("--check", action="store_true", help="exit 1 if --output is stale")
+    docs.set_defaults(func=_docs)
 
 
-def _not_available(args: argparse.Namespace) -> int:
-    print("panoseti config: not yet available in this version", file=sys.stderr)
-    return 2
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="config_overrides",
+        metavar="KEY.PATH=VALUE",
+        action="append",
+        default=[],
+        help="override one setting (JSON value), e.g. --set daqdata.max_concurrent_rpcs=7",
+    )
+
+
+def _fail(err: ConfigError) -> int:
+    print(render_problems(err), file=sys.stderr)
+    return 1
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def _layer_line(layer: Layer) -> str:
+    if layer.name == "environment":
+        names = sorted({o for o in layer.origins.values() if o.startswith("env ")})
+        return f"environment: {len(names)} variable(s): {', '.join(n[4:] for n in names)}"
+    return f"read {layer.name}"
+
+
+def _check(args: argparse.Namespace) -> int:
+    files: list[str | None] = list(args.config) if args.config else [None]
+    status = 0
+    for file in files:
+        try:
+            loaded = load_config_details(file, overrides_from_args(args))
+        except ConfigError as err:
+            status = _fail(err)
+            continue
+        _print_warnings(loaded.warnings)
+        print("defaults")
+        for layer in loaded.layers:
+            print(_layer_line(layer))
+        print(f"ok: {file or 'configuration'} is valid")
+    return status
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_config_details(args.config, overrides_from_args(args))
+    except ConfigError as err:
+        return _fail(err)
+    _print_warnings(loaded.warnings)
+    if args.json:
+        document = {
+            "config": loaded.config.model_dump(mode="json"),
+            "values": {
+                dotted(path): {"value": value, "source": loaded.source_of(path)}
+                for path, value in leaves(loaded.config.model_dump(mode="json"))
+            },
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        print(_show_text(loaded))
+    return 0
+
+
+def _show_text(loaded: LoadedConfig) -> str:
+    lines = []
+    for path, value in leaves(loaded.config.model_dump(mode="json")):
+        lines.append(f"{dotted(path)} = {json.dumps(value)}  # {loaded.source_of(path)}")
+    return "\n".join(lines)
+
+
+def imported_yaml(files: list[Path]) -> tuple[str, list[str]]:
+    """The YAML equivalent of original files (merged in order) and the import warnings."""
+    layers: list[Layer] = []
+    warnings: list[str] = []
+    problems: list[str] = []
+    for path in files:
+        try:
+            imported = import_original(path)
+        except FileProblems as exc:
+            problems.extend(exc.problems)
+            continue
+        layers.append(imported.layer(str(path)))
+        warnings.extend(imported.warnings)
+    if problems:
+        raise ConfigError(problems)
+    config = build_config(layers)
+    data = _as_set(config, layers)
+    header = "# Imported by `panoseti config import` from:\n" + "".join(f"#   {p}\n" for p in files)
+    return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None), warnings
+
+
+def _as_set(config: ApplianceConfig, layers: list[Layer]) -> dict[str, Any]:
+    """The validated values of only the keys the files set (normalised, e.g. upper-case uids)."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = deep_merge(merged, layer.data)
+    return _pick(config.model_dump(mode="json"), merged)
+
+
+def _pick(values: Any, given: Any) -> Any:
+    if isinstance(given, dict) and isinstance(values, dict):
+        return {k: _pick(v, given[k]) for k, v in values.items() if k in given}
+    if isinstance(given, list) and isinstance(values, list) and len(values) == len(given):
+        return [_pick(v, g) for v, g in zip(values, given, strict=True)]
+    return values
+
+
+def _import(args: argparse.Namespace) -> int:
+    try:
+        text, warnings = imported_yaml(args.files)
+    except ConfigError as err:
+        return _fail(err)
+    _print_warnings(warnings)
+    sys.stdout.write(text)
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(json.dumps(ApplianceConfig.model_json_schema(), indent=2))
+    return 0
+
+
+def _docs(args: argparse.Namespace) -> int:
+    text = render_markdown(args.examples)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    if args.check:
+        current = args.output.read_text() if args.output.is_file() else ""
+        if current != text:
+            print(
+                f"{args.output} is stale; run `panoseti config docs --output {args.output}`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{args.output} is up to date")
+        return 0
+    args.output.write_text(text)
+    print(f"wrote {args.output}")
+    return 0
