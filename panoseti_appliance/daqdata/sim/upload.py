@@ -1,0 +1,138 @@
+"""The rpc simulator: one long UploadImages stream to the daemon (spec daqdata.md §B.4, §D).
+
+Each frame becomes a PanoImage (`file = "rpc_sim_<dp>.pff"`, `frame_number` = step n, the
+module id) put on a bounded queue that a background task streams to `rpc_target`. When the
+queue is full the frame is dropped ("busy"), so a slow daemon never stalls the step loop.
+UNAVAILABLE (daemon restarting or still configuring) ends the call; the task reconnects with
+back-off and carries on. Any other error is logged and counted, then retried the same way, so
+the simulator keeps feeding a daemon that comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf import struct_pb2
+
+from panoseti_appliance._proto import daq_data_pb2, daq_data_pb2_grpc
+from panoseti_appliance.daqdata.sim.base import SENT, SimStats
+from panoseti_appliance.products import DataProduct
+
+log = logging.getLogger(__name__)
+
+#: Images buffered between the step loop and the stream (gRPC flow control paces the rest).
+QUEUE_SIZE = 256
+#: Reconnect back-off: first delay and cap, in seconds.
+BACKOFF_INITIAL = 0.1
+BACKOFF_CAP = 2.0
+#: How long close() lets queued images drain before cancelling the call.
+CLOSE_DRAIN_SECONDS = 2.0
+
+_WIRE_DTYPE: dict[int, np.dtype[Any]] = {1: np.dtype("u1"), 2: np.dtype("<u2")}
+
+
+def pano_image(
+    module_id: int, dp: DataProduct, header: dict[str, Any], pixels: bytes, frame_number: int
+) -> daq_data_pb2.PanoImage:
+    """The PanoImage the rpc simulator uploads for one frame (unsigned pixel values on the wire)."""
+    struct = struct_pb2.Struct()
+    struct.update(header)
+    values = np.frombuffer(pixels, dtype=_WIRE_DTYPE[dp.bytes_per_pixel])
+    return daq_data_pb2.PanoImage(
+        type=dp.image_type.name,
+        header=struct,
+        image_array=values.tolist(),
+        shape=[dp.rows, dp.cols],
+        bytes_per_pixel=dp.bytes_per_pixel,
+        file=f"rpc_sim_{dp.name}.pff",
+        frame_number=frame_number,
+        module_id=module_id,
+    )
+
+
+class UploadEmitter:
+    """Feeds one UploadImages stream to `target` and keeps it alive across daemon restarts."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.stats = SimStats()
+        self.calls = 0
+        self._yielded = 0
+        self._queue: asyncio.Queue[tuple[str, daq_data_pb2.UploadImageRequest] | None] = (
+            asyncio.Queue(maxsize=QUEUE_SIZE)
+        )
+        self._channel: grpc.aio.Channel | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def open(self) -> None:
+        self._channel = grpc.aio.insecure_channel(self.target)
+        self._task = asyncio.create_task(self._run(), name="sim-upload")
+
+    async def emit(
+        self, module_id: int, dp: DataProduct, header: dict[str, Any], pixels: bytes, step: int
+    ) -> None:
+        request = daq_data_pb2.UploadImageRequest(
+            pano_image=pano_image(module_id, dp, header, pixels, step)
+        )
+        try:
+            self._queue.put_nowait((dp.name, request))
+        except asyncio.QueueFull:
+            self.stats.add(dp.name, "busy")
+
+    async def close(self) -> None:
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            # Let the queued images go out, then end the stream from the client side.
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(None)
+            done, _ = await asyncio.wait({task}, timeout=CLOSE_DRAIN_SECONDS)
+            if not done:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    async def _requests(self) -> AsyncIterator[daq_data_pb2.UploadImageRequest]:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            dp, request = item
+            self.stats.add(dp, SENT)
+            self._yielded += 1
+            yield request
+
+    async def _run(self) -> None:
+        assert self._channel is not None
+        stub = daq_data_pb2_grpc.DaqDataStub(self._channel)
+        delay = BACKOFF_INITIAL
+        while not self._closing:
+            self.calls += 1
+            yielded_before = self._yielded
+            try:
+                await stub.UploadImages(self._requests(), wait_for_ready=True)
+                return  # the stream ended from our side (close)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                if code != grpc.StatusCode.UNAVAILABLE:
+                    log.warning(
+                        "rpc simulator: UploadImages to %s: %s %s",
+                        self.target,
+                        code.name,
+                        exc.details(),
+                    )
+                self.stats.add("rpc", f"call_{code.name.lower()}")
+            if self._yielded > yielded_before:
+                delay = BACKOFF_INITIAL  # that call worked for a while: retry promptly
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_CAP)
