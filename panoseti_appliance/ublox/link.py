@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import logging
 import queue
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,10 @@ ACK_ACK, ACK_NAK = 0x01, 0x00
 #: Classes whose frames are periodic output: also cached and streamed when a request takes them.
 PERIODIC_CLASSES = frozenset({0x01, 0x0D})  # NAV, TIM
 READ_TIMEOUT_S = 0.5
+#: What a vanished or broken device raises from read, write or flush.
+DEVICE_ERRORS = (serial.SerialException, OSError, termios.error)
+#: Unexpected parser exceptions in a row after which the port is considered broken, not noisy.
+MAX_CONSECUTIVE_ERRORS = 50
 
 RouteKey = tuple[int, ...]
 
@@ -309,15 +314,21 @@ class UbxLink:
             port, protfilter=UBX_PROTOCOL, quitonerror=ERR_LOG, errorhandler=self._parse_error
         )
         reason: str | None = None
+        errors = 0
         while not self._stop.is_set():
             try:
                 raw, parsed = reader.read()
-            except (serial.SerialException, OSError) as exc:
+            except DEVICE_ERRORS as exc:
                 reason = str(exc) or type(exc).__name__
                 break
             except Exception as exc:  # a frame pyubx2 cannot handle: skip it, keep reading
                 self._parse_error(exc)
+                errors += 1
+                if errors >= MAX_CONSECUTIVE_ERRORS:
+                    reason = f"{errors} read errors in a row, last: {exc}"
+                    break
                 continue
+            errors = 0
             if raw is None or parsed is None:
                 continue
             with self._seq_lock:
@@ -345,7 +356,7 @@ class UbxLink:
             try:
                 port.write(data)
                 port.flush()
-            except (serial.SerialException, OSError) as exc:
+            except DEVICE_ERRORS as exc:
                 reason = f"write failed: {exc}"
                 if not self._stop.is_set():
                     log.error("F9T device %s lost: %s", self.device, reason)

@@ -1,0 +1,169 @@
+"""The serial link on a real pty: framing, reply routing, cache, fan-out, device loss (spec §A, §C).
+
+The test plays the receiver by hand on the pty master, so every byte the link sees is explicit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+import tty
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pyubx2 import UBXMessage
+
+from panoseti_appliance.ublox.f9t import poll_bytes
+from panoseti_appliance.ublox.link import (
+    Dropped,
+    Ended,
+    LinkLost,
+    Subscription,
+    UbxLink,
+    ack_keys,
+    route_key,
+)
+from panoseti_appliance.ublox.parsed import UbxFrame
+
+CAPTURE = Path(__file__).resolve().parents[1] / "data" / "ubx_packets.jsonl"
+FRAMES = [base64.b64decode(json.loads(line)["payload_b64"]) for line in CAPTURE.read_text().splitlines()]
+ACK_VALGET = FRAMES[0]
+TIM_TP = FRAMES[2]
+NAV_TIMEUTC = FRAMES[1]
+WAIT = 20.0
+
+
+class Pty:
+    """A pty whose slave the link opens; the test writes and reads the master."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+
+    def send(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    async def read_frame(self) -> bytes:
+        """The next whole frame the host wrote."""
+        buf = b""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            buf += await asyncio.to_thread(os.read, self.master, 4096)
+            if len(buf) >= 8 and len(buf) >= 8 + int.from_bytes(buf[4:6], "little"):
+                return buf
+        raise AssertionError("host wrote no frame")
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def pty() -> Iterator[Pty]:
+    p = Pty()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+async def link(pty: Pty) -> AsyncIterator[UbxLink]:
+    lost: list[str] = []
+    lk = UbxLink(pty.path, 115200, asyncio.get_running_loop(), on_lost=lost.append)
+    await asyncio.to_thread(lk.open)
+    yield lk
+    await lk.aclose()
+
+
+async def next_item(sub: Subscription) -> UbxFrame | Dropped | Ended:
+    return await asyncio.wait_for(sub.get(), WAIT)
+
+
+async def test_frames_between_noise_are_cached_and_streamed(pty: Pty, link: UbxLink) -> None:
+    sub = link.subscribe(10)
+    assert sub.cached == []
+    before = time.time()
+    pty.send(b"$GNGGA,,,,,,0,00,99.99,,,,,,*56\r\n" + b"\x00\xb5\xff garbage " + TIM_TP)
+    pty.send(b"\xd3\x00\x0a" + b"\x01" * 13 + NAV_TIMEUTC)  # RTCM-like: 10 bytes + CRC
+    first, second = await next_item(sub), await next_item(sub)
+    assert isinstance(first, UbxFrame) and isinstance(second, UbxFrame)
+    assert (first.identity, first.raw) == ("TIM-TP", TIM_TP)
+    assert (second.identity, second.raw) == ("NAV-TIMEUTC", NAV_TIMEUTC)
+    assert before <= first.rx_time <= second.rx_time <= time.time()
+    # A later subscriber gets the cache: newest per identity, in first-seen order.
+    pty.send(FRAMES[3])  # a newer TIM-TP
+    assert isinstance(await next_item(sub), UbxFrame)
+    late = link.subscribe(10)
+    assert [f.raw for f in late.cached] == [FRAMES[3], NAV_TIMEUTC]
+
+
+async def test_replies_go_to_the_waiting_request_not_the_stream(pty: Pty, link: UbxLink) -> None:
+    sub = link.subscribe(10)
+    request = asyncio.create_task(
+        link.request(poll_bytes(0x06, 0x8B), set(ack_keys(0x06, 0x8B)), timeout=WAIT)
+    )
+    assert await pty.read_frame() == poll_bytes(0x06, 0x8B)
+    # An ACK for another message is not this request's answer; the matching one is.
+    other_ack = UBXMessage(0x05, 0x01, 0, payload=b"\x06\x8a").serialize()
+    pty.send(other_ack + ACK_VALGET + TIM_TP)
+    frames = await request
+    assert frames is not None and [f.raw for f in frames] == [ACK_VALGET]
+    streamed = [await next_item(sub), await next_item(sub)]
+    assert [f.raw for f in streamed if isinstance(f, UbxFrame)] == [other_ack, TIM_TP]
+    assert route_key(frames[0]) == (0x05, 0x01, 0x06, 0x8B)
+
+
+async def test_periodic_frames_are_streamed_even_when_awaited(pty: Pty, link: UbxLink) -> None:
+    sub = link.subscribe(10)
+    request = asyncio.create_task(link.request(poll_bytes(0x0D, 0x01), {(0x0D, 0x01)}, timeout=WAIT))
+    await pty.read_frame()
+    pty.send(TIM_TP)
+    frames = await request
+    assert frames is not None and frames[0].raw == TIM_TP
+    item = await next_item(sub)
+    assert isinstance(item, UbxFrame) and item.raw == TIM_TP
+
+
+async def test_no_answer_is_none(pty: Pty, link: UbxLink) -> None:
+    assert await link.request(poll_bytes(0x0A, 0x04), {(0x0A, 0x04)}, timeout=0.2) is None
+
+
+async def test_slow_subscriber_drops_oldest_and_is_told(pty: Pty, link: UbxLink) -> None:
+    sub = link.subscribe(2)
+    probe = link.subscribe(100)
+    for raw in FRAMES[1:6]:
+        pty.send(raw)
+    for _ in range(5):
+        assert isinstance(await next_item(probe), UbxFrame)
+    first = await next_item(sub)
+    assert first == Dropped(3)
+    rest = [await next_item(sub), await next_item(sub)]
+    assert [f.raw for f in rest if isinstance(f, UbxFrame)] == FRAMES[4:6]
+
+
+async def test_device_loss_ends_streams_and_requests(pty: Pty) -> None:
+    lost: list[str] = []
+    link = UbxLink(pty.path, 115200, asyncio.get_running_loop(), on_lost=lost.append)
+    await asyncio.to_thread(link.open)
+    try:
+        sub = link.subscribe(10)
+        request = asyncio.create_task(link.request(poll_bytes(0x0A, 0x04), {(0x0A, 0x04)}, timeout=WAIT))
+        await pty.read_frame()
+        os.close(pty.master)  # the receiver vanishes
+        with pytest.raises(LinkLost):
+            await request
+        ended = await next_item(sub)
+        assert isinstance(ended, Ended) and ended.kind == "lost"
+        assert lost == [ended.message]
+        assert not link.alive
+        with pytest.raises(LinkLost):
+            await link.request(poll_bytes(0x0A, 0x04), {(0x0A, 0x04)})
+    finally:
+        await link.aclose()
