@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import time
@@ -30,7 +31,9 @@ from panoseti_appliance.ublox.link import (
 from panoseti_appliance.ublox.parsed import UbxFrame
 
 CAPTURE = Path(__file__).resolve().parents[1] / "data" / "ubx_packets.jsonl"
-FRAMES = [base64.b64decode(json.loads(line)["payload_b64"]) for line in CAPTURE.read_text().splitlines()]
+FRAMES = [
+    base64.b64decode(json.loads(line)["payload_b64"]) for line in CAPTURE.read_text().splitlines()
+]
 ACK_VALGET = FRAMES[0]
 TIM_TP = FRAMES[2]
 NAV_TIMEUTC = FRAMES[1]
@@ -60,10 +63,8 @@ class Pty:
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 @pytest.fixture
@@ -122,7 +123,9 @@ async def test_replies_go_to_the_waiting_request_not_the_stream(pty: Pty, link: 
 
 async def test_periodic_frames_are_streamed_even_when_awaited(pty: Pty, link: UbxLink) -> None:
     sub = link.subscribe(10)
-    request = asyncio.create_task(link.request(poll_bytes(0x0D, 0x01), {(0x0D, 0x01)}, timeout=WAIT))
+    request = asyncio.create_task(
+        link.request(poll_bytes(0x0D, 0x01), {(0x0D, 0x01)}, timeout=WAIT)
+    )
     await pty.read_frame()
     pty.send(TIM_TP)
     frames = await request
@@ -154,7 +157,9 @@ async def test_device_loss_ends_streams_and_requests(pty: Pty) -> None:
     await asyncio.to_thread(link.open)
     try:
         sub = link.subscribe(10)
-        request = asyncio.create_task(link.request(poll_bytes(0x0A, 0x04), {(0x0A, 0x04)}, timeout=WAIT))
+        request = asyncio.create_task(
+            link.request(poll_bytes(0x0A, 0x04), {(0x0A, 0x04)}, timeout=WAIT)
+        )
         await pty.read_frame()
         os.close(pty.master)  # the receiver vanishes
         with pytest.raises(LinkLost):
