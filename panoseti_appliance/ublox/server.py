@@ -16,7 +16,6 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -35,51 +34,19 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["UbloxControl"].full_name
 log = logging.getLogger(__name__)
 
 
-def chip_f9t_config(cfg: UbloxConfig) -> dict[str, Any] | None:
-    """The flat f9t_config of the chip to initialise at start, or None without chips.
-
-    General settings first, then the chip's own (`uid` becomes `f9t_uid`); chip values win.
-    """
-    if not cfg.chips:
-        return None
-    chip = cfg.chips[0]
-    if cfg.chip_uid is not None:
-        wanted = cfg.chip_uid.strip().upper()
-        found = [c for c in cfg.chips if c.uid.strip().upper() == wanted]
-        if not found:
-            raise InvalidConfig(
-                [f"ublox.chip_uid: {cfg.chip_uid} is not the uid of any entry in ublox.chips"]
-            )
-        chip = found[0]
-    out: dict[str, Any] = {
-        "device": chip.device or cfg.device,
-        "f9t_uid": chip.uid,
-        "baud": cfg.baud,
-        "apply_to_layers": list(cfg.apply_to_layers),
-        "verify_layer": cfg.verify_layer,
-        "cfg_key_settings": [
-            s.model_dump() for s in (chip.cfg_key_settings or cfg.cfg_key_settings)
-        ],
-    }
-    position = chip.position or cfg.position
-    if position is not None:
-        out["position"] = position.model_dump(exclude_none=True)
-    return out
-
-
 def start_plan(cfg: UbloxConfig) -> F9tPlan | None:
-    """The validated plan for `init_on_start`, None when it is off or no chip is configured."""
-    if not cfg.init_on_start:
+    """The validated plan for `init_on_start`, None when it is off.
+
+    The config models already refuse init_on_start without chips; this adds InitF9t's own
+    checks (key names, values, TMODE ranges), so a bad chip stops the daemon before it starts.
+    """
+    chip = cfg.selected_chip() if cfg.init_on_start else None
+    if chip is None:
         return None
-    f9t = chip_f9t_config(cfg)
-    if f9t is None:
-        raise InvalidConfig(["ublox.init_on_start: true but ublox.chips is empty; add a chip"])
     try:
-        return validate_config(f9t)
+        return validate_config(cfg.f9t_config(chip))
     except InvalidConfig as exc:
-        raise InvalidConfig(
-            [f"ublox.chips ({f9t['f9t_uid']}): {p}" for p in exc.problems]
-        ) from None
+        raise InvalidConfig([f"ublox.chips ({chip.uid}): {p}" for p in exc.problems]) from None
 
 
 def _prepare_listen(address: str) -> None:
