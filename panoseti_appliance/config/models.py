@@ -405,7 +405,7 @@ class PositionConfig(_Section):
         for name in own:
             if getattr(self, name) is None:
                 raise FieldProblem(
-                    [name, "format"], f"{name} is required when format is {self.format}; add it"
+                    [name], f"{name} is required when format is {self.format}; add it"
                 )
         for name in other:
             if getattr(self, name) is not None:
@@ -456,10 +456,27 @@ def _check_layers(layers: list[LayerName] | None, verify: LayerName | None) -> N
         )
 
 
+def _uid_text(value: object) -> object:
+    """YAML reads an all-digit uid as a number (leading zeros lost, 0-prefixed as octal)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(
+            f"uid was read as the number {value}; quote it in YAML, e.g. uid: '0102030405'"
+        )
+    return value
+
+
+def _check_baud(value: int) -> int:
+    if value not in STANDARD_BAUDS:
+        raise ValueError(
+            f"baud {value} is not a standard rate; use one of {', '.join(map(str, STANDARD_BAUDS))}"
+        )
+    return value
+
+
 class ChipConfig(_Section):
     """One receiver; its keys override the general ublox settings (the f9t_config merge rule)."""
 
-    uid: str = Field(
+    uid: Annotated[str, BeforeValidator(_uid_text)] = Field(
         description="SEC-UNIQID of the receiver as 10 hex digits, e.g. `DF03A241BC`; InitF9t "
         "fails when the attached receiver reports another."
     )
@@ -495,14 +512,6 @@ class ChipConfig(_Section):
         return None if value is None else _check_baud(value)
 
 
-def _check_baud(value: int) -> int:
-    if value not in STANDARD_BAUDS:
-        raise ValueError(
-            f"baud {value} is not a standard rate; use one of {', '.join(map(str, STANDARD_BAUDS))}"
-        )
-    return value
-
-
 class UbloxConfig(_Section):
     """The UbloxControl daemon and the ZED-F9T settings it applies (spec ublox.md §D)."""
 
@@ -536,7 +545,7 @@ class UbloxConfig(_Section):
     chips: list[ChipConfig] = Field(
         default_factory=list, description="Known receivers, each with its uid and overrides."
     )
-    chip_uid: str | None = Field(
+    chip_uid: Annotated[str | None, BeforeValidator(_uid_text)] = Field(
         default=None,
         description="uid of the chip (from `chips`) to initialise at start; null means the "
         "first chip, if any.",
@@ -650,9 +659,7 @@ class PortForwardingConfig(_Section):
     @model_validator(mode="after")
     def _gateway(self) -> PortForwardingConfig:
         if self.status and not self.gw_ip:
-            raise FieldProblem(
-                ["gw_ip", "status"], "status is true but gw_ip is missing; add gw_ip"
-            )
+            raise FieldProblem(["gw_ip"], "status is true but gw_ip is missing; add gw_ip")
         return self
 
 
