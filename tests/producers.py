@@ -19,24 +19,29 @@ derived from (module, index) so a test can tell exactly which frame arrived.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import random
 import socket
 import struct
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from panoseti_appliance import pff
+from panoseti_appliance.daqdata.frame import Frame, FrameSink
 from panoseti_appliance.products import DataProduct, by_name
 
 DEFAULT_RUN = "obs_TEST.start_2025-08-02T05_31_36Z.runtype_sci-data.pffd"
 DEFAULT_START = "2025-08-02T05:31:36Z"
 CONNECT_TIMEOUT = 30.0
+#: Generous deadline for anything a test waits for on a loaded machine.
+WAIT = 30.0
 
 
 def _dp(dp: DataProduct | str) -> DataProduct:
@@ -255,3 +260,52 @@ def write_run(
     path = data_file(data_dir, module, dp, seqno, run)
     append_frames(path, dp, module, n)
     return path
+
+
+# --- running a source in-process --------------------------------------------------------------
+
+
+async def until(cond: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    """Poll `cond` on the event loop until true; raise AssertionError after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class _RunnableSource(Protocol):
+    async def run(self, sink: FrameSink, ready: asyncio.Event) -> None: ...
+
+
+@dataclass
+class Collected:
+    """Frames a running source delivered, in order."""
+
+    frames: list[Frame] = field(default_factory=list)
+
+    def of(self, module: int, dp: str) -> list[Frame]:
+        return [f for f in self.frames if f.module_id == module and f.dp.name == dp]
+
+
+@contextlib.asynccontextmanager
+async def run_source(source: _RunnableSource) -> AsyncIterator[Collected]:
+    """Run `source` as a task until ready; collect its frames; cancel it on exit."""
+    got = Collected()
+    ready = asyncio.Event()
+    task = asyncio.create_task(source.run(got.frames.append, ready))
+    waiter = asyncio.create_task(ready.wait())
+    try:
+        done, _ = await asyncio.wait({task, waiter}, timeout=WAIT, return_when="FIRST_COMPLETED")
+        if task in done:
+            task.result()  # re-raise the start-up error
+            raise AssertionError("source ended before it was ready")
+        if waiter not in done:
+            raise AssertionError(f"source not ready after {WAIT}s")
+        yield got
+    finally:
+        waiter.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

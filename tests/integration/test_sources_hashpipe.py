@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,14 @@ from panoseti_appliance.config.models import HashpipeSourceConfig
 from panoseti_appliance.daqdata.frame import Frame
 from panoseti_appliance.daqdata.sources.base import SourceError
 from panoseti_appliance.daqdata.sources.hashpipe import HashpipeListener
-from tests.producers import HashpipeProducer, SentFrame
-
-WAIT = 30.0
+from tests.producers import (
+    WAIT,
+    Collected,
+    HashpipeProducer,
+    SentFrame,
+    run_source,
+    until,
+)
 
 
 def _cfg(tmp_path: Path, **kw: Any) -> HashpipeSourceConfig:
@@ -30,39 +35,13 @@ def _cfg(tmp_path: Path, **kw: Any) -> HashpipeSourceConfig:
     return HashpipeSourceConfig(socket_template=str(tmp_path / "hp.dp_{dp}.sock"), **kw)
 
 
-async def _until(cond: Callable[[], bool], what: str) -> None:
-    """Poll `cond` on the loop until true; fail (not hang) after a generous deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not cond():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-class Running:
-    """A started listener and the frames it delivered."""
-
-    def __init__(self, listener: HashpipeListener) -> None:
-        self.listener = listener
-        self.frames: list[Frame] = []
-
-    def of(self, module: int, dp: str) -> list[Frame]:
-        return [f for f in self.frames if f.module_id == module and f.dp.name == dp]
-
-
 @contextlib.asynccontextmanager
-async def running(listener: HashpipeListener) -> AsyncIterator[Running]:
-    r = Running(listener)
-    ready = asyncio.Event()
-    task = asyncio.create_task(listener.run(r.frames.append, ready))
+async def running(listener: HashpipeListener) -> AsyncIterator[Collected]:
+    """The listener running, its frames collected; closed (socket files removed) on exit."""
     try:
-        await asyncio.wait_for(ready.wait(), WAIT)
-        yield r
+        async with run_source(listener) as got:
+            yield got
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         listener.close()
 
 
@@ -161,8 +140,9 @@ def test_missing_directory_fails_clearly(tmp_path: Path) -> None:
 
 
 async def test_frames_from_several_modules_and_products(tmp_path: Path) -> None:
-    async with running(HashpipeListener(_cfg(tmp_path))) as r:
-        paths = r.listener.paths()
+    listener = HashpipeListener(_cfg(tmp_path))
+    async with running(listener) as r:
+        paths = listener.paths()
         ph = await _producer(paths["ph256"], "ph256")
         img = await _producer(paths["img16"], "img16")
         sent = []
@@ -170,7 +150,7 @@ async def test_frames_from_several_modules_and_products(tmp_path: Path) -> None:
             for module in (1, 2, 300):
                 sent.append(await asyncio.to_thread(ph.send, module))
                 sent.append(await asyncio.to_thread(img.send, module + round_ * 0))
-        await _until(lambda: len(r.frames) == len(sent), "all frames")
+        await until(lambda: len(r.frames) == len(sent), "all frames")
         ph.close()
         img.close()
         for module in (1, 2, 300):
@@ -179,7 +159,7 @@ async def test_frames_from_several_modules_and_products(tmp_path: Path) -> None:
                 assert [f.frame_number for f in got] == [0, 1, 2]
                 assert all(f.file == f"uds_{dp}" for f in got)
         assert all(any(_matches(f, s) for f in r.frames) for s in sent)
-        assert r.listener.stats["frames_in"] == len(sent)
+        assert listener.stats["frames_in"] == len(sent)
 
 
 async def test_torn_and_garbage_then_valid_frames_arrive(
@@ -187,26 +167,27 @@ async def test_torn_and_garbage_then_valid_frames_arrive(
 ) -> None:
     """A short writev is followed by the producer's next frame; noise can come at any time."""
     caplog.set_level(logging.INFO, logger="panoseti_appliance.daqdata.sources.hashpipe")
-    async with running(HashpipeListener(_cfg(tmp_path))) as r:
-        p = await _producer(r.listener.paths()["ph256"], "ph256")
+    listener = HashpipeListener(_cfg(tmp_path))
+    async with running(listener) as r:
+        p = await _producer(listener.paths()["ph256"], "ph256")
         first = await asyncio.to_thread(p.send, 7)
-        await _until(lambda: len(r.frames) == 1, "first frame")
+        await until(lambda: len(r.frames) == 1, "first frame")
         # Burst 1: a frame torn in its pixels, then the next frame.
         await asyncio.to_thread(p.send_torn, 7, 300)
         after_torn = await asyncio.to_thread(p.send, 7)
-        await _until(lambda: len(r.frames) == 2, "frame after the torn one")
+        await until(lambda: len(r.frames) == 2, "frame after the torn one")
         # Burst 2: noise, a frame torn in its header, more noise, then frames.
         await asyncio.to_thread(p.send_garbage, 2000, 1)
         await asyncio.to_thread(p.send_torn, 8, 40)
         await asyncio.to_thread(p.send_garbage, 50, 2)
         good = [await asyncio.to_thread(p.send, 7) for _ in range(3)]
-        await _until(lambda: len(r.frames) == 5, "frames after the damage")
+        await until(lambda: len(r.frames) == 5, "frames after the damage")
         p.close()
         assert all(
             _matches(f, s) for f, s in zip(r.frames, [first, after_torn, *good], strict=True)
         )
         assert [f.frame_number for f in r.frames] == [0, 1, 2, 3, 4]
-        stats = r.listener.stats
+        stats = listener.stats
         assert stats["torn"] == 1
         assert stats["garbage_bytes"] == 300 + 2000 + 40 + 50
         assert stats["resyncs"] == 2
@@ -217,39 +198,41 @@ async def test_torn_and_garbage_then_valid_frames_arrive(
 
 
 async def test_reconnect_keeps_frame_numbers_and_other_connections(tmp_path: Path) -> None:
-    async with running(HashpipeListener(_cfg(tmp_path))) as r:
-        path = r.listener.paths()["img16"]
+    listener = HashpipeListener(_cfg(tmp_path))
+    async with running(listener) as r:
+        path = listener.paths()["img16"]
         idle = await _producer(path, "img16")  # connected, says nothing for a while
         p = await _producer(path, "img16")
         await asyncio.to_thread(p.send, 5)
         await asyncio.to_thread(p.send, 5)
-        await _until(lambda: len(r.frames) == 2, "two frames")
+        await until(lambda: len(r.frames) == 2, "two frames")
         await asyncio.to_thread(p.reconnect)
         await asyncio.to_thread(p.send, 5)
-        await _until(lambda: len(r.frames) == 3, "frame after reconnect")
+        await until(lambda: len(r.frames) == 3, "frame after reconnect")
         # Hashpipe may reconnect while its old connection is still open: both are read.
         late = await asyncio.to_thread(idle.send, 5)
-        await _until(lambda: len(r.frames) == 4, "frame on the long-idle connection")
+        await until(lambda: len(r.frames) == 4, "frame on the long-idle connection")
         assert _matches(r.frames[3], late)
         assert [f.frame_number for f in r.of(5, "img16")] == [0, 1, 2, 3]
-        await _until(lambda: r.listener.stats["disconnections"] == 1, "one disconnection")
-        assert r.listener.stats["connections"] == 3
+        await until(lambda: listener.stats["disconnections"] == 1, "one disconnection")
+        assert listener.stats["connections"] == 3
         p.close()
         idle.close()
 
 
 async def test_reset_connection_is_closed_alone(tmp_path: Path) -> None:
-    async with running(HashpipeListener(_cfg(tmp_path))) as r:
-        path = r.listener.paths()["ph256"]
+    listener = HashpipeListener(_cfg(tmp_path))
+    async with running(listener) as r:
+        path = listener.paths()["ph256"]
         a = await _producer(path, "ph256")
         b = await _producer(path, "ph256")
         await asyncio.to_thread(a.send_torn, 1, 100)
         # Close with unread data on our side to force a reset rather than a clean EOF.
         a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         a.close()
-        await _until(lambda: r.listener.stats["disconnections"] == 1, "a closed")
+        await until(lambda: listener.stats["disconnections"] == 1, "a closed")
         await asyncio.to_thread(b.send, 2)
-        await _until(lambda: len(r.frames) == 1, "frame on b")
+        await until(lambda: len(r.frames) == 1, "frame on b")
         assert r.frames[0].module_id == 2
         b.close()
 
@@ -261,12 +244,12 @@ async def test_adopted_socket_is_used_and_not_unlinked(tmp_path: Path) -> None:
     inherited.listen()
     listener = HashpipeListener(_cfg(tmp_path), inherited={"ph256": inherited})
     async with running(listener) as r:
-        assert r.listener.paths()["ph256"] == str(path)
+        assert listener.paths()["ph256"] == str(path)
         assert not (tmp_path / "hp.dp_ph256.sock").exists()
         assert (tmp_path / "hp.dp_img16.sock").exists()
         p = await _producer(str(path), "ph256")
         sent = await asyncio.to_thread(p.send, 9)
-        await _until(lambda: len(r.frames) == 1, "frame via adopted socket")
+        await until(lambda: len(r.frames) == 1, "frame via adopted socket")
         assert _matches(r.frames[0], sent)
         p.close()
     assert path.exists()
@@ -296,7 +279,7 @@ async def test_sink_failure_is_counted_and_reading_continues(tmp_path: Path) -> 
         p = await _producer(listener.paths()["ph256"], "ph256")
         await asyncio.to_thread(p.send, 1)
         await asyncio.to_thread(p.send, 1)
-        await _until(lambda: len(got) == 1, "second frame")
+        await until(lambda: len(got) == 1, "second frame")
         assert listener.stats["sink_errors"] == 1
         p.close()
     finally:

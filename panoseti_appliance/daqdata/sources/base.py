@@ -8,10 +8,11 @@ connection can never stop ingestion.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from typing import Protocol
 
-from panoseti_appliance.daqdata.frame import FrameSink
+from panoseti_appliance.daqdata.frame import Frame, FrameSink
 
 
 class SourceError(Exception):
@@ -68,3 +69,13 @@ class Source(Protocol):
 def format_counts(counts: dict[str, int]) -> str:
     """`key=value` pairs for one log line, e.g. "frames_in=12 torn=1"."""
     return " ".join(f"{k}={v}" for k, v in counts.items()) or "nothing counted"
+
+
+def deliver(sink: FrameSink, frame: Frame, stats: SourceStats, log: logging.Logger) -> None:
+    """Hand one frame to the sink; a failing sink is a bug, logged with its traceback and
+    counted as "sink_errors", but it must not stop the source."""
+    try:
+        sink(frame)
+    except Exception:
+        stats.add("sink_errors")
+        log.exception("the frame sink failed on %s frame of module %d", frame.dp, frame.module_id)

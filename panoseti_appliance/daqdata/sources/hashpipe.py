@@ -26,7 +26,12 @@ from typing import Any
 
 from panoseti_appliance.config.models import HashpipeSourceConfig
 from panoseti_appliance.daqdata.frame import Frame, FrameSink
-from panoseti_appliance.daqdata.sources.base import SourceError, SourceStats, format_counts
+from panoseti_appliance.daqdata.sources.base import (
+    SourceError,
+    SourceStats,
+    deliver,
+    format_counts,
+)
 from panoseti_appliance.pff import HEADER_END, MAX_HEADER_BYTES
 from panoseti_appliance.products import DataProduct, by_name
 
@@ -423,11 +428,7 @@ class HashpipeListener:
         number = self._frame_numbers.get(key, 0)
         self._frame_numbers[key] = number + 1
         frame = Frame(module, dp, header, pixels, f"uds_{dp.name}", number, time.time_ns())
-        try:
-            sink(frame)
-        except Exception:
-            self.stats.add("sink_errors")
-            log.exception("uds source %s: the frame sink failed", dp)
+        deliver(sink, frame, self.stats, log)
 
     @staticmethod
     def _log_drops(state: _Connection, emitted: bool) -> None:

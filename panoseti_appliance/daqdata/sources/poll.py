@@ -1,0 +1,126 @@
+"""Filesystem poll source (spec daqdata.md §C.1): sample the newest frame of each growing file.
+
+The DAQ appends every frame (up to ~1000 frames/s per module) to files in the active run
+directory; clients only need a recent one, so this source watches data_dir recursively and, at
+most once per interval, reads the last complete frame of each changed file. Change detection is
+inotify by default (watchfiles); `force_polling=True` polls instead, for network filesystems
+where inotify sees nothing. A full re-scan every max(1 s, interval) is the safety net either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+import watchfiles
+
+from panoseti_appliance.daqdata.frame import FrameSink
+from panoseti_appliance.daqdata.sources.base import (
+    SourceError,
+    SourceStats,
+    deliver,
+    format_counts,
+)
+from panoseti_appliance.daqdata.sources.rundir import NewestFrameReader, module_of
+
+log = logging.getLogger(__name__)
+
+#: Shortest period of the safety-net full re-scan.
+MIN_RESCAN_S = 1.0
+
+
+def require_data_dir(source: str, data_dir: Path) -> None:
+    """SourceError unless data_dir is an existing directory (the reason InitHpIo reports)."""
+    if not data_dir.is_dir():
+        raise SourceError(
+            f"{source} source: data_dir '{data_dir}' does not exist or is not a directory"
+        )
+
+
+class FilesystemPollSource:
+    """Follows `data_dir/module_<id>/<newest obs_*>/*.pff` and submits each file's newest frame."""
+
+    name = "filesystem_poll"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        interval_s: float,
+        module_ids: frozenset[int] | None,
+        *,
+        force_polling: bool = False,
+    ) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.interval_s = interval_s
+        self.module_ids = module_ids
+        self.force_polling = force_polling
+        self.rescan_s = max(MIN_RESCAN_S, interval_s)
+        self.stats = SourceStats()
+        self._reader = NewestFrameReader(self.stats)
+
+    async def run(self, sink: FrameSink, ready: asyncio.Event) -> None:
+        require_data_dir(self.name, self.data_dir)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        changes = self._changes(stop)
+        try:
+            await self._submit(sink, None)
+            last_scan = loop.time()
+            log.info(
+                "%s source: watching %s (%s, interval %gs)",
+                self.name,
+                self.data_dir,
+                "polling" if self.force_polling else "inotify",
+                self.interval_s,
+            )
+            ready.set()
+            async for modules in changes:
+                started = loop.time()
+                if started - last_scan >= self.rescan_s:
+                    self.stats.add("rescans")
+                    await self._submit(sink, None)
+                    last_scan = started
+                elif modules:
+                    await self._submit(sink, modules)
+                # At most one frame per (module, dp) per interval, whatever the DAQ's rate;
+                # changes arriving meanwhile are collected by the watcher.
+                await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+        finally:
+            stop.set()
+            await changes.aclose()
+            log.info("%s source: stopped; %s", self.name, format_counts(self.stats.snapshot()))
+
+    async def _changes(self, stop: asyncio.Event) -> AsyncGenerator[set[int], None]:
+        """Module ids with changed files, batch by batch; an empty set at least every re-scan."""
+        interval_ms = max(1, round(self.interval_s * 1000))
+        async for batch in watchfiles.awatch(
+            self.data_dir,
+            watch_filter=None,
+            debounce=interval_ms,
+            step=min(50, interval_ms),
+            stop_event=stop,
+            rust_timeout=round(self.rescan_s * 1000),
+            yield_on_timeout=True,
+            force_polling=self.force_polling,
+            poll_delay_ms=interval_ms,
+            recursive=True,
+            ignore_permission_denied=True,
+        ):
+            self.stats.add("wakeups")
+            modules: set[int] = set()
+            for _change, raw in batch:
+                path = Path(raw)
+                module = module_of(self.data_dir, path)
+                if module is not None and (self.module_ids is None or module in self.module_ids):
+                    modules.add(module)
+            yield modules
+
+    async def _submit(self, sink: FrameSink, modules: set[int] | None) -> None:
+        frames = await asyncio.to_thread(
+            self._reader.read_modules, self.data_dir, self.module_ids, modules
+        )
+        for frame in frames:
+            deliver(sink, frame, self.stats, log)
+        self.stats.add("scans")
