@@ -168,7 +168,7 @@ def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGINT and SIGTERM set `stop` (so streams end cleanly) while the block runs."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -384,7 +384,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
         raise CliError("--no-movie and --no-ph together leave nothing to stream")
     stop = threading.Event()
     count = 0
-    with _stop_on_signals(stop), _stop_after(stop, args.duration), _connected(args, stop) as client:
+    with stop_on_signals(stop), _stop_after(stop, args.duration), _connected(args, stop) as client:
         for target, parsed in _stream(
             client, args, stop, not args.no_movie, not args.no_ph, args.refresh_period
         ):
@@ -439,7 +439,7 @@ def _plot_loop(
     stop = threading.Event()
     rate = _Rate()
     with (
-        _stop_on_signals(stop),
+        stop_on_signals(stop),
         _stop_after(stop, args.duration),
         _connected(args, stop) as client,
         _console.status(f"{what}: waiting for images…") as status,
@@ -485,7 +485,7 @@ def _cmd_phdist(args: argparse.Namespace) -> int:
 def _cmd_speed(args: argparse.Namespace) -> int:
     stop = threading.Event()
     rate = _Rate()
-    with _stop_on_signals(stop), _stop_after(stop, args.duration), _connected(args, stop) as client:
+    with stop_on_signals(stop), _stop_after(stop, args.duration), _connected(args, stop) as client:
         for _ in _stream(client, args, stop, True, True, FASTEST):
             line = rate.add()
             if line is not None:
