@@ -43,7 +43,7 @@ STARS = ((6.0, 3.0, 2600.0), (12.5, 20.0, 900.0), (25.0, 9.5, 4200.0), (19.0, 28
 DRIFT_PER_FRAME = (0.035, 0.11)  # rows, cols
 PSF_SIGMA = 0.85
 #: (first frame, frames, row, col, peak counts, length px, width px, angle rad)
-FLASHES = ((22, 1, 14.0, 12.0, 5200.0, 4.5, 0.9, 0.6), (47, 2, 8.0, 25.0, 3800.0, 1.0, 1.0, 0.0))
+FLASHES = ((22, 1, 14.0, 12.0, 5200.0, 3.2, 0.9, 0.6), (47, 2, 8.0, 25.0, 3800.0, 1.0, 1.0, 0.0))
 
 
 def file_name() -> str:

@@ -115,9 +115,7 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
     template = args.socket_template or cfg.daqdata.hashpipe.socket_template
     if "{dp}" not in template:
         raise UsageError(f"--socket-template {template!r} must contain {{dp}}")
-    target = sim["rpc_target"] or next(
-        (a for a in cfg.daqdata.listen if a.startswith("unix:")), None
-    )
+    target = sim["rpc_target"] or cfg.daqdata.unix_listen_address()
     return {
         "sim": sim,
         "socket_template": template,

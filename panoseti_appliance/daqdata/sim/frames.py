@@ -16,12 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from panoseti_appliance import pff
+from panoseti_appliance.daqdata.sources.hashpipe import QUABO_KEYS, header_problem
 from panoseti_appliance.products import DataProduct
-
-#: Timing fields every quabo record carries (pff.md §3).
-TIME_FIELDS = ("pkt_num", "pkt_tai", "pkt_nsec", "tv_sec", "tv_usec")
-#: The keys of a 4-quabo (img8, img16, ph1024) header.
-QUABO_KEYS = ("quabo_0", "quabo_1", "quabo_2", "quabo_3")
 
 
 class FrameLoadError(Exception):
@@ -35,25 +31,6 @@ class SourceFrame:
     dp: DataProduct
     header: dict[str, Any]
     pixels: bytes
-
-
-def _check_int_fields(record: Mapping[str, Any], names: tuple[str, ...], where: str) -> None:
-    for name in names:
-        value = record.get(name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FrameLoadError(f"{where}: field {name!r} is {value!r}, expected an integer")
-
-
-def validate_header(header: Mapping[str, Any], dp: DataProduct, where: str) -> None:
-    """Raise FrameLoadError unless `header` has every field the producer writes for `dp`."""
-    if dp.rows == 16:
-        _check_int_fields(header, ("quabo_num", *TIME_FIELDS), where)
-        return
-    for key in QUABO_KEYS:
-        record = header.get(key)
-        if not isinstance(record, Mapping):
-            raise FrameLoadError(f"{where}: {dp.name} header has no {key!r} object")
-        _check_int_fields(record, TIME_FIELDS, f"{where} {key}")
 
 
 def load_frames(path: Path, dp: DataProduct, role: str) -> list[SourceFrame]:
@@ -73,7 +50,9 @@ def load_frames(path: Path, dp: DataProduct, role: str) -> list[SourceFrame]:
     frames: list[SourceFrame] = []
     try:
         for frame in pff.iter_frames(path, dp, strict=True):
-            validate_header(frame.header, dp, f"{label} frame {frame.index}")
+            problem = header_problem(frame.header, dp)
+            if problem is not None:
+                raise FrameLoadError(f"{label} frame {frame.index}: {problem}")
             frames.append(SourceFrame(dp, frame.header, frame.pixels))
     except pff.PffError as exc:
         raise FrameLoadError(f"{label}: {exc.reason}") from exc
