@@ -410,9 +410,13 @@ class DaqDataClient:
         backoff = Backoff()
         stub = self._stub(target)
         while not halt.is_set():
-            call = stub.StreamImages(
-                request, timeout=options.timeout, wait_for_ready=options.wait_for_ready
-            )
+            try:
+                call = stub.StreamImages(
+                    request, timeout=options.timeout, wait_for_ready=options.wait_for_ready
+                )
+            except ValueError as exc:  # the client was closed under a running stream
+                _put_unless(items, _HostFailed(target, exc), halt)
+                return
             with self._lock:
                 calls[target] = call
             if halt.is_set():
