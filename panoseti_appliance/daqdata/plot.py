@@ -62,8 +62,7 @@ class _Surface:
 
             self.figure.canvas.draw_idle()
             plt.pause(0.001)
-        else:
-            self.figure.canvas.draw()
+        # Off-screen: nothing to show; pixels are rendered only when saved.
 
     def save_png(self, path: str | Path) -> Path:
         out = Path(path)
