@@ -17,7 +17,10 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from panoseti_appliance.daqdata.simulate import Simulator
 
 MODES = ("uds", "filesystem_poll", "filesystem_pipe", "rpc")
 
@@ -165,8 +168,11 @@ async def _run(settings: dict[str, Any], duration: float | None, status_every: f
     }.get(cfg.mode, str(cfg.sim_data_dir))
     print(f"simulating {cfg.mode} to {where}: modules {cfg.module_ids}", flush=True)
     started = time.monotonic()
+    failure = None
     try:
         await _wait(simulator, stop, duration, status_every, started)
+    except SimulatorError as exc:
+        failure = str(exc)
     finally:
         await simulator.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -176,11 +182,14 @@ async def _run(settings: dict[str, Any], duration: float | None, status_every: f
         f"stopped after {elapsed:.1f}s, {simulator.steps} steps: {simulator.stats.status_line()}",
         flush=True,
     )
+    if failure is not None:
+        print(f"panoseti sim: {failure}", file=sys.stderr)
+        return 1
     return 0
 
 
 async def _wait(
-    simulator: Any, stop: asyncio.Event, duration: float | None, every: float, started: float
+    simulator: Simulator, stop: asyncio.Event, duration: float | None, every: float, started: float
 ) -> None:
     """Until stop is set, the duration is over or the step loop ends; print status meanwhile."""
     finished = asyncio.ensure_future(simulator.wait())

@@ -72,6 +72,8 @@ class Simulator:
         self._emitter: Emitter | None = None
         self._stats = SimStats()
         self._task: asyncio.Task[None] | None = None
+        #: Why the step loop ended early (a write failed, ...), or None.
+        self.failure: str | None = None
 
     @property
     def stats(self) -> SimStats:
@@ -84,9 +86,11 @@ class Simulator:
         return self._task is not None and self._task.done()
 
     async def wait(self) -> None:
-        """Wait until the step loop ends (only with a frame_limit); re-raise its failure."""
+        """Wait until the step loop ends (frame_limit reached); SimulatorError if it failed."""
         if self._task is not None:
             await asyncio.shield(self._task)
+        if self.failure is not None:
+            raise SimulatorError(self.failure)
 
     async def start(self) -> None:
         """Load the sources, prepare the mode's output and start emitting.
@@ -96,7 +100,8 @@ class Simulator:
         """
         if self._emitter is not None:
             raise SimulatorError("simulator already started")
-        movie, ph = self._load()
+        # Reading the files is blocking I/O: keep it off the daemon's event loop.
+        movie, ph = await asyncio.to_thread(self._load)
         emitter = self._make_emitter()
         await emitter.open()
         self._emitter = emitter
@@ -182,6 +187,15 @@ class Simulator:
                 await emitter.emit(module_id, frame.dp, header, frame.pixels, n)
 
     async def _loop(
+        self, emitter: Emitter, movie: list[SourceFrame], ph: list[SourceFrame]
+    ) -> None:
+        try:
+            await self._run_steps(emitter, movie, ph)
+        except Exception as exc:
+            self.failure = f"{self.mode} simulator stopped at step {self.steps}: {exc}"
+            log.error("%s", self.failure)
+
+    async def _run_steps(
         self, emitter: Emitter, movie: list[SourceFrame], ph: list[SourceFrame]
     ) -> None:
         interval = self.cfg.update_interval_seconds

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -177,3 +178,18 @@ async def test_load_failure_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(SimulatorError, match=r"ph source .*missing\.pff: no such file"):
         await sim.start()
     assert not (tmp_path / "sim").exists(), "nothing is created when loading fails"
+
+
+async def test_a_failing_write_stops_the_loop_with_a_reason(tmp_path: Path) -> None:
+    sim = make_sim(tmp_path, "filesystem_poll", frames_per_pff=1, update_interval_seconds=0.01)
+    await sim.start()
+    try:
+        shutil.rmtree(tmp_path / "sim")  # every frame opens a new file: the next one fails
+        with pytest.raises(
+            SimulatorError, match=r"filesystem_poll simulator stopped at step \d+: .*No such file"
+        ):
+            await asyncio.wait_for(sim.wait(), timeout=WAIT)
+        assert sim.finished
+    finally:
+        await sim.stop()
+    assert not (tmp_path / "sim").exists()

@@ -201,6 +201,8 @@ class FilesystemEmitter:
         for directory in reversed(self._made_dirs):
             try:
                 directory.rmdir()
+            except FileNotFoundError:
+                pass  # someone else removed it already
             except OSError as exc:
                 # Not empty: someone else put files there; leave them and say so.
                 log.warning("simulator left %s in place: %s", directory, exc.strerror)

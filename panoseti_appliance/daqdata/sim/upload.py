@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-import numpy as np
-from google.protobuf import struct_pb2
 
 from panoseti_appliance._proto import daq_data_pb2, daq_data_pb2_grpc
+from panoseti_appliance.daqdata.frame import Frame, build_pano_image
 from panoseti_appliance.daqdata.sim.base import SENT, SimStats
 from panoseti_appliance.products import DataProduct
 
@@ -34,26 +34,15 @@ BACKOFF_CAP = 2.0
 #: How long close() lets queued images drain before cancelling the call.
 CLOSE_DRAIN_SECONDS = 2.0
 
-_WIRE_DTYPE: dict[int, np.dtype[Any]] = {1: np.dtype("u1"), 2: np.dtype("<u2")}
-
 
 def pano_image(
     module_id: int, dp: DataProduct, header: dict[str, Any], pixels: bytes, frame_number: int
 ) -> daq_data_pb2.PanoImage:
-    """The PanoImage the rpc simulator uploads for one frame (unsigned pixel values on the wire)."""
-    struct = struct_pb2.Struct()
-    struct.update(header)
-    values = np.frombuffer(pixels, dtype=_WIRE_DTYPE[dp.bytes_per_pixel])
-    return daq_data_pb2.PanoImage(
-        type=dp.image_type.name,
-        header=struct,
-        image_array=values.tolist(),
-        shape=[dp.rows, dp.cols],
-        bytes_per_pixel=dp.bytes_per_pixel,
-        file=f"rpc_sim_{dp.name}.pff",
-        frame_number=frame_number,
-        module_id=module_id,
+    """The PanoImage the rpc simulator uploads for one frame: the daemon's own wire form."""
+    frame = Frame(
+        module_id, dp, header, pixels, f"rpc_sim_{dp.name}.pff", frame_number, time.time_ns()
     )
+    return build_pano_image(frame)
 
 
 class UploadEmitter:
