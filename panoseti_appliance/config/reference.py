@@ -52,6 +52,8 @@ Later layers override earlier ones; mappings merge key by key, lists replace the
   and exits 0, or prints every problem as `FILE:LINE: key.path: what is wrong and the fix`
   (`env NAME: …` for environment variables) and exits 1. The daemons run the same checks and
   refuse to start on any problem. Unknown keys are errors (with a "did you mean" hint).
+  `check` also validates each chip's receiver settings as InitF9t would (key names from the
+  receiver's configuration database, value types and ranges).
 - `panoseti config show [--json]` prints the merged configuration and where each value came from.
 - `panoseti config schema` prints the JSON Schema of the whole configuration.
 - `panoseti config import FILE...` translates original panoseti_grpc files

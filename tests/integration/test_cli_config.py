@@ -192,3 +192,29 @@ def test_docs_check_detects_a_stale_page(tmp_path: Path) -> None:
     written = run("docs", "--output", str(stale))
     assert written.returncode == 0
     assert stale.read_text() == (REPO / "docs" / "configuration.md").read_text()
+
+
+def test_check_reports_what_init_f9t_would_reject(tmp_path: Path) -> None:
+    main = tmp_path / "panoseti.yaml"
+    main.write_text(
+        "ublox:\n"
+        "  cfg_key_settings:\n"
+        "    - {key: CFG_TP_FREQ_TP1, value: 1.5}\n"
+        "    - {key: CFG_NOT_A_KEY, value: 1}\n"
+        "  chips:\n"
+        "    - {uid: DF03A241BC, device: /dev/ttyACM0}\n"
+        "    - uid: DF03A241BD\n"
+        "      cfg_key_settings:\n"
+        "        - {key: CFG_TP_TP1_ENA, value: 7}\n"
+        "    - {uid: DF03A241BE}\n"
+    )
+    result = run("check", "--config", str(main))
+    assert result.returncode == 1
+    problems = result.stderr.splitlines()[1:]
+    assert [line.split(": ", 2)[:2] for line in problems] == [
+        [f"{main}:3", "ublox.cfg_key_settings[0].value"],
+        [f"{main}:4", "ublox.cfg_key_settings[1].key"],
+        [f"{main}:9", "ublox.chips[1].cfg_key_settings[0].value"],
+    ]
+    assert "CFG_NOT_A_KEY" in problems[1]
+    assert problems[2].endswith("(chip DF03A241BD)")
