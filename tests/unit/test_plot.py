@@ -44,7 +44,11 @@ def parsed(dp: DataProduct, module: int, header: dict[str, Any], pixels: bytes, 
 
 @pytest.fixture(scope="module")
 def ph_images() -> list[dict[str, Any]]:
-    return [parsed(PH256, 254, f.header, f.pixels, f.index) for f in pff.iter_frames(PH_FILE)]
+    # Named as the filesystem source names them: the data file the frame came from.
+    return [
+        {**parsed(PH256, 254, f.header, f.pixels, f.index), "file": PH_FILE.name}
+        for f in pff.iter_frames(PH_FILE)
+    ]
 
 
 def movie(module: int, n: int, level: int = 40) -> dict[str, Any]:
