@@ -263,13 +263,6 @@ class DaqDataConfig(_Section):
     max_concurrent_rpcs: int = Field(
         default=100, ge=1, le=10_000, description="Most StreamImages readers served at once."
     )
-    subscriber_queue_size: int = Field(
-        default=256,
-        ge=1,
-        le=1_000_000,
-        description="Frames an every-frame subscriber may fall behind before the oldest are "
-        "dropped and counted.",
-    )
     min_hp_io_update_interval_seconds: Seconds = Field(
         default=0.001,
         gt=0,
@@ -339,6 +332,43 @@ class DaqDataConfig(_Section):
     def unix_listen_address(self) -> str | None:
         """The first `unix:` listen address (the rpc simulator's default target), if any."""
         return next((a for a in self.listen if a.startswith("unix:")), None)
+
+    def simulation_problem(self) -> FieldProblem | None:
+        """Why the simulator cannot run with these settings (None if it can).
+
+        Its mode needs its acquisition path: `uds` the Hashpipe sockets (one for each simulated
+        product), the filesystem modes their source, `rpc` a unix:// listener or rpc_target.
+        Paths in the problem are relative to this section. Checked at load when
+        hp_io.simulate_daq is set, and usable for a simulate_daq InitHpIo at run time.
+        """
+        sim = self.simulator
+        enabled = {
+            "uds": ("hashpipe", self.hashpipe.enabled),
+            "filesystem_poll": ("filesystem_poll", self.filesystem_poll.enabled),
+            "filesystem_pipe": ("filesystem_pipe", self.filesystem_pipe.enabled),
+        }
+        if sim.mode in enabled and not enabled[sim.mode][1]:
+            source = enabled[sim.mode][0]
+            return FieldProblem(
+                [f"{source}.enabled", "simulator.mode"],
+                f"simulator mode {sim.mode} needs daqdata.{source}.enabled: true; enable it or "
+                "choose another daqdata.simulator.mode",
+            )
+        if sim.mode == "uds":
+            missing = [p for p in sim.uds_data_products if p not in self.hashpipe.data_products]
+            if missing:
+                return FieldProblem(
+                    ["simulator.uds_data_products", "hashpipe.data_products"],
+                    f"the uds simulator feeds {', '.join(missing)} but daqdata.hashpipe."
+                    "data_products has no socket for it; add it there or remove it here",
+                )
+        if sim.mode == "rpc" and sim.rpc_target is None and self.unix_listen_address() is None:
+            return FieldProblem(
+                ["simulator.mode", "listen"],
+                "simulator mode rpc needs a unix:// address in daqdata.listen (or "
+                "daqdata.simulator.rpc_target); add one such as 'unix:///run/panoseti/daqdata.sock'",
+            )
+        return None
 
 
 class HpIoConfig(_Section):
@@ -725,42 +755,6 @@ class LoggingConfig(_Section):
     )
 
 
-def _simulation_rule(config: ApplianceConfig) -> None:
-    """The simulator mode's acquisition path must exist, but only when the simulator is used."""
-    daq = config.daqdata
-    mode = daq.simulator.mode
-    needs = {
-        "uds": ("hashpipe", daq.hashpipe.enabled),
-        "filesystem_poll": ("filesystem_poll", daq.filesystem_poll.enabled),
-        "filesystem_pipe": ("filesystem_pipe", daq.filesystem_pipe.enabled),
-    }
-    if mode in needs:
-        source, enabled = needs[mode]
-        if not enabled:
-            raise FieldProblem(
-                [f"daqdata.{source}.enabled", "daqdata.simulator.mode", "hp_io.simulate_daq"],
-                f"simulator mode {mode} needs daqdata.{source}.enabled: true while "
-                "hp_io.simulate_daq is true; enable it, choose another daqdata.simulator.mode, "
-                "or set hp_io.simulate_daq: false",
-            )
-        if mode == "uds":
-            missing = [
-                p for p in daq.simulator.uds_data_products if p not in daq.hashpipe.data_products
-            ]
-            if missing:
-                raise FieldProblem(
-                    ["daqdata.simulator.uds_data_products", "daqdata.hashpipe.data_products"],
-                    f"the uds simulator feeds {', '.join(missing)} but daqdata.hashpipe."
-                    "data_products has no socket for it; add it there or remove it here",
-                )
-    elif daq.simulator.rpc_target is None and daq.unix_listen_address() is None:
-        raise FieldProblem(
-            ["daqdata.simulator.mode", "daqdata.listen", "hp_io.simulate_daq"],
-            "simulator mode rpc needs a unix:// address in daqdata.listen (or "
-            "daqdata.simulator.rpc_target); add one such as 'unix:///run/panoseti/daqdata.sock'",
-        )
-
-
 class ApplianceConfig(BaseSettings):
     """The whole configuration of one DAQ node."""
 
@@ -803,6 +797,10 @@ class ApplianceConfig(BaseSettings):
                 f"daqdata.min_hp_io_update_interval_seconds ({minimum}); raise it to at least "
                 f"{minimum}",
             )
-        if self.hp_io.simulate_daq:
-            _simulation_rule(self)
+        problem = self.daqdata.simulation_problem() if self.hp_io.simulate_daq else None
+        if problem is not None:
+            raise FieldProblem(
+                [*(f"daqdata.{p}" for p in problem.paths), "hp_io.simulate_daq"],
+                f"{problem} (or set hp_io.simulate_daq: false)",
+            )
         return self

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from panoseti_appliance.config import ApplianceConfig, ConfigError, load_config
+from panoseti_appliance.config import ApplianceConfig, ConfigError, DaqDataConfig, load_config
 from panoseti_appliance.config.checks import (
     check_listen_address,
     format_module_range,
@@ -281,3 +281,18 @@ def test_observatory_host_keys_follow_port_forwarding(tmp_path: Path) -> None:
         tmp_path, "observatory:\n  port_forwarding:\n    10.0.0.1: {status: true}\n"
     )
     assert ":3: observatory.port_forwarding.10.0.0.1.gw_ip:" in found
+
+
+def test_simulation_problem_is_available_for_run_time_checks() -> None:
+    daq = DaqDataConfig()
+    assert daq.simulation_problem() is None
+    daq.hashpipe.enabled = False
+    problem = daq.simulation_problem()
+    assert problem is not None
+    assert problem.paths == ("hashpipe.enabled", "simulator.mode")
+    assert str(problem).startswith("simulator mode uds needs daqdata.hashpipe.enabled: true")
+    daq.simulator.mode = "rpc"
+    daq.listen = ["127.0.0.1:6000"]
+    assert "unix://" in str(daq.simulation_problem())
+    daq.simulator.rpc_target = "unix:///tmp/other.sock"
+    assert daq.simulation_problem() is None
