@@ -144,12 +144,29 @@ def dropin_paths(main: Path | None) -> list[Path]:
     return sorted(p for p in directory.glob("*.yaml") if p.is_file())
 
 
+def fill_empty_sections(data: dict[str, Any], model: type[BaseModel] = ApplianceConfig) -> None:
+    """Treat `section:` with nothing under it (YAML null) as an empty section, not an error.
+
+    Operators comment out every key of a section and leave its header; that means "defaults".
+    """
+    for key, value in data.items():
+        info = model.model_fields.get(key)
+        inner = _model_in(info.annotation) if info is not None else None
+        if info is None or inner is None:
+            continue
+        if value is None and inner is info.annotation:
+            data[key] = {}
+        elif isinstance(value, dict):
+            fill_empty_sections(value, inner)
+
+
 def read_file_layer(path: Path) -> tuple[Layer, list[str]]:
     """One file as a layer plus its warnings; FileProblems when it cannot be used."""
     if is_original(path):
         imported = import_original(path)
         return imported.layer(str(path)), imported.warnings
     data, lines = read_yaml(path)
+    fill_empty_sections(data)
     origins = {key: f"{path}:{line}" for key, line in lines.items()}
     return Layer(name=str(path), data=data, origins=origins, default_origin=f"{path}:1"), []
 

@@ -235,3 +235,14 @@ def test_argparse_helpers(tmp_path: Path) -> None:
     wrong = parser.parse_args(["--config", str(main), "--set", "daqdata.max_concurrent_rpcs=0"])
     with pytest.raises(ConfigError, match=r"^command line: daqdata.max_concurrent_rpcs: "):
         load_config_from_args(wrong, environ={})
+
+
+def test_a_section_header_with_everything_commented_out_means_defaults(tmp_path: Path) -> None:
+    main = write(
+        tmp_path / "p.yaml",
+        "daqdata:\n  # max_concurrent_rpcs: 5\n  hashpipe:\nhp_io:\nublox:\n  position:\n",
+    )
+    config = load_config(main, environ={})
+    assert config.daqdata.hashpipe.enabled is True
+    assert config.hp_io.data_dir == "/mnt/panoseti"
+    assert config.ublox.position is None
