@@ -85,6 +85,26 @@ def test_receive_buffer_is_at_least_configured(tmp_path: Path) -> None:
         listener.close()
 
 
+def test_receive_buffer_above_the_kernel_cap_is_forced_or_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Beyond net.core.rmem_max only CAP_NET_ADMIN helps; without it the operator is told how."""
+    want = 2 * int(Path("/proc/sys/net/core/rmem_max").read_text()) + 4096
+    listener = HashpipeListener(_cfg(tmp_path, data_products=["img8"], receive_buffer_bytes=want))
+    with caplog.at_level(logging.WARNING):
+        listener.open()
+    try:
+        got = listener.listening_sockets()["img8"].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    finally:
+        listener.close()
+    warned = [r.getMessage() for r in caplog.records if "net.core.rmem_max" in r.getMessage()]
+    if got >= want:
+        assert warned == []
+    else:
+        assert len(warned) == 1
+        assert f"SO_RCVBUF is {got} bytes, below the configured {want}" in warned[0]
+
+
 def test_socket_group_is_applied(tmp_path: Path) -> None:
     group = grp.getgrgid(os.getgid()).gr_name
     listener = HashpipeListener(_cfg(tmp_path, socket_group=group))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,19 @@ async def test_non_image_files_are_ignored(tmp_path: Path) -> None:
         await until(lambda: source.stats["rescans"] >= 1, "a re-scan")
     assert [(f.dp.name, f.frame_number) for f in got.frames] == [("ph256", 0)]
     assert source.stats["read_errors"] == 0
+
+
+@pytest.mark.parametrize("force_polling", [False, True], ids=["inotify", "polling"])
+async def test_data_dir_removed_and_recreated(tmp_path: Path, force_polling: bool) -> None:
+    data_dir = tmp_path / "data"
+    write_run(data_dir, 1, "img16", 1)
+    source = _source(data_dir, force_polling=force_polling)
+    async with run_source(source) as got:
+        await until(lambda: len(got.frames) == 1, "the first frame")
+        shutil.rmtree(data_dir)
+        await until(lambda: source.stats["data_dir_vanished"] == 1, "the removal noticed")
+        path = write_run(data_dir, 1, "img16", 3)
+        await until(lambda: got.frames[-1].frame_number == 2, "a frame of the new tree")
+        append_frames(path, "img16", 1, 1)
+        # Changes are seen again (not only by the slow safety-net re-scan).
+        await until(lambda: got.frames[-1].frame_number == 3, "a change after the return")

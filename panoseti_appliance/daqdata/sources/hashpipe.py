@@ -56,6 +56,23 @@ QUABO_KEYS = tuple(f"quabo_{i}" for i in range(4))
 DROP_REASONS = ("bad_start", "no_header_end", "bad_header", "torn", "torn_emitted")
 RECV_BYTES = 1 << 16
 LISTEN_BACKLOG = 64
+#: Linux SO_RCVBUFFORCE (not exported by the socket module): exceeds net.core.rmem_max when
+#: the process has CAP_NET_ADMIN.
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+
+def set_receive_buffer(sock: socket.socket, want: int) -> int:
+    """Make SO_RCVBUF at least `want` if the kernel allows; return the effective size.
+
+    The kernel caps SO_RCVBUF at net.core.rmem_max (about 208 KiB on stock Debian); with
+    CAP_NET_ADMIN SO_RCVBUFFORCE lifts the cap. Otherwise the caller warns with the fix.
+    """
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < want:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, want)
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
 def header_problem(header: Any, dp: DataProduct) -> str | None:
@@ -305,7 +322,7 @@ class HashpipeListener:
                         "create it or set daqdata.hashpipe.socket_group to an existing group"
                     ) from None
                 os.chown(path, -1, gid)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.receive_buffer_bytes)
+            self._check_receive_buffer(dp, sock)
             sock.listen(LISTEN_BACKLOG)
             sock.setblocking(False)
         except OSError as exc:
@@ -313,6 +330,20 @@ class HashpipeListener:
                 sock.close()
             raise SourceError(f"{where}: {exc.strerror or exc}") from exc
         log.info("uds source %s: listening on %s (mode %o)", dp, path, self.cfg.socket_mode)
+
+    def _check_receive_buffer(self, dp: DataProduct, sock: socket.socket) -> None:
+        want = self.cfg.receive_buffer_bytes
+        got = set_receive_buffer(sock, want)
+        if got < want:
+            log.warning(
+                "uds source %s: SO_RCVBUF is %d bytes, below the configured %d: the kernel caps "
+                "it at net.core.rmem_max; raise that (sysctl -w net.core.rmem_max=%d) or lower "
+                "daqdata.hashpipe.receive_buffer_bytes",
+                dp,
+                got,
+                want,
+                want,
+            )
 
     @staticmethod
     def _remove_stale(where: str, path: str) -> None:

@@ -82,7 +82,7 @@ class FilesystemPipeSource:
         return {m: f.path for m, f in self._fifos.items()}
 
     async def run(self, sink: FrameSink, ready: asyncio.Event) -> None:
-        require_data_dir(self.name, self.data_dir)
+        await asyncio.to_thread(require_data_dir, self.name, self.data_dir)
         loop = asyncio.get_running_loop()
         try:
             self._sync(loop, await asyncio.to_thread(self._find_fifos))

@@ -61,22 +61,39 @@ class FilesystemPollSource:
         self._reader = NewestFrameReader(self.stats)
 
     async def run(self, sink: FrameSink, ready: asyncio.Event) -> None:
-        require_data_dir(self.name, self.data_dir)
+        await asyncio.to_thread(require_data_dir, self.name, self.data_dir)
+        await self._submit(sink, None)
+        log.info(
+            "%s source: watching %s (%s, interval %gs)",
+            self.name,
+            self.data_dir,
+            "polling" if self.force_polling else "inotify",
+            self.interval_s,
+        )
+        ready.set()
+        try:
+            while True:
+                await self._watch(sink)
+                # data_dir vanished (unmounted, removed): wait for it, then watch it afresh.
+                self.stats.add("data_dir_vanished")
+                log.warning("%s source: %s vanished; waiting for it", self.name, self.data_dir)
+                while not await asyncio.to_thread(self.data_dir.is_dir):
+                    await asyncio.sleep(self.rescan_s)
+                log.info("%s source: %s is back", self.name, self.data_dir)
+                await self._submit(sink, None)
+        finally:
+            log.info("%s source: stopped; %s", self.name, format_counts(self.stats.snapshot()))
+
+    async def _watch(self, sink: FrameSink) -> None:
+        """Submit new frames as changes arrive, until cancelled or data_dir itself is deleted."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         changes = self._changes(stop)
+        last_scan = loop.time()
         try:
-            await self._submit(sink, None)
-            last_scan = loop.time()
-            log.info(
-                "%s source: watching %s (%s, interval %gs)",
-                self.name,
-                self.data_dir,
-                "polling" if self.force_polling else "inotify",
-                self.interval_s,
-            )
-            ready.set()
             async for modules in changes:
+                if modules is None:
+                    return
                 started = loop.time()
                 if started - last_scan >= self.rescan_s:
                     self.stats.add("rescans")
@@ -90,11 +107,12 @@ class FilesystemPollSource:
         finally:
             stop.set()
             await changes.aclose()
-            log.info("%s source: stopped; %s", self.name, format_counts(self.stats.snapshot()))
 
-    async def _changes(self, stop: asyncio.Event) -> AsyncGenerator[set[int], None]:
-        """Module ids with changed files, batch by batch; an empty set at least every re-scan."""
+    async def _changes(self, stop: asyncio.Event) -> AsyncGenerator[set[int] | None, None]:
+        """Module ids with changed files, batch by batch (an empty set at least every re-scan
+        period); None once data_dir itself was deleted."""
         interval_ms = max(1, round(self.interval_s * 1000))
+        root = str(self.data_dir)
         async for batch in watchfiles.awatch(
             self.data_dir,
             watch_filter=None,
@@ -110,9 +128,11 @@ class FilesystemPollSource:
         ):
             self.stats.add("wakeups")
             modules: set[int] = set()
-            for _change, raw in batch:
-                path = Path(raw)
-                module = module_of(self.data_dir, path)
+            for change, raw in batch:
+                if raw == root and change == watchfiles.Change.deleted:
+                    yield None
+                    return
+                module = module_of(self.data_dir, Path(raw))
                 if module is not None and (self.module_ids is None or module in self.module_ids):
                     modules.add(module)
             yield modules
