@@ -1,0 +1,375 @@
+"""hp_io: the ingestion engine InitHpIo configures (spec daqdata.md §B.2, §C, §D).
+
+A small state machine, IDLE → STARTING → RUNNING → STOPPING → IDLE, that starts and stops the
+enabled sources and the simulator in the spec's order and within its bounds:
+
+- start: filesystem simulators first (the first scan needs files), then every enabled source
+  until each says it is listening or watching, then the uds/rpc simulators; bounded by
+  `hp_io_start_timeout`. It never waits for a first frame.
+- stop: sources, then the simulator (which deletes what it created); bounded by
+  `hp_io_stop_timeout`, after which the remaining tasks are abandoned cancelled. The hub's
+  newest-frame table is cleared, so no frame of the old configuration is ever served.
+
+The Hashpipe listener is not started or stopped here: its sockets live for the daemon's lifetime
+(Hashpipe may connect at any time). Its frames pass through `uds_sink`, which keeps them only
+while the running configuration ingests from uds and the module passes the filter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from panoseti_appliance.config.models import DaqDataConfig, HpIoConfig
+from panoseti_appliance.daqdata.frame import Frame
+from panoseti_appliance.daqdata.hub import Hub
+from panoseti_appliance.daqdata.simulate import Simulator, SimulatorError
+from panoseti_appliance.daqdata.sources.base import Source, SourceError, SourceStats
+from panoseti_appliance.daqdata.sources.hashpipe import HashpipeListener
+from panoseti_appliance.daqdata.sources.pipe import FilesystemPipeSource
+from panoseti_appliance.daqdata.sources.poll import FilesystemPollSource
+
+log = logging.getLogger(__name__)
+
+
+class HpIoState(enum.Enum):
+    IDLE = "IDLE"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+
+
+@dataclass(frozen=True)
+class HpIoSettings:
+    """One validated InitHpIo payload (what hp_io runs with)."""
+
+    data_dir: Path
+    update_interval_seconds: float
+    simulate_daq: bool = False
+    module_ids: frozenset[int] = frozenset()
+
+    @classmethod
+    def from_config(cls, cfg: HpIoConfig) -> HpIoSettings:
+        return cls(
+            Path(cfg.data_dir).absolute(),
+            cfg.update_interval_seconds,
+            cfg.simulate_daq,
+            frozenset(cfg.module_ids),
+        )
+
+    def describe(self) -> str:
+        modules = ",".join(map(str, sorted(self.module_ids))) or "all"
+        where = "simulator" if self.simulate_daq else str(self.data_dir)
+        return f"{where}, interval {self.update_interval_seconds:g}s, modules {modules}"
+
+
+class HpIoStartError(Exception):
+    """hp_io could not start; str(err) is the reason InitHpIo reports in error_message."""
+
+
+def simulation_problem(cfg: DaqDataConfig) -> str | None:
+    """Why simulate_daq cannot run with this daemon's configuration, or None if it can."""
+    mode = cfg.simulator.mode
+    enabled = {
+        "uds": cfg.hashpipe.enabled,
+        "filesystem_poll": cfg.filesystem_poll.enabled,
+        "filesystem_pipe": cfg.filesystem_pipe.enabled,
+    }
+    if mode in enabled and not enabled[mode]:
+        key = "hashpipe" if mode == "uds" else mode
+        return f"mode {mode} needs daqdata.{key}.enabled: true"
+    if mode == "uds":
+        missing = sorted(set(cfg.simulator.uds_data_products) - set(cfg.hashpipe.data_products))
+        if missing:
+            return f"mode uds feeds {', '.join(missing)} but daqdata.hashpipe has no such socket"
+    if mode == "rpc" and rpc_target(cfg) is None:
+        return "mode rpc needs a unix:// address in daqdata.listen or daqdata.simulator.rpc_target"
+    return None
+
+
+def rpc_target(cfg: DaqDataConfig) -> str | None:
+    """Where the rpc simulator uploads: its own target, else this daemon's unix listener."""
+    return cfg.simulator.rpc_target or cfg.unix_listen_address()
+
+
+class HpIo:
+    """The running ingestion configuration: its sources, simulator and state."""
+
+    def __init__(self, cfg: DaqDataConfig, hub: Hub, listener: HashpipeListener | None) -> None:
+        self.cfg = cfg
+        self.hub = hub
+        self.listener = listener
+        self.state = HpIoState.IDLE
+        self.settings: HpIoSettings | None = None
+        #: One InitHpIo (or failure clean-up) at a time; asyncio.Lock wakes waiters in FIFO order.
+        self.lock = asyncio.Lock()
+        #: Frames that reached hp_io but were not published, by reason.
+        self.discarded: Counter[str] = Counter()
+        self.sources: list[Source] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listener_task: asyncio.Task[None] | None = None
+        self._simulator: Simulator | None = None
+        self._uds_active = False
+        self._generation = 0
+        self._state_listeners: list[Callable[[HpIoState], None]] = []
+        self._failure_listeners: list[Callable[[str], None]] = []
+
+    # ---- observers -------------------------------------------------------------------------
+
+    def on_state(self, callback: Callable[[HpIoState], None]) -> None:
+        """Call `callback(state)` on every state change (health, sd_notify STATUS)."""
+        self._state_listeners.append(callback)
+
+    def on_failure(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(reason)` when a running hp_io stops on its own (a source died)."""
+        self._failure_listeners.append(callback)
+
+    def _set_state(self, state: HpIoState) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        log.info("hp_io %s", state.value)
+        for callback in self._state_listeners:
+            callback(state)
+
+    # ---- frame intake ----------------------------------------------------------------------
+
+    def _admit(self, frame: Frame, counter: str) -> None:
+        settings = self.settings
+        if self.state is not HpIoState.RUNNING or settings is None:
+            self.discarded[f"{counter}_not_running"] += 1
+        elif settings.module_ids and frame.module_id not in settings.module_ids:
+            self.discarded[f"{counter}_module_filtered"] += 1
+        else:
+            self.hub.publish(frame)
+
+    def uds_sink(self, frame: Frame) -> None:
+        """The Hashpipe listener's sink: publish only while uds is a running source."""
+        if not self._uds_active:
+            self.discarded["uds_not_enabled"] += 1
+            return
+        self._admit(frame, "uds")
+
+    def upload_sink(self, frame: Frame) -> None:
+        """UploadImages' sink: images arriving while hp_io is not RUNNING are dropped."""
+        self._admit(frame, "upload")
+
+    def _source_sink(self, frame: Frame) -> None:
+        self._admit(frame, "source")
+
+    # ---- start / stop ----------------------------------------------------------------------
+
+    def open_listener(self) -> None:
+        """Bind (or adopt) the Hashpipe sockets and read them for the daemon's lifetime."""
+        if self.listener is None:
+            return
+        self.listener.open()
+        if self._listener_task is None or self._listener_task.done():
+            ready = asyncio.Event()
+            self._listener_task = asyncio.create_task(
+                self.listener.run(self.uds_sink, ready), name="hashpipe-listener"
+            )
+            self._listener_task.add_done_callback(self._listener_done)
+
+    @staticmethod
+    def _listener_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the Hashpipe listener stopped: %s", task.exception())
+
+    async def start(self, settings: HpIoSettings) -> None:
+        """IDLE → STARTING → RUNNING; on failure everything started is stopped again (IDLE).
+
+        Call with `lock` held. Raises HpIoStartError with the reason.
+        """
+        assert self.state is HpIoState.IDLE, self.state
+        self._set_state(HpIoState.STARTING)
+        self.settings = settings
+        self._generation += 1
+        try:
+            async with asyncio.timeout(self.cfg.hp_io_start_timeout):
+                await self._start(settings)
+        except (SourceError, SimulatorError, OSError) as exc:
+            await self._abort_start()
+            raise HpIoStartError(str(exc)) from exc
+        except TimeoutError:
+            await self._abort_start()
+            raise HpIoStartError(
+                f"hp_io did not become ready within {self.cfg.hp_io_start_timeout:g}s "
+                "(daqdata.hp_io_start_timeout)"
+            ) from None
+        except BaseException:
+            await self._abort_start()
+            raise
+        self._set_state(HpIoState.RUNNING)
+        log.info("hp_io running: %s", settings.describe())
+
+    async def _abort_start(self) -> None:
+        await self._teardown()
+        self.settings = None
+        self._set_state(HpIoState.IDLE)
+
+    async def _start(self, settings: HpIoSettings) -> None:
+        data_dir = settings.data_dir
+        simulator: Simulator | None = None
+        if settings.simulate_daq:
+            simulator = Simulator(
+                self.cfg.simulator,
+                socket_template=self.cfg.hashpipe.socket_template,
+                pipe_name=self.cfg.filesystem_pipe.pipe_name,
+                rpc_target=rpc_target(self.cfg),
+            )
+            data_dir = simulator.data_dir.absolute()
+        rpc_only = simulator is not None and simulator.mode == "rpc"
+        if simulator is not None and simulator.starts_before_sources:
+            self._simulator = simulator
+            await simulator.start()
+        modules = settings.module_ids or None
+        interval = settings.update_interval_seconds
+        sources: list[Source] = []
+        if not rpc_only:
+            if self.cfg.filesystem_poll.enabled:
+                sources.append(FilesystemPollSource(data_dir, interval, modules))
+            if self.cfg.filesystem_pipe.enabled:
+                pipe = self.cfg.filesystem_pipe.pipe_name
+                sources.append(FilesystemPipeSource(data_dir, interval, pipe, modules))
+        await self._run_sources(sources)
+        if not rpc_only and self.listener is not None:
+            self.open_listener()
+            self._uds_active = True
+        if simulator is not None and not simulator.starts_before_sources:
+            self._simulator = simulator
+            await simulator.start()
+
+    async def _run_sources(self, sources: list[Source]) -> None:
+        """Start each source's task and wait until all are ready; SourceError if one fails."""
+        self.sources = sources
+        pending: list[tuple[Source, asyncio.Event, asyncio.Task[None]]] = []
+        for source in sources:
+            ready = asyncio.Event()
+            task = asyncio.create_task(source.run(self._source_sink, ready), name=source.name)
+            task.add_done_callback(self._source_done(source, self._generation))
+            self._tasks.append(task)
+            pending.append((source, ready, task))
+        for source, ready, task in pending:
+            waiter = asyncio.create_task(ready.wait())
+            try:
+                await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            if not ready.is_set():
+                exc = task.exception() if not task.cancelled() else None
+                if isinstance(exc, SourceError):
+                    raise exc
+                raise SourceError(f"{source.name} source ended while starting: {exc!r}")
+            log.info("%s source up", source.name)
+
+    def _source_done(self, source: Source, generation: int) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            if task.cancelled() or generation != self._generation:
+                return
+            if self.state is not HpIoState.RUNNING:
+                return
+            exc = task.exception()
+            reason = f"{source.name} source failed: {exc}" if exc else f"{source.name} ended"
+            log.error("hp_io: %s", reason)
+            asyncio.get_running_loop().create_task(self._fail(reason, generation))
+
+        return done
+
+    async def _fail(self, reason: str, generation: int) -> None:
+        async with self.lock:
+            if generation != self._generation or self.state is not HpIoState.RUNNING:
+                return
+            for callback in self._failure_listeners:
+                callback(reason)
+            await self.stop()
+
+    async def stop(self) -> None:
+        """RUNNING → STOPPING → IDLE: stop sources and simulator, clear the hub. Hold `lock`."""
+        if self.state is HpIoState.IDLE:
+            return
+        self._set_state(HpIoState.STOPPING)  # no-op after begin_stopping
+        await self._teardown()
+        self.settings = None
+        self._set_state(HpIoState.IDLE)
+
+    def begin_stopping(self) -> None:
+        """Enter STOPPING now (new readers are refused) before the caller ends old readers."""
+        if self.state is HpIoState.RUNNING:
+            self._set_state(HpIoState.STOPPING)
+
+    async def _teardown(self) -> None:
+        self._uds_active = False
+        self._generation += 1
+        tasks, self._tasks = self._tasks, []
+        simulator, self._simulator = self._simulator, None
+        try:
+            async with asyncio.timeout(self.cfg.hp_io_stop_timeout):
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                if simulator is not None:
+                    await simulator.stop()
+        except TimeoutError:
+            log.warning(
+                "hp_io did not stop within %gs (daqdata.hp_io_stop_timeout); abandoning it",
+                self.cfg.hp_io_stop_timeout,
+            )
+        except SimulatorError as exc:
+            log.warning("simulator clean-up failed: %s", exc)
+        for source in self.sources:
+            log.info("%s source down", source.name)
+        self.sources = []
+        self.hub.clear()
+
+    async def reconfigure(self, settings: HpIoSettings) -> str:
+        """Stop the current configuration and start `settings`; hold `lock`.
+
+        Returns "" on success, else the error message: the reason, then whether the previous
+        configuration was restored or hp_io is idle (spec §B.2).
+        """
+        running = self.state in (HpIoState.RUNNING, HpIoState.STOPPING)
+        previous = self.settings if running else None
+        await self.stop()
+        try:
+            await self.start(settings)
+        except HpIoStartError as exc:
+            reason = str(exc)
+        else:
+            return ""
+        log.error("InitHpIo failed: %s", reason)
+        if previous is not None:
+            try:
+                await self.start(previous)
+            except HpIoStartError as exc:
+                log.error("restoring the previous hp_io configuration failed: %s", exc)
+            else:
+                return f"{reason}; previous configuration restored"
+        return f"{reason}; hp_io is idle"
+
+    async def close(self) -> None:
+        """Daemon shutdown: stop hp_io and the Hashpipe listener, unlink its socket files."""
+        async with self.lock:
+            await self.stop()
+        task, self._listener_task = self._listener_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.listener is not None:
+            self.listener.close()
+
+    def source_stats(self) -> dict[str, SourceStats]:
+        """Counters of the Hashpipe listener and every running source, by source name."""
+        out = {s.name: s.stats for s in self.sources}
+        if self.listener is not None:
+            out["uds"] = self.listener.stats
+        return out

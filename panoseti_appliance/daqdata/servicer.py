@@ -1,0 +1,441 @@
+"""The DaqData gRPC servicer: admission, streams, InitHpIo, Ping and uploads (spec daqdata.md §B).
+
+Status codes and detail strings follow the spec's table (§B.5) exactly; clients match on them.
+StreamImages sends pre-serialized responses (see `frame.Frame.response_bytes`), so this service is
+registered with `add_to_server` here rather than the generated helper: the wire messages are the
+same, only the server skips re-serializing a shared PanoImage for every subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf import empty_pb2
+
+from panoseti_appliance._proto import daq_data_pb2 as pb
+from panoseti_appliance.config.models import DaqDataConfig
+from panoseti_appliance.daqdata.frame import Frame
+from panoseti_appliance.daqdata.hpio import HpIo, HpIoSettings, HpIoState, simulation_problem
+from panoseti_appliance.daqdata.hub import Hub, Subscription
+from panoseti_appliance.daqdata.parse import struct_to_dict
+from panoseti_appliance.products import (
+    MOVIE_PRODUCTS,
+    PULSE_HEIGHT_PRODUCTS,
+    DataProduct,
+    ImageType,
+    UnknownDataProduct,
+    by_layout,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DaqData"].full_name
+MAX_MODULE_ID = 65535
+#: How long a forced InitHpIo waits for the readers it ended to return (spec §B.2).
+READER_EXIT_WAIT_S = 2.0
+
+SHUTTING_DOWN = "Server is shutting down."
+CONFIGURING = "Server is being configured, please try again soon."
+NOT_VALID = "hp_io task is not valid."
+BELOW_MINIMUM = "update_interval_seconds is below server minimum."
+NO_FLAGS = "At least one stream flag must be True."
+NO_HASHPIPE = "Real DAQ software is not active."
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """Why the server ends a stream: the status it is ended with."""
+
+    code: grpc.StatusCode
+    details: str
+
+
+@dataclass(eq=False)
+class Reader:
+    """One open StreamImages call."""
+
+    peer: str
+    sub: Subscription
+    task: asyncio.Task[Any] | None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    sent: int = 0
+
+
+class InvalidUpload(ValueError):
+    """One UploadImages request is invalid; str(err) is the reason after "image i: "."""
+
+
+def upload_frame(request: pb.UploadImageRequest) -> Frame:
+    """Validate one uploaded image (spec §B.4, in the spec's order) and make it a Frame."""
+    if not request.HasField("pano_image"):
+        raise InvalidUpload("pano_image is not set; put the image in UploadImageRequest.pano_image")
+    image = request.pano_image
+    if image.type == ImageType.UNDEFINED:
+        raise InvalidUpload("type is UNDEFINED; set MOVIE or PULSE_HEIGHT")
+    try:
+        dp = by_layout(image.type, list(image.shape), image.bytes_per_pixel)
+    except UnknownDataProduct as exc:
+        raise InvalidUpload(str(exc)) from None
+    if len(image.image_array) != dp.pixels:
+        raise InvalidUpload(
+            f"image_array has {len(image.image_array)} values; {dp.name} "
+            f"({dp.rows}x{dp.cols}) needs exactly {dp.pixels}"
+        )
+    values = np.array(image.image_array, dtype=np.uint32)
+    if int(values.max()) > dp.max_wire_value:
+        index = int(np.argmax(values > dp.max_wire_value))
+        raise InvalidUpload(
+            f"image_array[{index}] = {int(values[index])} does not fit bytes_per_pixel "
+            f"{dp.bytes_per_pixel} (maximum {dp.max_wire_value})"
+        )
+    if image.module_id > MAX_MODULE_ID:
+        raise InvalidUpload(f"module_id {image.module_id} is above {MAX_MODULE_ID}")
+    raw = np.dtype("<u2") if dp.bytes_per_pixel == 2 else np.dtype("u1")
+    frame = Frame(
+        image.module_id,
+        dp,
+        struct_to_dict(image.header),
+        values.astype(raw).tobytes(),
+        image.file,
+        image.frame_number,
+        time.time_ns(),
+    )
+    frame.use_pano_image(image)
+    return frame
+
+
+def requested_products(request: pb.StreamImagesRequest) -> list[DataProduct]:
+    """img8+img16 for movie, ph256+ph1024 for pulse height."""
+    out: list[DataProduct] = []
+    if request.stream_movie_data:
+        out.extend(MOVIE_PRODUCTS)
+    if request.stream_pulse_height_data:
+        out.extend(PULSE_HEIGHT_PRODUCTS)
+    return out
+
+
+def hashpipe_running() -> bool:
+    """True if a process whose name is exactly `hashpipe` runs (reads /proc; call in a thread)."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(entry.path, "comm").read_text().strip() == "hashpipe":
+                    return True
+    return False
+
+
+class DaqDataServicer:
+    """StreamImages, InitHpIo, Ping and UploadImages over one hub and one hp_io engine."""
+
+    def __init__(self, cfg: DaqDataConfig, hub: Hub, engine: HpIo) -> None:
+        self.cfg = cfg
+        self.hub = hub
+        self.engine = engine
+        self.readers: dict[int, Reader] = {}
+        self.shutting_down = False
+        self.uploads_active = 0
+        self.images_uploaded = 0
+        self.responses_sent = 0
+        self._reader_ids = 0
+        engine.on_failure(self._hp_io_failed)
+
+    # ---- shared admission ------------------------------------------------------------------
+
+    async def _admit(self, context: grpc.aio.ServicerContext) -> None:
+        """Checks 3-5 of StreamImages (and UploadImages' start): shutdown, configuring, idle."""
+        if self.shutting_down:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+        state = self.engine.state
+        if state in (HpIoState.STARTING, HpIoState.STOPPING):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, CONFIGURING)
+        if state is HpIoState.IDLE:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NOT_VALID)
+
+    def end_readers(self, end: StreamEnd) -> list[Reader]:
+        """End every open stream with `end`; returns the readers ended."""
+        readers = list(self.readers.values())
+        for reader in readers:
+            reader.sub.end(end)
+        return readers
+
+    def _hp_io_failed(self, reason: str) -> None:
+        self.end_readers(StreamEnd(grpc.StatusCode.UNAVAILABLE, f"hp_io stopped: {reason}"))
+
+    async def shutdown(self, grace: float) -> None:
+        """Refuse new calls and end every stream with UNAVAILABLE; wait up to `grace`."""
+        self.shutting_down = True
+        ended = self.end_readers(StreamEnd(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN))
+        await self._wait_readers(ended, grace)
+
+    @staticmethod
+    async def _wait_readers(readers: list[Reader], timeout: float) -> None:
+        """Wait until the readers' handlers returned; cancel the ones still stuck after that."""
+        if not readers:
+            return
+        waits = [asyncio.create_task(r.done.wait()) for r in readers]
+        _, pending = await asyncio.wait(waits, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        for reader in readers:
+            if not reader.done.is_set() and reader.task is not None:
+                log.warning("stream of %s did not end in %gs; cancelling it", reader.peer, timeout)
+                reader.task.cancel()
+
+    # ---- StreamImages ----------------------------------------------------------------------
+
+    async def StreamImages(
+        self, request: pb.StreamImagesRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        if not (request.stream_movie_data or request.stream_pulse_height_data):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, NO_FLAGS)
+        if math.isnan(request.update_interval_seconds):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "update_interval_seconds is NaN; send a number (<= 0 means as fast as hp_io "
+                "allows).",
+            )
+        await self._admit(context)
+        limit = self.cfg.max_concurrent_rpcs
+        if len(self.readers) >= limit:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, f"Max clients ({limit}) reached."
+            )
+        settings = self.engine.settings
+        assert settings is not None  # RUNNING
+        interval = min(
+            max(request.update_interval_seconds, settings.update_interval_seconds),
+            self.cfg.max_client_update_interval_seconds,
+        )
+        sub = self.hub.subscribe(requested_products(request), request.module_ids)
+        reader = Reader(context.peer(), sub, asyncio.current_task())
+        self._reader_ids += 1
+        reader_id = self._reader_ids
+        self.readers[reader_id] = reader
+        log.info(
+            "stream from %s joined: %s, interval %gs, modules %s (%d readers)",
+            reader.peer,
+            "+".join(sorted(sub.products)),
+            interval,
+            ",".join(map(str, sorted(sub.modules))) if sub.modules else "all",
+            len(self.readers),
+        )
+        outcome = "client left"
+        try:
+            await self._stream(reader, interval, context)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except grpc.aio.AbortError:
+            outcome = f"ended: {reader.sub.ended}"
+            raise
+        except Exception as exc:
+            log.exception("stream of %s failed", reader.peer)
+            outcome = f"failed: {exc!r}"
+            await context.abort(grpc.StatusCode.INTERNAL, f"stream failed: {exc!r}")
+        finally:
+            del self.readers[reader_id]
+            self.hub.unsubscribe(sub)
+            reader.done.set()
+            log.info(
+                "stream from %s left (%s) after %d images (%d readers)",
+                reader.peer,
+                outcome,
+                reader.sent,
+                len(self.readers),
+            )
+
+    async def _stream(
+        self, reader: Reader, interval: float, context: grpc.aio.ServicerContext
+    ) -> None:
+        """Snapshot ticks at t0 + k·interval: newest unseen frame per (module, dp), no bursts."""
+        loop = asyncio.get_running_loop()
+        sub = reader.sub
+        t0 = loop.time()
+        tick = 0
+        while True:
+            await self._sleep_until(sub, t0 + tick * interval)
+            await self._check_end(sub, context)
+            frames = self.hub.take_new(sub)
+            if frames:
+                for frame in frames:
+                    await context.write(frame.response_bytes())
+                    reader.sent += 1
+                    self.responses_sent += 1
+                    await self._check_end(sub, context)
+            else:
+                # Nothing new: sleep until a wanted frame arrives instead of waking every tick.
+                await self.hub.wait_new(sub)
+                await self._check_end(sub, context)
+            tick = max(tick + 1, math.ceil((loop.time() - t0) / interval))
+
+    @staticmethod
+    async def _sleep_until(sub: Subscription, when: float) -> None:
+        """Sleep until loop time `when`, or less if the subscription is ended meanwhile."""
+        loop = asyncio.get_running_loop()
+        if when <= loop.time() or sub.ended is not None:
+            return
+        sub.wakeup.clear()
+        timer = loop.call_at(when, sub.wakeup.set)
+        try:
+            await sub.wakeup.wait()
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    async def _check_end(sub: Subscription, context: grpc.aio.ServicerContext) -> None:
+        end = sub.ended
+        if isinstance(end, StreamEnd):
+            await context.abort(end.code, end.details)
+
+    # ---- InitHpIo --------------------------------------------------------------------------
+
+    async def InitHpIo(
+        self, request: pb.InitHpIoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.InitHpIoResponse:
+        settings = await self._validate_init(request, context)
+        peer = context.peer()
+        log.info(
+            "InitHpIo from %s: %s%s", peer, settings.describe(), " (force)" if request.force else ""
+        )
+        # Queue for the lock (FIFO; a caller's deadline cancels only its wait). Once held, the
+        # re-initialisation runs to the end even if the caller goes away.
+        await self.engine.lock.acquire()
+        task = asyncio.create_task(self._init_locked(settings, request.force, peer))
+        end = await asyncio.shield(task)
+        if isinstance(end, StreamEnd):
+            await context.abort(end.code, end.details)
+        assert isinstance(end, pb.InitHpIoResponse)
+        return end
+
+    async def _validate_init(
+        self, request: pb.InitHpIoRequest, context: grpc.aio.ServicerContext
+    ) -> HpIoSettings:
+        """Checks 1-5 of spec §B.2, before any state change."""
+        interval = request.update_interval_seconds
+        if not math.isfinite(interval) or interval < self.cfg.min_hp_io_update_interval_seconds:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BELOW_MINIMUM)
+        data_dir = Path(request.data_dir).absolute()
+        if not request.simulate_daq and (
+            not request.data_dir or not await asyncio.to_thread(data_dir.is_dir)
+        ):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"data_dir '{request.data_dir}' does not exist."
+            )
+        if request.simulate_daq:
+            problem = simulation_problem(self.cfg)
+            if problem is not None:
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION, f"simulation is not configured: {problem}"
+                )
+        if (
+            self.cfg.require_hashpipe_process
+            and not request.simulate_daq
+            and not await asyncio.to_thread(hashpipe_running)
+        ):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, NO_HASHPIPE)
+        too_big = [m for m in request.module_ids if m > MAX_MODULE_ID]
+        if too_big:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"module_ids entry {too_big[0]} is above {MAX_MODULE_ID} (module ids are 16-bit).",
+            )
+        return HpIoSettings(data_dir, interval, request.simulate_daq, frozenset(request.module_ids))
+
+    async def _init_locked(
+        self, settings: HpIoSettings, force: bool, peer: str
+    ) -> pb.InitHpIoResponse | StreamEnd:
+        """The re-initialisation proper; the caller acquired `engine.lock`, this releases it."""
+        try:
+            if self.shutting_down:
+                return StreamEnd(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+            readers = list(self.readers.values())
+            if readers and not force:
+                peers = ", ".join(r.peer for r in readers)
+                return StreamEnd(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"Cannot modify server state: {len(readers)} clients are streaming: [{peers}]",
+                )
+            self.engine.begin_stopping()
+            if readers:
+                detail = f"hp_io reconfigured by InitHpIo(force=true) from {peer}; re-subscribe"
+                ended = self.end_readers(StreamEnd(grpc.StatusCode.CANCELLED, detail))
+                await self._wait_readers(ended, READER_EXIT_WAIT_S)
+                log.info("InitHpIo from %s ended %d stream(s)", peer, len(ended))
+            message = await self.engine.reconfigure(settings)
+            return pb.InitHpIoResponse(success=not message, error_message=message)
+        finally:
+            self.engine.lock.release()
+
+    # ---- Ping and UploadImages -------------------------------------------------------------
+
+    async def Ping(
+        self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        return empty_pb2.Empty()
+
+    async def UploadImages(
+        self,
+        request_iterator: AsyncIterator[pb.UploadImageRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> empty_pb2.Empty:
+        await self._admit(context)
+        peer = context.peer()
+        self.uploads_active += 1
+        log.info("upload from %s started", peer)
+        index = 0
+        try:
+            async for request in request_iterator:
+                try:
+                    frame = upload_frame(request)
+                except InvalidUpload as exc:
+                    log.warning("upload from %s: image %d rejected: %s", peer, index, exc)
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"image {index}: {exc}")
+                self.engine.upload_sink(frame)
+                index += 1
+                self.images_uploaded += 1
+        finally:
+            self.uploads_active -= 1
+            log.info("upload from %s ended after %d images", peer, index)
+        return empty_pb2.Empty()
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def add_to_server(servicer: DaqDataServicer, server: grpc.aio.Server) -> None:
+    """Register daqdata.DaqData; StreamImages' handler writes already-serialized responses."""
+    handlers = {
+        "StreamImages": grpc.unary_stream_rpc_method_handler(
+            servicer.StreamImages,
+            request_deserializer=pb.StreamImagesRequest.FromString,
+            response_serializer=_identity,
+        ),
+        "InitHpIo": grpc.unary_unary_rpc_method_handler(
+            servicer.InitHpIo,
+            request_deserializer=pb.InitHpIoRequest.FromString,
+            response_serializer=pb.InitHpIoResponse.SerializeToString,
+        ),
+        "Ping": grpc.unary_unary_rpc_method_handler(
+            servicer.Ping,
+            request_deserializer=empty_pb2.Empty.FromString,
+            response_serializer=empty_pb2.Empty.SerializeToString,
+        ),
+        "UploadImages": grpc.stream_unary_rpc_method_handler(
+            servicer.UploadImages,
+            request_deserializer=pb.UploadImageRequest.FromString,
+            response_serializer=empty_pb2.Empty.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
