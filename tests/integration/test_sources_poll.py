@@ -88,11 +88,15 @@ async def test_unchanged_files_send_nothing_again(tmp_path: Path) -> None:
 
 async def test_many_appends_give_increasing_frames_ending_with_the_last(tmp_path: Path) -> None:
     path = write_run(tmp_path, 2, "img16", 1)
-    async with run_source(_source(tmp_path)) as got:
+    source = _source(tmp_path)
+    async with run_source(source) as got:
         await until(lambda: len(got.frames) == 1, "frame 0")
         for _ in range(40):
             append_frames(path, "img16", 2, 1)
         await until(lambda: got.frames[-1].frame_number == 40, "the newest frame")
+        # Each scan (at most one per interval) reads each (module, dp) once: never more frames
+        # than scans, however many frames the writer appended.
+        assert len(got.frames) <= source.stats["scans"]
     numbers = [f.frame_number for f in got.frames]
     assert numbers == sorted(set(numbers))
 
