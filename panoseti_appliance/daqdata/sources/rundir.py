@@ -134,8 +134,9 @@ class NewestFrameReader:
             slot.tail = pff.FileTail(path, dp)
         try:
             frame = slot.tail.last_frame()
-        except (OSError, pff.PffError) as exc:
-            # A file can vanish (rotation) or be caught mid-rewrite: try again next time.
+        except (OSError, ValueError) as exc:
+            # A file can vanish (rotation) or be caught mid-rewrite (PffError and JSON errors
+            # are ValueErrors): count it and try again next time.
             self.stats.add("read_errors")
             if slot.failures == 0:
                 log.warning("cannot read the last frame of %s: %s", path, exc)
