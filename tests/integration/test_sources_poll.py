@@ -178,3 +178,16 @@ async def test_data_dir_removed_and_recreated(tmp_path: Path, force_polling: boo
         append_frames(path, "img16", 1, 1)
         # Changes are seen again (not only by the slow safety-net re-scan).
         await until(lambda: got.frames[-1].frame_number == 3, "a change after the return")
+
+
+async def test_corrupt_file_is_skipped_and_the_source_carries_on(tmp_path: Path) -> None:
+    bad = data_file(tmp_path, 1, "img16", seqno=0)
+    bad.write_bytes(b'{ "quabo_0": nonsense\n\n*' + bytes(3000))
+    source = _source(tmp_path)
+    async with run_source(source) as got:
+        scans = source.stats["scans"]
+        await until(lambda: source.stats["scans"] >= scans + 1, "a scan of the corrupt file")
+        assert got.frames == []
+        good = write_run(tmp_path, 1, "img16", 2, seqno=1)
+        await until(lambda: len(got.frames) == 1, "the frame of the next good file")
+    assert (got.frames[0].file, got.frames[0].frame_number) == (good.name, 1)
