@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -42,30 +43,32 @@ def _listening(path: Path) -> socket.socket:
     return s
 
 
-def _run_activated_child(
-    socks: list[socket.socket], names: str | None, listen_pid: str = "$$"
-) -> subprocess.Popen[str]:
-    """Start the child with `socks` at fds 3, 4, … and the LISTEN_* variables, like systemd."""
+def _run_activated_child(socks: list[socket.socket], names: str | None) -> subprocess.Popen[str]:
+    """Start the child with `socks` at fds 3, 4, … and the LISTEN_* variables, like systemd.
+
+    The sockets are first duplicated above any target number, passed with pass_fds (no
+    preexec_fn: this process may have threads), then moved into place by the shell, which also
+    sets LISTEN_PID to its own pid before exec'ing Python (so the pid matches). bash, not
+    sh: dash cannot redirect file descriptors above 9.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
     env["LISTEN_FDS"] = str(len(socks))
     if names is not None:
         env["LISTEN_FDNAMES"] = names
-    fds = [s.fileno() for s in socks]
-
-    def place_fds() -> None:
-        # Duplicate above any target first so no source fd is clobbered, then move into place.
-        high = [os.dup(fd) for fd in fds]
-        for i, fd in enumerate(high):
-            os.dup2(fd, systemd.LISTEN_FDS_START + i, inheritable=True)
-
-    return subprocess.Popen(
-        ["sh", "-c", f'LISTEN_PID={listen_pid} exec "$@"', "sh", sys.executable, "-c", _CHILD],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        preexec_fn=place_fds,
-        close_fds=False,
-    )
+    high = [fcntl.fcntl(s.fileno(), fcntl.F_DUPFD, 100) for s in socks]
+    moves = " ".join(f"{systemd.LISTEN_FDS_START + i}<&{fd} {fd}<&-" for i, fd in enumerate(high))
+    script = f'exec {moves}; LISTEN_PID=$$ exec "$@"'
+    try:
+        return subprocess.Popen(
+            ["bash", "-c", script, "bash", sys.executable, "-c", _CHILD],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            pass_fds=high,
+        )
+    finally:
+        for fd in high:
+            os.close(fd)
 
 
 def _connect_and_read(*paths: Path) -> list[bytes]:
