@@ -203,6 +203,10 @@ class HpIo:
                 f"hp_io did not become ready within {self.cfg.hp_io_start_timeout:g}s "
                 "(daqdata.hp_io_start_timeout)"
             ) from None
+        except Exception as exc:
+            log.exception("hp_io start failed unexpectedly")
+            await self._abort_start()
+            raise HpIoStartError(f"unexpected error: {exc!r}") from exc
         except BaseException:
             await self._abort_start()
             raise

@@ -1,0 +1,201 @@
+"""Shared helpers of the DaqData daemon tests (no tests here).
+
+`daqdata(tmp_path, ...)` runs the real `panoseti-daqdata` as a subprocess through
+tests/daemons.py: empty config file, PANOSETI_* overrides, an ephemeral loopback port, the gRPC
+unix socket and the Hashpipe sockets under tmp_path. The helpers below speak to it with the
+generated stubs, as any original client would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from panoseti_appliance._proto import daq_data_pb2 as pb
+from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
+from panoseti_appliance.products import by_name
+from tests.daemons import Daemon, free_tcp_port, running_daemon
+from tests.producers import HashpipeProducer, frame_fields
+
+WAIT = 30.0
+
+
+def deep_update(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+@dataclass
+class DaqData:
+    """A running daemon and where its pieces are."""
+
+    daemon: Daemon
+    tmp: Path
+    port: int
+
+    @property
+    def target(self) -> str:
+        return self.daemon.target
+
+    @property
+    def unix_target(self) -> str:
+        return f"unix://{self.tmp / 'grpc' / 'daqdata.sock'}"
+
+    def socket_path(self, dp: str) -> str:
+        return str(self.tmp / f"hp_{dp}.sock")
+
+    def stub(self) -> contextlib.AbstractContextManager[pb_grpc.DaqDataStub]:
+        return _stub(self.target)
+
+    def producer(self, dp: str) -> HashpipeProducer:
+        return HashpipeProducer(self.socket_path(dp), dp)
+
+    def log(self) -> str:
+        return self.daemon.log()
+
+
+@contextlib.contextmanager
+def _stub(target: str) -> Iterator[pb_grpc.DaqDataStub]:
+    with grpc.insecure_channel(target) as channel:
+        yield pb_grpc.DaqDataStub(channel)
+
+
+def settings_for(tmp: Path, port: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Daemon settings with every path under `tmp` and the given loopback port."""
+    (tmp / "data").mkdir(parents=True, exist_ok=True)
+    settings: dict[str, Any] = {
+        "daqdata": {
+            "listen": [f"127.0.0.1:{port}", f"unix://{tmp / 'grpc' / 'daqdata.sock'}"],
+            "hashpipe": {"socket_template": str(tmp / "hp_{dp}.sock")},
+            "simulator": {"sim_data_dir": str(tmp / "sim")},
+        },
+        "hp_io": {"data_dir": str(tmp / "data"), "update_interval_seconds": 0.01},
+        "logging": {"level": "info", "target": "stderr"},
+    }
+    return deep_update(settings, extra or {})
+
+
+@contextlib.contextmanager
+def daqdata(
+    tmp_path: Path, extra: Mapping[str, Any] | None = None, wait: bool = True
+) -> Iterator[DaqData]:
+    """The daemon running with `extra` settings merged in; SIGTERM and checked on exit."""
+    port = free_tcp_port()
+    settings = settings_for(tmp_path, port, extra)
+    with running_daemon(
+        "panoseti-daqdata", tmp_path, settings, f"127.0.0.1:{port}", wait=wait
+    ) as daemon:
+        yield DaqData(daemon, tmp_path, port)
+
+
+def until(check: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def socket_header(dp: str, index: int) -> bytes:
+    """A socket-layout JSON header (compact JSON; the reader never assumes a length)."""
+    return json.dumps(frame_fields(by_name(dp), index)).encode()
+
+
+def send_frame(producer: HashpipeProducer, module: int) -> int:
+    """Send one valid frame of `module`; returns its pkt_num (the producer's index)."""
+    index = producer.next_index(module)
+    producer.send(module, header=socket_header(producer.dp.name, index))
+    return index
+
+
+def pkt_num(image: pb.PanoImage) -> int:
+    """The pkt_num of an image's header (top level for ph256, quabo_0 otherwise)."""
+    header = image.header
+    if "quabo_0" in header.fields:
+        return int(header["quabo_0"]["pkt_num"])
+    return int(header["pkt_num"])
+
+
+def init_request(**kw: Any) -> pb.InitHpIoRequest:
+    kw.setdefault("update_interval_seconds", 0.01)
+    return pb.InitHpIoRequest(**kw)
+
+
+def stream_request(**kw: Any) -> pb.StreamImagesRequest:
+    kw.setdefault("stream_movie_data", True)
+    kw.setdefault("stream_pulse_height_data", True)
+    kw.setdefault("update_interval_seconds", 0.0)
+    return pb.StreamImagesRequest(**kw)
+
+
+def rpc_error(call: Callable[[], Any]) -> grpc.RpcError:
+    """Run `call`, which must fail with an RpcError, and return that error."""
+    try:
+        call()
+    except grpc.RpcError as err:
+        return err
+    raise AssertionError("the call succeeded; an error status was expected")
+
+
+#: Settings a daemon needs for `stalled_reader`: frequent counter lines in the log.
+STALL_SETTINGS: dict[str, Any] = {
+    "daqdata": {"stats_log_interval_seconds": 0.05},
+    "logging": {"level": "debug"},
+}
+
+
+def _sent_counts(log: str) -> list[int]:
+    return [int(m) for m in re.findall(r"counters: published=\d+ sent=(\d+)", log)]
+
+
+def _writes_blocked(d: DaqData) -> bool:
+    """The daemon's `sent` counter stood still over its last three counter lines."""
+    counts = _sent_counts(d.log())
+    return len(counts) >= 3 and counts[-1] == counts[-2] == counts[-3]
+
+
+@contextlib.contextmanager
+def stalled_reader(d: DaqData, modules: int = 400) -> Iterator[grpc.Future]:
+    """A StreamImages call whose client reads one response and then nothing.
+
+    The hub first holds an img16 frame of each of `modules` modules, so the stream's first
+    tick has far more to send than the client's HTTP/2 window (kept small by disabling BDP
+    probing) admits: the server's handler is then stuck in a write, the slow client a shutdown
+    or forced re-init must still get past. The daemon must run with STALL_SETTINGS, whose
+    counter lines show when its sends stop. Yields the call (read it to drain).
+    """
+    with d.producer("img16") as producer:
+        producer.connect()
+        for module in range(modules):
+            send_frame(producer, module)
+        last = modules - 1
+        with d.stub() as stub:
+            probe = stub.StreamImages(stream_request(stream_pulse_height_data=False), timeout=60)
+            for response in probe:
+                if response.pano_image.module_id == last:
+                    break
+            probe.cancel()
+        with grpc.insecure_channel(d.target, options=[("grpc.http2.bdp_probe", 0)]) as channel:
+            call = pb_grpc.DaqDataStub(channel).StreamImages(stream_request(), timeout=60)
+            next(call)
+            until(lambda: _writes_blocked(d), what="the stream's writes to block")
+            try:
+                yield call
+            finally:
+                call.cancel()
