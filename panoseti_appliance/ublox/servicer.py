@@ -197,7 +197,9 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
                 except (RpcAbort, InitFailure, LinkLost) as exc:
                     log.warning("re-initialising F9T on %s failed: %s", plan.device, exc)
                 else:
-                    log.info("F9T re-initialised after re-plug: %s", info.describe())
+                    log.info(
+                        "F9T on %s initialised by the daemon: %s", plan.device, info.describe()
+                    )
                     self._reopen = None
                     return
             await asyncio.sleep(REOPEN_RETRY_S[min(attempt, len(REOPEN_RETRY_S) - 1)])
