@@ -15,7 +15,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "TIM-TP": ("qErr", "towMS", "week", "timeBase", "utc"),
     "NAV-TIMEUTC": ("year", "month", "day", "hour", "min", "sec", "nano", "tAcc", "validUTC"),
     "NAV-PVT": ("fixType", "lat", "lon", "height", "numSV"),
-    "MON-VER": ("swVersion",),
+    "MON-VER": ("swVersion", "hwVersion", "extension_02", "extension_04"),
     "SEC-UNIQID": ("uniqueId",),
 }
 _META = ("identity", "msg_cls", "msg_id", "length")
@@ -26,6 +26,18 @@ def _number(value: Any) -> Any:
     """Struct numbers are doubles; show integral ones without '.0'."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
+    return value
+
+
+def _text_field(value: Any) -> Any:
+    """MON-VER's NUL-padded strings arrive as hex; show them as text when they are text."""
+    if isinstance(value, str) and value and len(value) % 2 == 0:
+        try:
+            raw = bytes.fromhex(value).rstrip(b"\x00")
+        except ValueError:
+            return value
+        if raw and all(32 <= b < 127 for b in raw):
+            return repr(raw.decode("ascii"))
     return value
 
 
@@ -47,7 +59,8 @@ def format_line(host: str, response: pb.CaptureUbloxResponse) -> str:
     wanted = KEY_FIELDS.get(response.name)
     if wanted is None:
         wanted = tuple(k for k in data if k not in _META)[:_OTHER_FIELDS]
-    fields = " ".join(f"{k}={_number(data[k])}" for k in wanted if k in data)
+    shown = _text_field if response.name == "MON-VER" else _number
+    fields = " ".join(f"{k}={shown(data[k])}" for k in wanted if k in data)
     return f"{received_at(response)} {host} {response.name} {fields}".rstrip()
 
 

@@ -105,3 +105,20 @@ def test_display_lines() -> None:
     assert record["name"] == "TIM-TP"
     assert record["parsed_data"]["qErr"] == 2558
     assert bytes.fromhex(record["payload"]) == recs[2][1]
+
+
+def test_mon_ver_line_shows_text() -> None:
+    from pyubx2 import UBXMessage
+
+    ext = [b"ROM BASE 0x118B2060", b"FWVER=TIM 2.20", b"PROTVER=29.20", b"MOD=ZED-F9T"]
+    payload = (
+        b"EXT CORE 1.00 (abc)".ljust(30, b"\0")
+        + b"00190000".ljust(10, b"\0")
+        + b"".join(e.ljust(30, b"\0") for e in ext)
+    )
+    raw = UBXMessage(0x0A, 0x04, 0, payload=payload).serialize()
+    line = format_line("n", capture_response(UbxFrame.from_raw(raw, 0.0)))
+    assert line == (
+        "- n MON-VER swVersion='EXT CORE 1.00 (abc)' hwVersion='00190000' "
+        "extension_02='FWVER=TIM 2.20' extension_04='MOD=ZED-F9T'"
+    )
