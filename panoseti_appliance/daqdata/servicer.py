@@ -240,6 +240,10 @@ class DaqDataServicer:
             outcome = f"ended: {reader.sub.ended}"
             raise
         except Exception as exc:
+            if context.done():
+                # The client went away while we were ending the call; nothing left to tell.
+                outcome = "client gone"
+                return
             log.exception("stream of %s failed", reader.peer)
             outcome = f"failed: {exc!r}"
             await context.abort(grpc.StatusCode.INTERNAL, f"stream failed: {exc!r}")
