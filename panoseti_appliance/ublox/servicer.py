@@ -111,21 +111,12 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         self.poll_timeout = poll_timeout
         self._link: UbxLink | None = None
         self._plan: F9tPlan | None = None
-        self._info: ReceiverInfo | None = None
         self._lock = asyncio.Lock()
         self._reopen: asyncio.Task[None] | None = None
         self._shutting_down = False
         self._closing: set[asyncio.Task[None]] = set()  # links being closed after device loss
 
     # ---- state ------------------------------------------------------------------------------
-
-    @property
-    def initialised(self) -> bool:
-        return self._link is not None and self._link.alive
-
-    @property
-    def link(self) -> UbxLink | None:
-        return self._link
 
     async def _stop_link(self, kind: str, message: str) -> None:
         """End streams with `kind`, stop the port owner and forget its cache."""
@@ -157,12 +148,10 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         try:
             info = await run_plan(link, plan, self.ack_timeout)
         except BaseException:
-            link.end_subscriptions("lost", "initialisation failed")
             await link.aclose("initialisation failed")
             raise
         self._link = link
         self._plan = plan
-        self._info = info
         if link.lost_reason is not None:
             self._on_device_lost(link.lost_reason)
         return info
@@ -211,7 +200,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         self._start_reopen(plan)
 
     async def shutdown(self) -> None:
-        """End every stream with UNAVAILABLE and close the port."""
+        """Stop re-opening and end every stream with UNAVAILABLE "Server is shutting down."."""
         self._shutting_down = True
         self._cancel_reopen()
         link = self._link
@@ -219,6 +208,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
             link.end_subscriptions("shutdown", SHUTTING_DOWN)
 
     async def close(self) -> None:
+        """Close the port (after the server stopped)."""
         await self._stop_link("shutdown", SHUTTING_DOWN)
 
     # ---- InitF9t ----------------------------------------------------------------------------
