@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import empty_pb2
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from tests.integration.test_daqdata_support import (
@@ -26,24 +27,8 @@ from tests.integration.test_daqdata_support import (
     stalled_reader,
     stream_request,
     until,
+    upload_images,
 )
-
-
-def _upload_images(n: int, module: int = 7) -> list[pb.UploadImageRequest]:
-    images = []
-    for i in range(n):
-        image = pb.PanoImage(
-            type=pb.PanoImage.Type.PULSE_HEIGHT,
-            shape=[16, 16],
-            bytes_per_pixel=2,
-            image_array=[(i + j) % 65536 for j in range(256)],
-            file="upload.pff",
-            frame_number=i,
-            module_id=module,
-        )
-        image.header.update({"quabo_num": 0, "pkt_num": i})
-        images.append(pb.UploadImageRequest(pano_image=image))
-    return images
 
 
 def _first_response(d: DaqData, **kw: Any) -> pb.StreamImagesResponse:
@@ -90,7 +75,7 @@ def test_stream_and_upload_shutting_down_unavailable(tmp_path: Path) -> None:
         until(lambda: "shutting down" in d.log(), what="shutdown to begin")
         expected = (grpc.StatusCode.UNAVAILABLE, "Server is shutting down.")
         assert _code(rpc_error(lambda: _first_response(d))) == expected
-        assert _code(rpc_error(lambda: _upload(d, _upload_images(1)))) == expected
+        assert _code(rpc_error(lambda: _upload(d, upload_images(1)))) == expected
         # Draining the stalled stream lets it end with the shutdown status too.
         err = rpc_error(lambda: list(stalled))
         assert _code(err) == expected
@@ -115,7 +100,9 @@ def test_stream_and_upload_init_in_progress_unavailable(tmp_path: Path) -> None:
             "Server is being configured, please try again soon.",
         )
         assert _code(rpc_error(lambda: _first_response(d))) == expected
-        assert _code(rpc_error(lambda: _upload(d, _upload_images(1)))) == expected
+        assert _code(rpc_error(lambda: _upload(d, upload_images(1)))) == expected
+        # Ping has no admission and no locks: OK in the middle of a re-init.
+        assert stub.Ping(empty_pb2.Empty(), timeout=10) == empty_pb2.Empty()
         thread.join(timeout=30)
         assert result["reply"].success, result["reply"].error_message
 
@@ -124,7 +111,9 @@ def test_stream_and_upload_hp_io_idle_failed_precondition(tmp_path: Path) -> Non
     with daqdata(tmp_path, {"daqdata": {"init_from_default": False}}) as d:
         expected = (grpc.StatusCode.FAILED_PRECONDITION, "hp_io task is not valid.")
         assert _code(rpc_error(lambda: _first_response(d))) == expected
-        assert _code(rpc_error(lambda: _upload(d, _upload_images(1)))) == expected
+        assert _code(rpc_error(lambda: _upload(d, upload_images(1)))) == expected
+        with d.stub() as stub:
+            assert stub.Ping(empty_pb2.Empty(), timeout=10) == empty_pb2.Empty()
 
 
 def test_stream_readers_at_limit_resource_exhausted(tmp_path: Path) -> None:
@@ -256,8 +245,8 @@ def test_init_start_failed_ok_with_reason_hp_io_idle(tmp_path: Path) -> None:
 
 def test_upload_invalid_image_invalid_argument(tmp_path: Path) -> None:
     with daqdata(tmp_path) as d, d.stub() as stub:
-        requests = _upload_images(2)
-        bad = _upload_images(1)[0]
+        requests = upload_images(2)
+        bad = upload_images(1)[0]
         del bad.pano_image.image_array[-1]
         err = rpc_error(lambda: stub.UploadImages(iter([*requests, bad]), timeout=10))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -144,6 +144,24 @@ def stream_request(**kw: Any) -> pb.StreamImagesRequest:
     return pb.StreamImagesRequest(**kw)
 
 
+def upload_images(n: int, module: int = 7) -> list[pb.UploadImageRequest]:
+    """`n` valid ph256 upload requests of `module`; image i has frame_number i, pkt_num i."""
+    images = []
+    for i in range(n):
+        image = pb.PanoImage(
+            type=pb.PanoImage.Type.PULSE_HEIGHT,
+            shape=[16, 16],
+            bytes_per_pixel=2,
+            image_array=[(i + j) % 65536 for j in range(256)],
+            file="upload.pff",
+            frame_number=i,
+            module_id=module,
+        )
+        image.header.update({"quabo_num": 0, "pkt_num": i})
+        images.append(pb.UploadImageRequest(pano_image=image))
+    return images
+
+
 def rpc_error(call: Callable[[], Any]) -> grpc.RpcError:
     """Run `call`, which must fail with an RpcError, and return that error."""
     try:
