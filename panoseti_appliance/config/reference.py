@@ -44,7 +44,8 @@ Later layers override earlier ones; mappings merge key by key, lists replace the
    `PANOSETI_DAQDATA__MAX_CONCURRENT_RPCS=7` or `PANOSETI_DAQDATA__HASHPIPE__ENABLED=false`.
    Lists and mappings are given as JSON: `PANOSETI_DAQDATA__LISTEN='["127.0.0.1:6000"]'`.
    A value that is not valid JSON is used as a plain string.
-5. Command-line overrides: `--set daqdata.max_concurrent_rpcs=7` (the value is JSON).
+5. Command-line overrides: `--set daqdata.max_concurrent_rpcs=7` (the value is JSON), on the
+   commands that offer `--set` (`panoseti config check|show`, `panoseti sim`).
 
 ## Checking and inspecting
 
