@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -217,3 +218,43 @@ def stalled_reader(d: DaqData, modules: int = 400) -> Iterator[grpc.Future]:
                 yield call
             finally:
                 call.cancel()
+
+
+class Collector:
+    """Reads one StreamImages call in a thread, so a test can act while waiting for images."""
+
+    def __init__(self, d: DaqData, request: pb.StreamImagesRequest) -> None:
+        self._channel = grpc.insecure_channel(d.target)
+        self._call = pb_grpc.DaqDataStub(self._channel).StreamImages(request, timeout=120)
+        self.images: list[pb.PanoImage] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(grpc.RpcError):
+            for response in self._call:
+                with self._lock:
+                    self.images.append(response.pano_image)
+
+    def wait_for(
+        self,
+        match: Callable[[pb.PanoImage], bool],
+        what: str,
+        act: Callable[[], None] | None = None,
+    ) -> pb.PanoImage:
+        """The first image matching `match`; `act()` runs between checks (e.g. keep writing)."""
+
+        def found() -> pb.PanoImage | None:
+            with self._lock:
+                hit = next((img for img in self.images if match(img)), None)
+            if hit is None and act is not None:
+                act()
+            return hit
+
+        return until(found, what=what)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._call.cancel()
+        self._thread.join(timeout=30)
+        self._channel.close()
