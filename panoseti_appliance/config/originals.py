@@ -391,7 +391,9 @@ def _daq_config(tr: _Translation, data: dict[str, Any], path: Path) -> None:
 
 def _network_config(tr: _Translation, data: dict[str, Any], path: Path) -> None:
     for key in data:
-        if key not in {"daq_nodes", "modules"}:
+        if key == "modules":
+            tr.warn((key,), "used by other PANOSETI tools, not by the appliance; ignored")
+        elif key != "daq_nodes":
             tr.unknown((key,))
     nodes = data.get("daq_nodes")
     if not isinstance(nodes, list) or not nodes:
