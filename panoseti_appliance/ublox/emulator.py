@@ -1,0 +1,352 @@
+"""A faithful ZED-F9T timing receiver on a pseudo-terminal, for tests and the demo (spec ublox.md §F).
+
+The daemon opens `device_path` with pyserial exactly as it opens `/dev/ttyACM0`, so the whole path
+(port ownership, framing, reply routing, unplug detection) is exercised for real. The emulator
+answers MON-VER, SEC-UNIQID, CFG-VALSET (with transactions) and CFG-VALGET like the receiver,
+emits TIM-TP / NAV-TIMEUTC / NAV-PVT at the rates configured through CFG_MSGOUT_UBX_*_USB, and
+has fault hooks for every failure InitF9t must report (wrong model or UID, NAK, stored value
+mismatch, silence, slow replies, corrupt checksums, line noise, unplug and re-plug).
+
+Time: the emulated receiver clock starts at the current UTC second and advances one second per
+epoch, so with `epoch_s` < 1 the output is a fast-forwarded but otherwise realistic 1 Hz stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import random
+import select
+import threading
+import time
+import tty
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from panoseti_appliance.ublox import f9tmessages as msg
+from panoseti_appliance.ublox.f9tregisters import KeyTable, RegisterStore
+from panoseti_appliance.ublox.ubxframes import FrameSplitter, RawFrame
+
+log = logging.getLogger(__name__)
+
+#: RAM keys that set the output rate (every N-th epoch, 0 = off) of each periodic message.
+MSGOUT_USB_KEYS: dict[tuple[int, int], int] = {
+    msg.TIM_TP: 0x20910180,
+    msg.NAV_TIMEUTC: 0x2091005E,
+    msg.NAV_PVT: 0x20910009,
+}
+READ_CHUNK = 4096
+POLL_INTERVAL_S = 0.2
+DEFAULT_UID = 0xDF03A241BC
+DEFAULT_LLH = (37.4219999, -122.0840575, 12.345)
+
+
+def load_replay(path: str | Path) -> list[bytes]:
+    """The whole frames of a `ubx_packets.jsonl` capture, in order, each checked for validity."""
+    frames: list[bytes] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"replay file {path} line {lineno}"
+            try:
+                raw = base64.b64decode(json.loads(line)["payload_b64"], validate=True)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(
+                    f'{where}: expected {{"identity": …, "payload_b64": <base64 frame>}}: {exc}'
+                ) from exc
+            parsed = FrameSplitter().feed(raw)
+            if len(parsed) != 1 or parsed[0].raw != raw:
+                raise ValueError(
+                    f"{where}: payload_b64 is not one whole UBX frame with a valid checksum"
+                )
+            frames.append(raw)
+    if not frames:
+        raise ValueError(f"replay file {path}: no frames")
+    return frames
+
+
+def replay_epochs(frames: list[bytes]) -> list[list[bytes]]:
+    """Group captured frames into epochs: a new epoch starts when a message type repeats."""
+    epochs: list[list[bytes]] = [[]]
+    seen: set[bytes] = set()
+    for raw in frames:
+        kind = raw[2:4]
+        if kind in seen:
+            epochs.append([])
+            seen.clear()
+        epochs[-1].append(raw)
+        seen.add(kind)
+    return epochs
+
+
+def _swap_symlink(link: Path, target: str) -> None:
+    """Point `link` at `target` atomically (a temporary symlink renamed over the old one)."""
+    if link.exists() and not link.is_symlink():
+        raise ValueError(f"link {link} exists and is not a symlink; choose a free path for --link")
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+class F9tEmulator:
+    """The emulated receiver. Fault-injection attributes may be changed while it runs."""
+
+    def __init__(
+        self,
+        *,
+        model: str = "ZED-F9T",
+        unique_id: int = DEFAULT_UID,
+        epoch_s: float = 1.0,
+        link: str | Path | None = None,
+        register_csv: str | Path | None = None,
+        replay: str | Path | None = None,
+        position_llh: tuple[float, float, float] = DEFAULT_LLH,
+    ) -> None:
+        if not epoch_s > 0:
+            raise ValueError(f"epoch_s must be > 0 seconds, got {epoch_s}")
+        if not 0 <= unique_id < 1 << 40:
+            raise ValueError(f"unique_id must fit 5 bytes (10 hex digits), got 0x{unique_id:X}")
+        self.model = model
+        self.unique_id = unique_id
+        self.epoch_s = epoch_s
+        self.position_llh = position_llh
+        self.link = Path(link) if link is not None else None
+        table = KeyTable.from_csv(register_csv) if register_csv else KeyTable.from_database()
+        self.store = RegisterStore(table)
+        self._replay = replay_epochs(load_replay(replay)) if replay else None
+        # Fault injection.
+        self.nak_keys: set[int] = set()
+        self.mismatch: dict[int, Any] = {}
+        self.silent = False
+        self.reply_delay_s = 0.0
+        self.corrupt_checksums = False
+        self.noise = False
+        self.received: list[tuple[str, bytes]] = []
+
+        self.device_path = ""
+        self._pty_path = ""
+        self._io_lock = threading.Lock()
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._generation = 0
+        self._splitter = FrameSplitter()
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = -1, -1
+        self._threads: list[threading.Thread] = []
+        self._rng = random.Random(unique_id)
+        self._clock_s = float(int(time.time()))  # the receiver's UTC second of the current epoch
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the pty (raw mode) and start the RX and epoch threads."""
+        if self._threads:
+            raise RuntimeError("emulator already started")
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._plug()
+        self._threads = [
+            threading.Thread(target=self._rx_loop, name="f9t-emu-rx", daemon=True),
+            threading.Thread(target=self._epoch_loop, name="f9t-emu-epoch", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        log.info("emulated %s (uid %010X) on %s", self.model, self.unique_id, self.device_path)
+
+    def stop(self) -> None:
+        """Stop the threads, close every fd and remove the symlink this emulator made."""
+        self._stop.set()
+        self._wake()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+        self._unplug_fds()
+        self._remove_link()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    def __enter__(self) -> F9tEmulator:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def unplug(self) -> None:
+        """Vanish like a USB unplug: close the pty (client reads raise) and remove the symlink."""
+        self._unplug_fds()
+        self._remove_link()
+        self._wake()
+        log.info("unplugged %s", self.device_path)
+
+    def replug(self) -> None:
+        """Come back on a new pty and swap the symlink to it atomically (needs `link`)."""
+        if self.link is None:
+            raise ValueError("replug needs a stable symlink: create the emulator with link=PATH")
+        self._unplug_fds()
+        self._plug()
+        self._wake()
+        log.info("re-plugged %s -> %s", self.device_path, self._pty_path)
+
+    def value(self, key: int | str, layer: str = "RAM") -> Any:
+        """The value of `key` (id or name) that a VALGET on `layer` would report (None if absent)."""
+        return self.store.value(key, layer)
+
+    # -- pty plumbing ------------------------------------------------------------------------
+
+    def _plug(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        path = os.ttyname(slave)
+        with self._io_lock:
+            self._master, self._slave = master, slave
+            self._generation += 1
+            self._splitter = FrameSplitter()
+            self._pty_path = path
+        if self.link is not None:
+            _swap_symlink(self.link, path)
+            self.device_path = str(self.link)
+        else:
+            self.device_path = path
+
+    def _unplug_fds(self) -> None:
+        with self._io_lock:
+            fds = (self._master, self._slave)
+            self._master = self._slave = None
+            self._generation += 1
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
+
+    def _remove_link(self) -> None:
+        if self.link is not None and self.link.is_symlink():
+            with contextlib.suppress(OSError):
+                if os.readlink(self.link) == self._pty_path:
+                    self.link.unlink()
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_w, b"x")
+
+    def _send(self, frame: bytes) -> None:
+        """Write one frame (plus noise if enabled); dropped if unplugged or the client is not reading."""
+        if self.corrupt_checksums:
+            frame = frame[:-1] + bytes((frame[-1] ^ 0xFF,))
+        if self.noise:
+            frame = self._noise() + frame
+        with self._io_lock:
+            if self._master is None:
+                return
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._master, frame)
+
+    def _noise(self) -> bytes:
+        """An NMEA sentence and a few garbage bytes that contain no UBX/NMEA/RTCM sync."""
+        garbage = bytes(self._rng.choice(range(0x20, 0x7F)) for _ in range(self._rng.randint(1, 8)))
+        garbage = garbage.replace(b"$", b"#")
+        return msg.nmea_sentence("GNTXT,01,01,02,emulated receiver") + garbage
+
+    # -- receive side ------------------------------------------------------------------------
+
+    def _rx_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._io_lock:
+                fd, generation = self._master, self._generation
+            watch = [self._wake_r] if fd is None else [fd, self._wake_r]
+            try:
+                readable, _, _ = select.select(watch, [], [], POLL_INTERVAL_S)
+            except (OSError, ValueError):  # the fd was closed by unplug() meanwhile
+                continue
+            if self._wake_r in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 64)
+            with self._io_lock:
+                if fd is None or generation != self._generation or fd not in readable:
+                    continue
+                try:
+                    data = os.read(fd, READ_CHUNK)
+                except (BlockingIOError, OSError):
+                    continue
+                frames = self._splitter.feed(data)
+            for frame in frames:
+                self._handle(frame)
+
+    def _handle(self, frame: RawFrame) -> None:
+        self.received.append((frame.identity, frame.raw))
+        if self.silent:
+            return
+        replies = self._answer(frame)
+        if replies and self.reply_delay_s > 0:
+            self._stop.wait(self.reply_delay_s)
+        for reply in replies:
+            self._send(reply)
+
+    def _answer(self, frame: RawFrame) -> list[bytes]:
+        kind = (frame.cls_id, frame.msg_id)
+        if kind == msg.CFG_VALSET:
+            ok = self.store.valset(
+                frame.payload, unknown=set(self.nak_keys), mismatch=dict(self.mismatch)
+            )
+            return [msg.ack(*kind, ok)]
+        if kind == msg.CFG_VALGET:
+            answer = self.store.valget(frame.payload, unknown=set(self.nak_keys))
+            if answer is None:
+                return [msg.ack(*kind, False)]
+            return [msg.build_frame(*kind, answer), msg.ack(*kind, True)]
+        if frame.cls_id == msg.CLS_CFG:
+            return [msg.ack(*kind, False)]
+        if frame.payload:
+            return []
+        if kind == msg.MON_VER:
+            return [msg.mon_ver(self.model)]
+        if kind == msg.SEC_UNIQID:
+            return [msg.sec_uniqid(self.unique_id)]
+        if kind in MSGOUT_USB_KEYS:
+            return [self._periodic(kind)]
+        return []
+
+    # -- transmit side -----------------------------------------------------------------------
+
+    def _periodic(self, kind: tuple[int, int]) -> bytes:
+        """The current epoch's instance of TIM-TP, NAV-TIMEUTC or NAV-PVT."""
+        epoch = self._clock_s
+        nano = 370_000 + self._rng.randint(-2_000, 2_000)
+        t_acc = self._rng.randint(58, 94)
+        if kind == msg.TIM_TP:
+            return msg.tim_tp(epoch + 1, self._rng.randint(-4_000, 4_000))
+        if kind == msg.NAV_TIMEUTC:
+            return msg.nav_timeutc(epoch, nano, t_acc)
+        return msg.nav_pvt(epoch, nano, t_acc, self.position_llh)
+
+    def _epoch_loop(self) -> None:
+        start = time.monotonic()
+        index = 0
+        while not self._stop.wait(max(0.0, start + (index + 1) * self.epoch_s - time.monotonic())):
+            index += 1
+            self._clock_s += 1.0
+            if self.silent:
+                continue
+            if self._replay is not None:
+                for raw in self._replay[(index - 1) % len(self._replay)]:
+                    self._send(raw)
+                continue
+            for kind, key_id in MSGOUT_USB_KEYS.items():
+                rate = self.store.raw_ram(key_id)
+                if rate and index % rate == 0:
+                    self._send(self._periodic(kind))
