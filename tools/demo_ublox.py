@@ -81,7 +81,7 @@ def run(duration: float) -> int:
     with tempfile.TemporaryDirectory(prefix="panoseti-ublox-demo-") as tmp:
         workdir = Path(tmp)
         target = f"127.0.0.1:{free_port()}"
-        with F9tEmulator(epoch_s=0.5, link=workdir / "ublox-f9t") as emulator:
+        with F9tEmulator(epoch_s=1.0, link=workdir / "ublox-f9t") as emulator:
             print(f"emulated ZED-F9T on {emulator.device_path}", flush=True)
             daemon = start_daemon(workdir, target)
             try:
