@@ -90,13 +90,21 @@ def settings_for(tmp: Path, port: int, extra: Mapping[str, Any] | None = None) -
 
 @contextlib.contextmanager
 def daqdata(
-    tmp_path: Path, extra: Mapping[str, Any] | None = None, wait: bool = True
+    tmp_path: Path,
+    extra: Mapping[str, Any] | None = None,
+    wait: bool = True,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[DaqData]:
     """The daemon running with `extra` settings merged in; SIGTERM and checked on exit."""
     port = free_tcp_port()
     settings = settings_for(tmp_path, port, extra)
     with running_daemon(
-        "panoseti-daqdata", tmp_path, settings, f"127.0.0.1:{port}", wait=wait
+        "panoseti-daqdata",
+        tmp_path,
+        settings,
+        f"127.0.0.1:{port}",
+        wait=wait,
+        extra_env=extra_env,
     ) as daemon:
         yield DaqData(daemon, tmp_path, port)
 
