@@ -133,6 +133,7 @@ class F9tEmulator:
         self.device_path = ""
         self._pty_path = ""
         self._io_lock = threading.Lock()
+        self._emit_lock = threading.Lock()
         self._master: int | None = None
         self._slave: int | None = None
         self._generation = 0
@@ -194,10 +195,15 @@ class F9tEmulator:
         log.info("unplugged %s", self.device_path)
 
     def replug(self) -> None:
-        """Come back on a new pty and swap the symlink to it atomically (needs `link`)."""
+        """Come back on a new pty and swap the symlink to it atomically (needs `link`).
+
+        Like a real power cycle, RAM is rebuilt from defaults, FLASH and BBR, so a setting written
+        only to RAM is lost; the daemon re-runs its InitF9t plan after a re-plug.
+        """
         if self.link is None:
             raise ValueError("replug needs a stable symlink: create the emulator with link=PATH")
         self._unplug_fds()
+        self.store.power_cycle()
         self._plug()
         self._wake()
         log.info("re-plugged %s -> %s", self.device_path, self._pty_path)
@@ -291,7 +297,8 @@ class F9tEmulator:
         self.received.append((frame.identity, frame.raw))
         if self.silent:
             return
-        replies = self._answer(frame)
+        with self._emit_lock:
+            replies = self._answer(frame)
         if replies and self.reply_delay_s > 0:
             self._stop.wait(self.reply_delay_s)
         for reply in replies:
@@ -346,7 +353,10 @@ class F9tEmulator:
                 for raw in self._replay[(index - 1) % len(self._replay)]:
                     self._send(raw)
                 continue
-            for kind, key_id in MSGOUT_USB_KEYS.items():
-                rate = self.store.raw_ram(key_id)
-                if rate and index % rate == 0:
-                    self._send(self._periodic(kind))
+            # Under the emit lock a VALSET is applied either before this epoch or after it, so
+            # nothing sent after its ACK-ACK reflects the old output rates.
+            with self._emit_lock:
+                for kind, key_id in MSGOUT_USB_KEYS.items():
+                    rate = self.store.raw_ram(key_id)
+                    if rate and index % rate == 0:
+                        self._send(self._periodic(kind))

@@ -251,6 +251,12 @@ class RegisterStore:
                 self._txn = None
             return True
 
+    def power_cycle(self) -> None:
+        """Reboot: drop any transaction and rebuild RAM from FLASH, then BBR (which wins)."""
+        with self._lock:
+            self._txn = None
+            self._layers["RAM"] = {**self._layers["FLASH"], **self._layers["BBR"]}
+
     def _parse_valset(
         self, payload: bytes, unknown: set[int]
     ) -> tuple[int, int, list[tuple[KeyDef, bytes]]]:
