@@ -12,11 +12,11 @@ from typing import Any
 
 import grpc
 import pytest
-from panoseti_appliance.ublox.emulator import F9tEmulator
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
 from panoseti_appliance.ublox.client import chip_config, load_f9t_config, to_struct
+from panoseti_appliance.ublox.emulator import F9tEmulator
 from panoseti_appliance.ublox.values import normalise_key
 from tests.daemons import Daemon, free_tcp_port, start_daemon
 
@@ -263,3 +263,23 @@ def test_regular_file_is_not_a_character_device(
     reply = init(stub, f9t_cfg)
     assert reply.init_status == pb.InitF9tResponse.INVALID_CONFIG
     assert reply.message == f"Device path {path} is not a character device"
+
+
+def test_nmea_and_garbage_between_frames_are_skipped(
+    stub: pb_grpc.UbloxControlStub, emulator: F9tEmulator, f9t_cfg: dict[str, Any]
+) -> None:
+    emulator.noise = True
+    init_ok(stub, f9t_cfg)
+    stream = stub.CaptureUblox(pb.CaptureUbloxRequest(), timeout=RPC_TIMEOUT)
+    names = {next(stream).name for _ in range(6)}
+    stream.cancel()
+    assert names == {"TIM-TP", "NAV-TIMEUTC"}
+
+
+def test_corrupt_checksums_read_as_silence(
+    stub: pb_grpc.UbloxControlStub, emulator: F9tEmulator, f9t_cfg: dict[str, Any]
+) -> None:
+    emulator.corrupt_checksums = True
+    reply = init(stub, f9t_cfg)
+    assert reply.init_status == pb.InitF9tResponse.FAILURE
+    assert reply.message == "No MON-VER response"
