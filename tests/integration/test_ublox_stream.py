@@ -7,10 +7,10 @@ from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
-from panoseti_appliance.ublox.emulator import F9tEmulator
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
+from panoseti_appliance.ublox.emulator import F9tEmulator
 from tests.integration.test_ublox_init import (
     daemon,
     emulator,
@@ -182,9 +182,11 @@ def test_poll_rejects_bad_requests(stub: pb_grpc.UbloxControlStub, f9t_cfg: dict
 def test_unplug_ends_capture_then_replug_reinitialises(
     stub: pb_grpc.UbloxControlStub, emulator: F9tEmulator, f9t_cfg: dict[str, Any]
 ) -> None:
+    f9t_cfg["apply_to_layers"] = ["RAM"]  # lost when the receiver loses power
     init_ok(stub, f9t_cfg)
     stream = stub.CaptureUblox(pb.CaptureUbloxRequest(patterns=["TIM-TP"]), timeout=STREAM_TIMEOUT)
     assert next(stream).name == "TIM-TP"
+    valsets = [i for i, _ in emulator.received].count("CFG-VALSET")
     emulator.unplug()
     tail: list[pb.CaptureUbloxResponse] = []
     err = rpc_error(lambda: tail.extend(stream))
@@ -209,5 +211,6 @@ def test_unplug_ends_capture_then_replug_reinitialises(
         return bool(got) and rx_time(got[0]) > replugged_at
 
     wait_for(capture_works, timeout=60, what="automatic re-init after re-plug")
-    # The daemon re-ran the plan on the new device by itself.
+    # The daemon re-ran the plan on the power-cycled receiver by itself.
+    assert [i for i, _ in emulator.received].count("CFG-VALSET") == 2 * valsets
     assert emulator.value("CFG_TP_FREQ_TP2") == 10_000_000
