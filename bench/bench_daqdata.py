@@ -12,7 +12,9 @@ the daemon reads them (rate 0: blocking writes of pre-built frames, so the produ
 bottleneck) or paced to a rate (2500/s per dp is the original's ingest ceiling), while one
 client process runs that many StreamImages calls at interval 0.001 s (movie + PH) and counts
 responses without parsing them. Printed per run: frames ingested/s per data product, images/s delivered per client,
-and the daemon's CPU seconds (user + system, from /proc) per 1000 ingested frames.
+and the daemon's CPU seconds (user + system, from /proc) per 1000 ingested frames. First it
+prints the cost of the shared wire form (frame.py): converting a frame once, and adding the
+per-subscriber envelope, against building a response message for every subscriber.
 
 Results and the comparison with the original are in docs/performance.md.
 """
@@ -178,6 +180,40 @@ def run(
     }
 
 
+def wire_costs(repeat: int = 3000) -> str:
+    """Per-frame conversion cost and per-subscriber send cost of the wire form, in µs."""
+    from panoseti_appliance.daqdata.frame import Frame
+
+    dp = by_name("img16")
+    header = json.loads(_header("img16", 1))
+    pixels = bytes(range(256)) * (dp.bytes_per_image // 256)
+
+    def frame() -> Frame:
+        return Frame(1, dp, header, pixels, "uds_img16", 1, time.time_ns())
+
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        frame().pano_image_field()
+    build = (time.perf_counter() - t0) / repeat * 1e6
+    shared = frame()
+    shared.pano_image_field()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        shared.response_bytes()
+    send = (time.perf_counter() - t0) / repeat * 1e6
+    image = shared.pano_image()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        response = pb.StreamImagesResponse(pano_image=image)
+        response.timestamp.GetCurrentTime()
+        response.SerializeToString()
+    per_message = (time.perf_counter() - t0) / repeat * 1e6
+    return (
+        f"wire form (img16): build once {build:.1f} µs per frame; per subscriber "
+        f"{send:.1f} µs (shared bytes) vs {per_message:.1f} µs (message per subscriber)"
+    )
+
+
 def _line(rate: float, result: Mapping[str, Any]) -> str:
     ingest = ", ".join(f"{dp} {r:,.0f}/s" for dp, r in result["ingest_per_dp"].items())
     delivered = ", ".join(f"{r:,.0f}" for r in result["delivered_per_client"]) or "-"
@@ -199,6 +235,7 @@ def main() -> int:
         help="producer rates to run, frames/s per data product (0 = as fast as possible)",
     )
     args = parser.parse_args()
+    print(wire_costs(), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-daqdata-") as tmp_name:
         tmp = Path(tmp_name)
         port = free_tcp_port()
