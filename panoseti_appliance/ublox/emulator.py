@@ -152,7 +152,11 @@ class F9tEmulator:
             raise RuntimeError("emulator already started")
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
-        self._plug()
+        try:
+            self._plug()
+        except BaseException:
+            self.stop()  # release the pty and pipe fds already opened
+            raise
         self._threads = [
             threading.Thread(target=self._rx_loop, name="f9t-emu-rx", daemon=True),
             threading.Thread(target=self._epoch_loop, name="f9t-emu-epoch", daemon=True),

@@ -6,6 +6,9 @@ import base64
 import calendar
 import itertools
 import json
+import os
+import stat
+import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,10 +149,6 @@ def capture_frames() -> list[bytes]:
 
 
 def test_device_is_a_raw_character_device(emu: F9tEmulator) -> None:
-    import os
-    import stat
-    import termios
-
     assert stat.S_ISCHR(os.stat(emu.device_path).st_mode)
     fd = os.open(emu.device_path, os.O_RDWR | os.O_NOCTTY)
     try:
@@ -540,9 +539,11 @@ def test_replug_needs_a_link(emu: F9tEmulator) -> None:
 def test_link_over_a_regular_file_is_refused(tmp_path: Path) -> None:
     occupied = tmp_path / "ttyACM0"
     occupied.write_text("not a device")
+    fds_before = len(os.listdir("/proc/self/fd"))
     with pytest.raises(ValueError, match="not a symlink"):
         F9tEmulator(link=occupied).start()
     assert occupied.read_text() == "not a device"
+    assert len(os.listdir("/proc/self/fd")) == fds_before  # nothing leaked
 
 
 # -- replay -----------------------------------------------------------------------------------
