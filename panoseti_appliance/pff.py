@@ -1,13 +1,20 @@
 """PFF frames: read, write, find the last complete frame, names, White Rabbit time (spec pff.md).
 
-INTERFACE SKELETON: the signatures and docstrings below are the contract other modules are built
-against; the foundation issue fills in the bodies and the tests.
+A PFF file is a bare concatenation of frames (`JSON header` `\\n\\n*` `pixels`) with no file header,
+index or length prefix, so everything here is defensive: the pixel count comes from the data
+product, the header length is learned per file (never hard-coded), every malformed input raises a
+`PffError` naming file, offset and reason, and every loop either consumes bytes or stops, so no
+input can make a reader spin.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
+import io
+import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +22,7 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
-from panoseti_appliance.products import DataProduct
+from panoseti_appliance.products import DataProduct, UnknownDataProduct, by_name
 
 #: Bytes between the JSON header and the pixels.
 HEADER_END = b"\n\n*"
@@ -23,6 +30,11 @@ HEADER_END = b"\n\n*"
 TAI_UTC_OFFSET_S = 37
 #: Longest JSON header we accept while looking for HEADER_END (pff.md §6 reads 4 KiB).
 MAX_HEADER_BYTES = 4096
+#: Timing fields of every quabo record.
+TIME_FIELDS = ("pkt_num", "pkt_tai", "pkt_nsec", "tv_sec", "tv_usec")
+QUABO_KEYS = ("quabo_0", "quabo_1", "quabo_2", "quabo_3")
+_READ_CHUNK = 1 << 20
+_NS = 10**9
 
 HeaderLayout = Literal["file", "socket"]
 
@@ -31,7 +43,11 @@ class PffError(ValueError):
     """A malformed PFF input; the message names file, offset and reason."""
 
     def __init__(
-        self, reason: str, *, file: str | os.PathLike[str] | None = None, offset: int | None = None
+        self,
+        reason: str,
+        *,
+        file: str | os.PathLike[str] | None = None,
+        offset: int | None = None,
     ) -> None:
         self.reason = reason
         self.file = None if file is None else str(file)
@@ -57,9 +73,15 @@ class PffFrame:
         """Bytes this frame occupies in its file (JSON + 3 + pixels)."""
         return len(self.header_json) + len(HEADER_END) + len(self.pixels)
 
+    @property
+    def end(self) -> int:
+        """Offset just past this frame."""
+        return self.offset + self.size
+
     def image(self) -> np.ndarray:
         """Pixels as a (rows, cols) array in the product's user dtype (int16 for pulse height)."""
-        raise NotImplementedError
+        raw = np.frombuffer(self.pixels, dtype=self.dp.raw_dtype)
+        return raw.astype(self.dp.dtype, copy=False).reshape(self.dp.shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +94,9 @@ class WrTime:
     @property
     def decimal(self) -> decimal.Decimal:
         """Seconds as an exact Decimal; Decimal(0) on desync (client compatibility)."""
-        raise NotImplementedError
+        if self.unix_ns is None:
+            return decimal.Decimal(0)
+        return decimal.Decimal(self.unix_ns).scaleb(-9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +111,40 @@ class DataFileName:
     sim: bool
     pieces: dict[str, str]
 
+    @property
+    def start_time(self) -> dt.datetime | None:
+        """The `start` piece as an aware UTC datetime (colon, underscore or hyphen spellings)."""
+        return parse_start_time(self.start) if self.start else None
+
+
+_START_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})[:_-](\d{2})[:_-](\d{2})(?:\.\d+)?Z?$")
+
+
+def parse_start_time(text: str) -> dt.datetime | None:
+    """`2025-08-02T05:31:36Z`, `…T05_31_36Z` or `…T05-31-36Z` → UTC datetime; None if not a time."""
+    m = _START_RE.match(text.strip())
+    if not m:
+        return None
+    try:
+        return dt.datetime.fromisoformat(f"{m[1]}T{m[2]}:{m[3]}:{m[4]}+00:00")
+    except ValueError:
+        return None
+
+
+def header_problem(header: Mapping[str, Any], dp: DataProduct) -> str | None:
+    """Why a parsed header cannot belong to `dp`, or None when it has the dp's keys."""
+    if dp.name == "ph256":
+        if "quabo_num" not in header:
+            return "ph256 header lacks 'quabo_num'"
+        return None
+    missing = [k for k in QUABO_KEYS if not isinstance(header.get(k), Mapping)]
+    if missing:
+        return f"{dp.name} header lacks {', '.join(missing)}"
+    return None
+
 
 def parse_frame(
-    buf: bytes | memoryview,
+    buf: bytes | bytearray | memoryview,
     dp: DataProduct,
     *,
     offset: int = 0,
@@ -102,7 +157,64 @@ def parse_frame(
     frame does (incomplete: more bytes may come). Raises PffError for malformed input (missing
     "*", non-JSON header, header not an object, no header end within MAX_HEADER_BYTES).
     """
-    raise NotImplementedError
+    data = bytes(buf) if isinstance(buf, memoryview) else buf
+    n = len(data)
+    pos = offset
+    while pos < n and data[pos] == 0x0A:
+        pos += 1
+    if pos >= n:
+        return None
+    if data[pos] != 0x7B:  # "{"
+        raise PffError(
+            f"expected '{{' at the start of a frame header, found byte 0x{data[pos]:02x}",
+            file=file,
+            offset=pos,
+        )
+    limit = min(n, pos + MAX_HEADER_BYTES + 2)
+    h = data.find(b"\n\n", pos, limit)
+    if h < 0:
+        if n - pos < MAX_HEADER_BYTES + 2:
+            return None
+        raise PffError(
+            f"no end of header (blank line) within {MAX_HEADER_BYTES} bytes", file=file, offset=pos
+        )
+    if h + 2 >= n:
+        return None
+    if data[h + 2] != 0x2A:  # "*"
+        raise PffError(
+            f"missing '*' image marker after the header (found byte 0x{data[h + 2]:02x})",
+            file=file,
+            offset=h + 2,
+        )
+    header_json = bytes(data[pos:h])
+    try:
+        header = json.loads(header_json)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PffError(f"header is not valid JSON: {exc}", file=file, offset=pos) from None
+    if not isinstance(header, dict):
+        raise PffError("header is not a JSON object", file=file, offset=pos)
+    end = h + 3 + dp.bytes_per_image
+    if end > n:
+        return None
+    return PffFrame(dp, header, header_json, bytes(data[h + 3 : end]), index, pos)
+
+
+def _dp_for(source: object, dp: DataProduct | None) -> DataProduct:
+    if dp is not None:
+        return dp
+    if isinstance(source, (str, os.PathLike)):
+        name = parse_data_file_name(source)
+        if name is None:
+            raise PffError(
+                "unknown data product: the file name has no 'dp_<product>' piece; pass the "
+                "data product explicitly",
+                file=source,
+            )
+        try:
+            return by_name(name.dp)
+        except UnknownDataProduct as exc:
+            raise PffError(str(exc), file=source) from None
+    raise PffError("unknown data product: pass dp for a stream or bytes source")
 
 
 def iter_frames(
@@ -115,34 +227,203 @@ def iter_frames(
 
     A trailing partial frame raises PffError("truncated …") with strict, else ends the iteration.
     """
-    raise NotImplementedError
+    product = _dp_for(source, dp)
+    file = str(source) if isinstance(source, (str, os.PathLike)) else None
+    if isinstance(source, (bytes, bytearray)):
+        yield from _iter_stream(io.BytesIO(source), product, file, strict)
+        return
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fh:
+            yield from _iter_stream(fh, product, file, strict)
+        return
+    yield from _iter_stream(source, product, file, strict)
 
 
-def count_frames(path: str | os.PathLike[str], dp: DataProduct | None = None) -> int:
-    """Number of complete frames, using the frame size learned from the first frame and verified."""
-    raise NotImplementedError
+def _iter_stream(
+    fh: BinaryIO, dp: DataProduct, file: str | None, strict: bool
+) -> Iterator[PffFrame]:
+    buf = bytearray()
+    base = 0  # file offset of buf[0]
+    index = 0
+    eof = False
+    while True:
+        frame = parse_frame(buf, dp, index=index, file=file) if buf else None
+        if frame is not None:
+            yield PffFrame(
+                dp, frame.header, frame.header_json, frame.pixels, index, base + frame.offset
+            )
+            index += 1
+            del buf[: frame.end]
+            base += frame.end
+            continue
+        if eof:
+            rest = bytes(buf).strip(b"\n")
+            if rest and strict:
+                raise PffError(
+                    f"truncated frame: {len(buf)} bytes after the last complete frame "
+                    f"(frame {index}) do not make a whole {dp.name} frame",
+                    file=file,
+                    offset=base,
+                )
+            return
+        chunk = fh.read(_READ_CHUNK)
+        if not chunk:
+            eof = True
+        else:
+            buf += chunk
 
 
 def learn_frame_size(head: bytes, dp: DataProduct, *, file: str | None = None) -> int | None:
     """Frame size from the first frame's header length; None while the first header is incomplete."""
-    raise NotImplementedError
+    frame = parse_frame(head, dp, file=file)
+    return None if frame is None else frame.size
+
+
+def count_frames(path: str | os.PathLike[str], dp: DataProduct | None = None) -> int:
+    """Number of complete frames, using the frame size learned from the first frame and verified."""
+    product = _dp_for(path, dp)
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(MAX_HEADER_BYTES + 3 + product.bytes_per_image)
+        first = parse_frame(head, product, file=str(path))
+        if first is None:
+            return 0
+        n = (size - first.offset) // first.size
+        fh.seek(first.offset + (n - 1) * first.size)
+        last = fh.read(first.size)
+    try:
+        frame = parse_frame(last, product, file=str(path))
+    except PffError:
+        frame = None
+    if frame is not None and frame.offset == 0 and frame.size == first.size:
+        return n
+    return sum(1 for _ in iter_frames(path, product, strict=False))
 
 
 class FileTail:
     """Follow one growing file and return its last complete frame (pff.md §6).
 
     Keeps (inode, frame_size, last good offset, index) between calls so each call reads only the
-    last frame (plus the first 4 KiB once per file); a changed inode or a shrunken file resets it.
+    last frame (plus the first frame once per file); a changed inode or a shrunken file resets it.
+    When the size arithmetic stops matching (a header changed width, the file was rewritten), it
+    falls back to a sequential scan that resumes where the previous scan stopped.
     Blocking: call it from a worker thread.
     """
 
     def __init__(self, path: str | os.PathLike[str], dp: DataProduct) -> None:
         self.path = Path(path)
         self.dp = dp
+        self._reset(None)
+
+    def _reset(self, inode: int | None) -> None:
+        self._inode = inode
+        self._size = 0
+        self._first_offset = 0
+        self._frame_size: int | None = None
+        self._sequential = False
+        self._scan_offset = 0
+        self._scan_index = 0
+        self._last: PffFrame | None = None
 
     def last_frame(self) -> PffFrame | None:
         """The newest complete, valid frame, or None when there is none yet."""
-        raise NotImplementedError
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._reset(None)
+            return None
+        if st.st_ino != self._inode or st.st_size < self._size:
+            self._reset(st.st_ino)
+        self._size = st.st_size
+        with open(self.path, "rb") as fh:
+            if self._frame_size is None and not self._sequential:
+                head = fh.read(MAX_HEADER_BYTES + 3 + self.dp.bytes_per_image)
+                try:
+                    first = parse_frame(head, self.dp, file=str(self.path))
+                except PffError:
+                    return None  # a half-rewritten snapshot: try again on the next trigger
+                if first is None or header_problem(first.header, self.dp):
+                    return None
+                self._first_offset = first.offset
+                self._frame_size = first.size
+            if not self._sequential:
+                frame = self._by_size(fh, st.st_size)
+                if frame is not None:
+                    return frame
+                self._sequential = True
+                if self._last is not None:
+                    self._scan_offset = self._last.end
+                    self._scan_index = self._last.index + 1
+                else:
+                    self._scan_offset = self._first_offset
+                    self._scan_index = 0
+            return self._scan(fh)
+
+    def _by_size(self, fh: BinaryIO, size: int) -> PffFrame | None:
+        assert self._frame_size is not None
+        fs = self._frame_size
+        n = (size - self._first_offset) // fs
+        if n <= 0:
+            return self._last
+        offset = self._first_offset + (n - 1) * fs
+        fh.seek(offset)
+        data = fh.read(fs)
+        try:
+            frame = parse_frame(data, self.dp, index=n - 1, file=str(self.path))
+        except PffError:
+            return None
+        if (
+            frame is None
+            or frame.offset != 0
+            or frame.size != fs
+            or header_problem(frame.header, self.dp)
+        ):
+            return None
+        frame = PffFrame(self.dp, frame.header, frame.header_json, frame.pixels, n - 1, offset)
+        self._last = frame
+        return frame
+
+    def _scan(self, fh: BinaryIO) -> PffFrame | None:
+        fh.seek(self._scan_offset)
+        data = fh.read()
+        pos = 0
+        index = self._scan_index
+        while True:
+            try:
+                frame = parse_frame(data, self.dp, offset=pos, index=index, file=str(self.path))
+            except PffError:
+                frame = None
+            if frame is None or header_problem(frame.header, self.dp):
+                break
+            self._last = PffFrame(
+                self.dp,
+                frame.header,
+                frame.header_json,
+                frame.pixels,
+                index,
+                self._scan_offset + frame.offset,
+            )
+            pos = frame.end
+            index += 1
+        self._scan_offset += pos
+        self._scan_index = index
+        return self._last
+
+
+def _ph256_line(f: Mapping[str, Any]) -> str:
+    return (
+        f'{{ "quabo_num": {int(f["quabo_num"]):>1d}, "pkt_num": {int(f["pkt_num"]):>10d}, '
+        f'"pkt_tai": {int(f["pkt_tai"]):>4d}, "pkt_nsec": {int(f["pkt_nsec"]):>9d}, '
+        f'"tv_sec": {int(f["tv_sec"]):>10d}, "tv_usec": {int(f["tv_usec"]):>6d}}}'
+    )
+
+
+def _quabo_record(f: Mapping[str, Any]) -> str:
+    return (
+        f'{{ "pkt_num": {int(f["pkt_num"]):>10d}, "pkt_tai": {int(f["pkt_tai"]):>4d}, '
+        f'"pkt_nsec": {int(f["pkt_nsec"]):>9d}, "tv_sec": {int(f["tv_sec"]):>10d}, '
+        f'"tv_usec": {int(f["tv_usec"]):>6d}}}'
+    )
 
 
 def format_header(
@@ -154,7 +435,25 @@ def format_header(
     4-quabo products it maps quabo_0..quabo_3 to dicts of the same fields (without quabo_num).
     `layout` picks the file writer's or the socket producer's spacing.
     """
-    raise NotImplementedError
+    try:
+        if dp.name == "ph256":
+            return _ph256_line(fields).encode()
+        records = [f'"{key}": {_quabo_record(fields[key])}' for key in QUABO_KEYS]
+    except KeyError as exc:
+        raise PffError(f"cannot format a {dp.name} header: missing field {exc}") from None
+    if layout == "file":
+        body = ", \n".join(f"   {r}" for r in records)
+    else:
+        body = ",\n".join(f" {r}" for r in records)
+    return f"{{\n{body}\n}}".encode()
+
+
+def _has_fixed_fields(dp: DataProduct, header: Mapping[str, Any]) -> bool:
+    if dp.name == "ph256":
+        return set(header) == {"quabo_num", *TIME_FIELDS}
+    return set(header) == set(QUABO_KEYS) and all(
+        isinstance(header[k], Mapping) and set(header[k]) == set(TIME_FIELDS) for k in QUABO_KEYS
+    )
 
 
 def encode_frame(
@@ -166,40 +465,124 @@ def encode_frame(
     """One frame's bytes: header (dict formatted with format_header, or raw JSON bytes) + b"\\n\\n*" + pixels.
 
     An ndarray is converted to the product's little-endian raw dtype; its size must match the product.
+    A dict with exactly the producer's fields is written in its fixed-width layout; any other dict
+    is written as compact JSON.
     """
-    raise NotImplementedError
+    if isinstance(header, (bytes, bytearray)):
+        head = bytes(header)
+        if not head.startswith(b"{") or b"\n\n" in head:
+            raise PffError("raw header must start with '{' and contain no blank line")
+    elif _has_fixed_fields(dp, header):
+        head = format_header(dp, header, layout)
+    else:
+        head = json.dumps(dict(header), separators=(", ", ": ")).encode()
+    if isinstance(pixels, np.ndarray):
+        if pixels.size != dp.pixels:
+            raise PffError(
+                f"{dp.name} image needs {dp.pixels} pixels ({dp.rows}x{dp.cols}), got {pixels.size}"
+            )
+        raw = np.ascontiguousarray(pixels.reshape(-1).astype(dp.raw_dtype)).tobytes()
+    else:
+        raw = bytes(pixels)
+    if len(raw) != dp.bytes_per_image:
+        raise PffError(f"{dp.name} image needs {dp.bytes_per_image} pixel bytes, got {len(raw)}")
+    return head + HEADER_END + raw
 
 
 def header_time_fields(header: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The dict holding pkt_tai/pkt_nsec/tv_sec/tv_usec: top level (ph256) or quabo_0 (4-quabo)."""
-    raise NotImplementedError
+    q0 = header.get("quabo_0")
+    if isinstance(q0, Mapping) and "pkt_tai" in q0:
+        return q0
+    if "pkt_tai" in header or "tv_sec" in header:
+        return header
+    return None
 
 
 def wr_to_unix(pkt_tai: int, pkt_nsec: int, tv_sec: int) -> WrTime:
     """White Rabbit to Unix time, exact to the nanosecond, with desync detection (pff.md §4)."""
-    raise NotImplementedError
+    tai = int(pkt_tai)
+    nsec = int(pkt_nsec)
+    host = int(tv_sec)
+    d = (host - tai + TAI_UTC_OFFSET_S) % 1024
+    if d == 0:
+        sec = host
+    elif d == 1:
+        sec = host - 1
+    elif d == 1023:
+        sec = host + 1
+    else:
+        return WrTime(None, True)
+    return WrTime(sec * _NS + nsec, False)
 
 
 def header_wr_time(header: Mapping[str, Any]) -> WrTime:
     """wr_to_unix on a frame header's timing fields; desync when they are missing."""
-    raise NotImplementedError
+    fields = header_time_fields(header)
+    if fields is None:
+        return WrTime(None, True)
+    try:
+        return wr_to_unix(fields["pkt_tai"], fields["pkt_nsec"], fields["tv_sec"])
+    except (KeyError, TypeError, ValueError):
+        return WrTime(None, True)
+
+
+def _pieces(name: str) -> tuple[dict[str, str], set[str]]:
+    pieces: dict[str, str] = {}
+    words: set[str] = set()
+    for piece in name.split("."):
+        if not piece:
+            continue
+        key, sep, value = piece.partition("_")
+        if sep:
+            pieces.setdefault(key, value)
+        else:
+            words.add(piece)
+    return pieces, words
 
 
 def parse_data_file_name(name: str | os.PathLike[str]) -> DataFileName | None:
     """Parse a data file name (basename taken); None when it is not an image file (no dp piece)."""
-    raise NotImplementedError
+    base = os.path.basename(os.fspath(name))
+    # The start time may contain no dots, so splitting the whole name on "." is safe.
+    pieces, words = _pieces(base)
+    dp = pieces.get("dp")
+    if not dp:
+        return None
+    try:
+        module = int(pieces["module"]) if "module" in pieces else None
+        seqno = int(pieces.get("seqno", "0"))
+        bpp = int(pieces["bpp"]) if "bpp" in pieces else None
+    except ValueError:
+        return None
+    return DataFileName(
+        dp=dp,
+        module=module,
+        seqno=seqno,
+        start=pieces.get("start"),
+        bpp=bpp,
+        sim="sim" in words,
+        pieces=pieces,
+    )
 
 
 def parse_run_dir_name(name: str | os.PathLike[str]) -> dict[str, str] | None:
     """Pieces of `obs_<obs>.start_<t>.runtype_<type>.pffd` (or plain `obs_…`); None if not obs_*."""
-    raise NotImplementedError
+    base = os.path.basename(os.fspath(name).rstrip("/"))
+    if not base.startswith("obs_"):
+        return None
+    pieces, _ = _pieces(base)
+    return pieces
 
 
 def make_data_file_name(start: str, dp: DataProduct, module: int, seqno: int = 0) -> str:
     """`start_<t>.dp_<dp>.bpp_<n>.module_<id>.seqno_<n>.pff`, colons in `start` written as `_`."""
-    raise NotImplementedError
+    return (
+        f"start_{start.replace(':', '_')}.dp_{dp.name}.bpp_{dp.bytes_per_pixel}"
+        f".module_{module}.seqno_{seqno}.pff"
+    )
 
 
 def make_sim_file_name(dp: DataProduct, module: int, seqno: int) -> str:
     """`sim.dp_<dp>.module_<id>.seqno_<n>.pff`."""
-    raise NotImplementedError
+    return f"sim.dp_{dp.name}.module_{module}.seqno_{seqno}.pff"
