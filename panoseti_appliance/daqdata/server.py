@@ -112,10 +112,13 @@ class DaqDataDaemon:
         self.health = health.aio.HealthServicer()
         self.notifier = Notifier()
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[None]] = set()  # health updates in flight
         self._stopping = False
 
     def _set_health(self, service: str, status: int) -> None:
-        self._tasks.append(asyncio.create_task(self.health.set(service, status)))
+        task = asyncio.create_task(self.health.set(service, status))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _state_changed(self, state: HpIoState) -> None:
         if self._stopping:
@@ -137,9 +140,14 @@ class DaqDataDaemon:
             try:
                 port = self.server.add_insecure_port(address)
             except RuntimeError as exc:
-                raise ListenError(f"daqdata.listen: cannot listen on {address}: {exc}") from None
+                raise ListenError(
+                    f"daqdata.listen: cannot listen on {address} ({exc}); stop what uses it "
+                    "or change daqdata.listen"
+                ) from None
             if port == 0 and path is None:
-                raise ListenError(f"daqdata.listen: cannot listen on {address}")
+                raise ListenError(
+                    f"daqdata.listen: cannot listen on {address}; change daqdata.listen"
+                )
         await self.health.set("", NOT_SERVING)
         await self.health.set(SERVICE_NAME, NOT_SERVING)
         self.engine.on_state(self._state_changed)
