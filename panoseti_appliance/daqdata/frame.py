@@ -1,11 +1,12 @@
 """The in-memory Frame every ingestion source produces, and its one-time wire form (design.md §3).
 
 A frame is converted to protobuf lazily and at most once: the first stream that sends it builds
-the serialized `PanoImage` (about 80 µs: Struct header plus 1024 packed varints) and every other
-subscriber reuses those bytes. A frame overwritten in the hub before any tick needs it is never
-converted at all. Per send only the response envelope is added (`response_bytes`, about 2 µs),
-which is cheaper than building and serializing a `StreamImagesResponse` message per subscriber
-(about 37 µs, measured in docs/performance.md).
+the serialized `PanoImage` (Struct header plus 1024 packed varints, the expensive part) and every
+other subscriber reuses those bytes. A frame overwritten in the hub before any tick needs it is
+never converted at all. Per send only the response envelope (timestamp) is added by
+`response_bytes`, which costs about a fifteenth of building and serializing a
+`StreamImagesResponse` per subscriber (`bench/bench_daqdata.py` prints both; figures in
+docs/performance.md).
 """
 
 from __future__ import annotations
