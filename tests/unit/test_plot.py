@@ -56,9 +56,8 @@ def movie(module: int, n: int, level: int = 40) -> dict[str, Any]:
     yy, xx = np.mgrid[0:32, 0:32]
     star = 400 * np.exp(-((yy - 10) ** 2 + (xx - 8 - n % 16) ** 2) / 3.0)
     pixels = (rng.poisson(level, (32, 32)) + star).astype("<u2")
-    header = {
-        f"quabo_{q}": {"pkt_num": n, "tv_sec": 1754112728 + n, "tv_usec": 0} for q in range(4)
-    }
+    timing = {"pkt_num": n, "pkt_tai": 229, "pkt_nsec": 5, "tv_sec": 1754112728 + n, "tv_usec": 0}
+    header = {f"quabo_{q}": timing for q in range(4)}
     return parsed(IMG16, module, header, pixels.tobytes(), n)
 
 
@@ -92,7 +91,8 @@ def test_previewer_renders_one_row_per_module(
 def test_previewer_whitelist_and_ph1024_canvas(tmp_path: Path) -> None:
     previewer = PanoImagePreviewer(stream_movie_data=False, module_id_whitelist=[3])
     big = (np.arange(1024) % 300).astype("<i2").tobytes()
-    header = {f"quabo_{q}": {"tv_sec": 1, "tv_usec": 0} for q in range(4)}
+    timing = {"pkt_num": 0, "pkt_tai": 1, "pkt_nsec": 0, "tv_sec": 1, "tv_usec": 0}
+    header = {f"quabo_{q}": timing for q in range(4)}
     assert not previewer.update(movie(3, 0))  # movie not streamed
     assert not previewer.update(parsed(PH1024, 4, header, big, 0))  # module not whitelisted
     previewer.update(parsed(PH1024, 3, header, big, 0))
