@@ -189,7 +189,8 @@ def parse_frame(
     header_json = bytes(data[pos:h])
     try:
         header = json.loads(header_json)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: a corrupt header can nest brackets deeper than the JSON decoder allows.
         raise PffError(f"header is not valid JSON: {exc}", file=file, offset=pos) from None
     if not isinstance(header, dict):
         raise PffError("header is not a JSON object", file=file, offset=pos)
@@ -523,7 +524,8 @@ def header_wr_time(header: Mapping[str, Any]) -> WrTime:
         return WrTime(None, True)
     try:
         return wr_to_unix(fields["pkt_tai"], fields["pkt_nsec"], fields["tv_sec"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
+        # OverflowError: JSON allows 1e400, which parses to an infinite float.
         return WrTime(None, True)
 
 
