@@ -30,6 +30,7 @@ from panoseti_appliance import pff
 
 PH, MOVIE = "PULSE_HEIGHT", "MOVIE"
 COLORMAP = "plasma"
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 class _Surface:
@@ -324,6 +325,8 @@ class PulseHeightDistribution:
         axes = fig.subplots(len(self.windows), 1, squeeze=False)[:, 0]
         modules = sorted({m for w in self.windows for m in w.maxima})
         colours = dict(zip(modules, sns.color_palette("husl", max(len(modules), 1)), strict=False))
+        # Dashes as well as colours, so modules with identical distributions stay visible.
+        styles = {m: LINE_STYLES[i % len(LINE_STYLES)] for i, m in enumerate(modules)}
         for ax, window in zip(axes, self.windows, strict=True):
             for module in sorted(window.maxima):
                 values = np.asarray(window.maxima[module])
@@ -335,6 +338,8 @@ class PulseHeightDistribution:
                     fill=False,
                     kde=len(np.unique(values)) > 1,
                     color=colours[module],
+                    linestyle=styles[module],
+                    line_kws={"linestyle": styles[module]},
                     label=str(module),
                     ax=ax,
                 )
