@@ -302,7 +302,11 @@ class F9tEmulator:
         if self.silent:
             return
         with self._emit_lock:
-            replies = self._answer(frame)
+            try:
+                replies = self._answer(frame)
+            except ValueError as exc:  # a fault hook set to something the key cannot hold
+                log.error("not answering %s: %s", frame.identity, exc)
+                return
         if replies and self.reply_delay_s > 0:
             self._stop.wait(self.reply_delay_s)
         for reply in replies:

@@ -228,7 +228,10 @@ class RegisterStore:
             self._txn = None
 
     def valset(self, payload: bytes, *, unknown: set[int], mismatch: Mapping[int, Any]) -> bool:
-        """Apply one CFG-VALSET payload; True means ACK-ACK, False ACK-NAK (nothing applied)."""
+        """Apply one CFG-VALSET payload; True means ACK-ACK, False ACK-NAK (nothing applied).
+
+        Raises ValueError, before storing anything, if a `mismatch` value does not fit its key.
+        """
         with self._lock:
             try:
                 layers, action, pairs = self._parse_valset(payload, unknown)
@@ -271,13 +274,19 @@ class RegisterStore:
     def _apply(
         self, layers: int, pairs: list[tuple[KeyDef, bytes]], mismatch: Mapping[int, Any]
     ) -> None:
+        stored: dict[int, bytes] = {}
+        for key, raw in pairs:
+            stored[key.key_id] = raw
+            if key.key_id in mismatch:
+                try:
+                    stored[key.key_id] = encode_value(key.type, mismatch[key.key_id], key.size)
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise ValueError(
+                        f"mismatch[0x{key.key_id:08x}] ({key.name}, {key.type}): {exc}"
+                    ) from exc
         for bit, name in SET_LAYERS.items():
             if layers & bit:
-                for key, raw in pairs:
-                    stored = raw
-                    if key.key_id in mismatch:
-                        stored = encode_value(key.type, mismatch[key.key_id], key.size)
-                    self._layers[name][key.key_id] = stored
+                self._layers[name].update(stored)
 
     def valget(self, payload: bytes, *, unknown: set[int]) -> bytes | None:
         """Answer one CFG-VALGET poll: the VALGET v1 response payload, or None for ACK-NAK.

@@ -460,6 +460,17 @@ def test_mismatch_stores_another_value(emu: F9tEmulator, client: Client) -> None
     assert got is not None and got.CFG_TP_FREQ_TP1 == 0 and got.CFG_TP_DUTY_TP1 == 0.02
 
 
+def test_unencodable_mismatch_is_logged_and_the_receiver_keeps_working(
+    emu: F9tEmulator, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu.mismatch = {key_id("CFG_TP_FREQ_TP1"): "not a number"}
+    client.send(UBXMessage.config_set(RAM, 0, [("CFG_TP_FREQ_TP1", 1)]))
+    assert [p for _, p in client.frames(5 * EPOCH_S) if p is not None] == []
+    assert "mismatch[0x40050024] (CFG_TP_FREQ_TP1, U004)" in caplog.text
+    emu.mismatch = {}
+    assert client.valset(RAM, [("CFG_TP_FREQ_TP1", 1)]) is True
+
+
 def test_silent_answers_nothing(emu: F9tEmulator, client: Client) -> None:
     assert client.valset(RAM, [(TIM_TP_USB, 1)])
     emu.silent = True
