@@ -166,8 +166,12 @@ class UbxLink:
         port = serial.Serial(
             self.device, baudrate=self.baud, timeout=READ_TIMEOUT_S, exclusive=True
         )
-        port.reset_input_buffer()
-        port.reset_output_buffer()
+        try:
+            port.reset_input_buffer()
+            port.reset_output_buffer()
+        except BaseException:
+            port.close()
+            raise
         self._port = port
         reader = threading.Thread(target=self._read_loop, name="ubx-reader", daemon=True)
         writer = threading.Thread(target=self._write_loop, name="ubx-writer", daemon=True)
@@ -257,12 +261,6 @@ class UbxLink:
         for sub in list(self._subs):
             sub.end(Ended(kind, message))
         self._subs.clear()
-
-    def cached(self) -> list[UbxFrame]:
-        return list(self._cache.values())
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
 
     # ---- loop-side handling -----------------------------------------------------------------
 
