@@ -124,3 +124,26 @@ def test_bad_arguments_exit_2_naming_the_option(args: list[str], message: str) -
     assert result.returncode == 2
     assert message in result.stderr
     assert "device:" not in result.stdout
+
+
+def test_bad_register_csv_exits_2_naming_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "registers.csv"
+    bad.write_text(
+        "Configuration item,Key ID,Type,Scale,Unit,Default value,Description\n"
+        "CFG-TP-FREQ_TP1,0x40050024,U4,,Hz,lots,frequency\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "panoseti_appliance.cli.main",
+            "emulate-f9t",
+            "--register-csv",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+    )
+    assert result.returncode == 2
+    assert f"register CSV {bad} line 2: Default value 'lots'" in result.stderr

@@ -593,3 +593,21 @@ def test_bad_arguments_name_the_field(kwargs: dict[str, Any], match: str) -> Non
 def test_bad_layer_name_in_value_is_explained(emu: F9tEmulator) -> None:
     with pytest.raises(ValueError, match="RAM, BBR, FLASH, DEFAULT"):
         emu.value("CFG_TP_FREQ_TP1", "EEPROM")
+
+
+def test_register_csv_limits_keys_and_sets_defaults(tmp_path: Path) -> None:
+    csv_path = tmp_path / "f9t_registers.csv"
+    csv_path.write_text(
+        "Configuration item,Key ID,Type,Scale,Unit,Default value,Description\n"
+        "CFG-TP-FREQ_TP1,0x40050024,U4,,Hz,1,frequency\n"
+        "CFG-MSGOUT-UBX_TIM_TP_USB,0x20910180,U1,,,1,TIM-TP rate on USB\n"
+    )
+    with F9tEmulator(epoch_s=EPOCH_S, register_csv=csv_path) as emu:
+        host = Client(emu.device_path)
+        try:
+            got = host.valget(POLL_RAM, ["CFG_TP_FREQ_TP1"])
+            assert got is not None and got.CFG_TP_FREQ_TP1 == 1  # the CSV default
+            host.wait_for("TIM-TP")  # the CSV turns TIM-TP on by default
+            assert host.valset(RAM, [("CFG_TP_FREQ_TP2", 2)]) is False  # not in the CSV
+        finally:
+            host.close()
