@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from panoseti_appliance.ublox.emulator import F9tEmulator
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
+from panoseti_appliance.ublox.emulator import F9tEmulator
 from tests.daemons import Daemon, free_tcp_port, running_daemon
 from tests.integration.test_ublox_init import (
     UID,
@@ -195,3 +198,9 @@ def test_demo_runs_end_to_end() -> None:
     assert "InitF9t: SUCCESS: F9T initialized, configured, and verified successfully." in out
     assert " demo TIM-TP qErr=" in out
     assert " demo NAV-TIMEUTC " in out
+
+
+def test_reflection_lists_the_service(daemon: Daemon) -> None:
+    with daemon.channel() as channel:
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"ubloxcontrol.UbloxControl", "grpc.health.v1.Health"} <= services
