@@ -200,7 +200,8 @@ def parse_frame(
     return PffFrame(dp, header, header_json, bytes(data[h + 3 : end]), index, pos)
 
 
-def _dp_for(source: object, dp: DataProduct | None) -> DataProduct:
+def resolve_data_product(source: object, dp: DataProduct | None = None) -> DataProduct:
+    """`dp` if given, else the product named by the file name's `dp_` piece; PffError otherwise."""
     if dp is not None:
         return dp
     if isinstance(source, (str, os.PathLike)):
@@ -228,7 +229,7 @@ def iter_frames(
 
     A trailing partial frame raises PffError("truncated …") with strict, else ends the iteration.
     """
-    product = _dp_for(source, dp)
+    product = resolve_data_product(source, dp)
     file = str(source) if isinstance(source, (str, os.PathLike)) else None
     if isinstance(source, (bytes, bytearray)):
         yield from _iter_stream(io.BytesIO(source), product, file, strict)
@@ -282,7 +283,7 @@ def learn_frame_size(head: bytes, dp: DataProduct, *, file: str | None = None) -
 
 def count_frames(path: str | os.PathLike[str], dp: DataProduct | None = None) -> int:
     """Number of complete frames, using the frame size learned from the first frame and verified."""
-    product = _dp_for(path, dp)
+    product = resolve_data_product(path, dp)
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
         head = fh.read(MAX_HEADER_BYTES + 3 + product.bytes_per_image)
@@ -527,6 +528,20 @@ def header_wr_time(header: Mapping[str, Any]) -> WrTime:
     except (KeyError, TypeError, ValueError, OverflowError):
         # OverflowError: JSON allows 1e400, which parses to an infinite float.
         return WrTime(None, True)
+
+
+def header_host_time_us(header: Mapping[str, Any]) -> int | None:
+    """The DAQ host's receive time (`tv_sec`, `tv_usec`) as integer microseconds; None if absent.
+
+    Integer so that callers keep every microsecond (a float near 1.7e9 s keeps only ~0.24 µs).
+    """
+    fields = header_time_fields(header)
+    if fields is None:
+        return None
+    sec, usec = fields.get("tv_sec"), fields.get("tv_usec")
+    if not isinstance(sec, int) or not isinstance(usec, int):
+        return None
+    return sec * 1_000_000 + usec
 
 
 def _pieces(name: str) -> tuple[dict[str, str], set[str]]:
