@@ -43,9 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rate.add_argument("--rate", type=float, metavar="HZ", help="steps per second (0 = max)")
     rate.add_argument("--interval", type=float, metavar="S", help="seconds between steps")
     parser.add_argument(
-        "--socket-template", help="uds: Hashpipe socket path template containing {dp}"
+        "--socket-template",
+        metavar="TEMPLATE",
+        help="uds: Hashpipe socket path template containing {dp}",
     )
-    parser.add_argument("--data-dir", type=Path, help="filesystem modes: where run dirs go")
+    parser.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="filesystem modes: where run dirs go"
+    )
     parser.add_argument("--target", help="rpc: the daemon's gRPC address (e.g. unix:///run/x.sock)")
     parser.add_argument("--movie", type=Path, metavar="PFF", help="movie source file")
     parser.add_argument("--ph", type=Path, metavar="PFF", help="pulse-height source file")
