@@ -105,6 +105,8 @@ class Subscription:
         if self._ended is not None:
             return
         if len(self._queue) == self._queue.maxlen:
+            if not self._dropped:
+                log.warning("CaptureUblox subscriber too slow: dropping its oldest frames")
             self._dropped += 1
         self._queue.append(frame)
         self._event.set()

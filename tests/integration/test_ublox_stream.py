@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -11,6 +13,7 @@ from google.protobuf.json_format import MessageToDict
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
 from panoseti_appliance.ublox.emulator import F9tEmulator
+from tests.daemons import free_tcp_port, running_daemon
 from tests.integration.test_ublox_init import (
     daemon,
     emulator,
@@ -214,3 +217,31 @@ def test_unplug_ends_capture_then_replug_reinitialises(
     # The daemon re-ran the plan on the power-cycled receiver by itself.
     assert [i for i, _ in emulator.received].count("CFG-VALSET") == 2 * valsets
     assert emulator.value("CFG_TP_FREQ_TP2") == 10_000_000
+
+
+def test_slow_client_is_told_how_many_frames_were_dropped(
+    emulator: F9tEmulator, f9t_cfg: dict[str, Any], tmp_path: Path
+) -> None:
+    emulator.epoch_s = 0.01
+    port = free_tcp_port()
+    settings = {"ublox": {"listen": [f"127.0.0.1:{port}"], "max_read_queue_size": 2}}
+    with (
+        running_daemon(
+            "panoseti-ubloxcontrol", tmp_path / "slow", settings, f"127.0.0.1:{port}"
+        ) as d,
+        d.channel() as channel,
+    ):
+        slow = pb_grpc.UbloxControlStub(channel)
+        init_ok(slow, f9t_cfg)
+        stream = slow.CaptureUblox(pb.CaptureUbloxRequest(), timeout=STREAM_TIMEOUT)
+        assert next(stream).type == DATA
+        # Not reading: transport buffers fill, then the daemon's 2-frame queue overflows.
+        wait_for(lambda: "too slow: dropping" in d.log(), timeout=60, what="frames to be dropped")
+        notices = []
+        for response in stream:
+            if response.type == ERROR:
+                notices.append(response.message)
+                break
+        stream.cancel()
+    assert re.fullmatch(r"dropped \d+ frames \(client too slow\)", notices[0])
+    assert re.search(r"ERROR .*dropped \d+ frames \(client too slow\)", d.log())
