@@ -166,7 +166,8 @@ def parse_frame(
         return None
     if data[pos] != 0x7B:  # "{"
         raise PffError(
-            f"expected '{{' at the start of a frame header, found byte 0x{data[pos]:02x}",
+            "header is not a JSON object: expected '{' at the start of a frame, found "
+            f"byte 0x{data[pos]:02x}",
             file=file,
             offset=pos,
         )
@@ -249,7 +250,11 @@ def _iter_stream(
     index = 0
     eof = False
     while True:
-        frame = parse_frame(buf, dp, index=index, file=file) if buf else None
+        try:
+            frame = parse_frame(buf, dp, index=index, file=file) if buf else None
+        except PffError as exc:  # offsets in buf are relative; report the file offset
+            at = None if exc.offset is None else base + exc.offset
+            raise PffError(exc.reason, file=file, offset=at) from None
         if frame is not None:
             yield PffFrame(
                 dp, frame.header, frame.header_json, frame.pixels, index, base + frame.offset

@@ -73,14 +73,9 @@ class FileSummary:
 
 
 def host_time(header: dict[str, Any]) -> Decimal | None:
-    """`tv_sec + tv_usec/1e6` of a header, exact; None when the fields are missing or not numbers."""
-    fields = pff.header_time_fields(header)
-    if fields is None:
-        return None
-    try:
-        return Decimal(int(fields["tv_sec"])) + Decimal(int(fields["tv_usec"])).scaleb(-6)
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return None
+    """`tv_sec + tv_usec/1e6` of a header as exact seconds; None when the fields are missing."""
+    us = pff.header_host_time_us(header)
+    return None if us is None else Decimal(us).scaleb(-6)
 
 
 def utc_text(seconds: Decimal) -> str:
