@@ -174,10 +174,15 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
     async def _reopen_when_present(self, plan: F9tPlan) -> None:
         """Wait for the device path (or its symlink) and re-run the plan until it succeeds."""
         attempt = 0
+        waiting_logged = False
         while not self._shutting_down:
             if not os.path.exists(plan.device):
+                if not waiting_logged:
+                    log.info("waiting for F9T device %s to appear", plan.device)
+                    waiting_logged = True
                 await asyncio.sleep(REOPEN_CHECK_S)
                 continue
+            waiting_logged = False
             async with self._lock:
                 if self._link is not None or self._shutting_down:
                     return
