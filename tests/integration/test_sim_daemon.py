@@ -129,31 +129,21 @@ def daemon_factory(tmp_path: Path) -> Iterator[Any]:
         daemon.stop()
 
 
+def start_sim_process(tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`panoseti sim --mode uds` feeding the test daemon's Hashpipe sockets, every 20 ms."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PANOSETI_")}
+    (tmp_path / "sim.yaml").write_text("")
+    command = [PANOSETI, "sim", "--config", str(tmp_path / "sim.yaml"), "--mode", "uds"]
+    command += ["--socket-template", str(tmp_path / "hp.{dp}.sock"), "--interval", "0.02"]
+    return subprocess.Popen(
+        [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+
+
 def test_uds_sim_process_feeds_the_hashpipe_sockets(tmp_path: Path, daemon_factory: Any) -> None:
     daemon = daemon_factory()
     started = time.time_ns()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PANOSETI_")}
-    (tmp_path / "sim.yaml").write_text("")
-    proc = subprocess.Popen(
-        [
-            PANOSETI,
-            "sim",
-            "--config",
-            str(tmp_path / "sim.yaml"),
-            "--mode",
-            "uds",
-            "--socket-template",
-            str(tmp_path / "hp.{dp}.sock"),
-            "--module-ids",
-            "1",
-            "254",
-            "--interval",
-            "0.02",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = start_sim_process(tmp_path, "--module-ids", "1", "254")
     try:
         images = collect(daemon, {(m, dp) for m in (1, 254) for dp in ("img16", "ph256")}, count=3)
     finally:
@@ -164,6 +154,25 @@ def test_uds_sim_process_feeds_the_hashpipe_sockets(tmp_path: Path, daemon_facto
     for image in images:
         assert image.file == f"uds_{_dp_of(image)}"
         assert_current_wr_time(image, started)
+
+
+def test_uds_sim_process_survives_a_daemon_restart(tmp_path: Path, daemon_factory: Any) -> None:
+    daemon = daemon_factory()
+    proc = start_sim_process(tmp_path, "--module-ids", "9", "--status-interval", "0")
+    try:
+        collect(daemon, {(9, "ph256")})
+        daemon.stop()
+        restarted = daemon_factory()
+        started = time.time_ns()
+        images = collect(restarted, {(9, "img16"), (9, "ph256")}, count=2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err.decode()
+    # The emulator lost its connections with the first daemon and made new ones.
+    assert b"connects=2" in out, out
+    for image in images:
+        assert_current_wr_time(image, started - 10**9)
 
 
 @pytest.mark.parametrize("mode", ["filesystem_poll", "filesystem_pipe"])
