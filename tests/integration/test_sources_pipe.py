@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -165,3 +166,17 @@ async def test_seqno_rollover_and_module_filter(tmp_path: Path) -> None:
         append_frames(data_file(tmp_path, 4, "img16", seqno=0), "img16", 4, 1)
         w.close()
     assert {f.module_id for f in got.frames} == {4}
+
+
+def test_a_path_that_is_no_longer_a_fifo_is_not_followed(tmp_path: Path) -> None:
+    """Replaced between the scan and the open: counted, and the source keeps running."""
+    run = run_dir(tmp_path, 1)
+    (run / PIPE).write_text("a regular file now")
+    source = _source(tmp_path)
+    loop = asyncio.new_event_loop()
+    try:
+        source._sync(loop, {1: run / PIPE})
+    finally:
+        loop.close()
+    assert source.fifo_paths() == {}
+    assert source.stats["open_errors"] == 1

@@ -136,6 +136,12 @@ class FilesystemPipeSource:
             self.stats.add("open_errors")
             log.warning("%s source: cannot open %s: %s", self.name, path, exc.strerror)
             return
+        if not stat.S_ISFIFO(os.fstat(rfd).st_mode):
+            # Replaced since the scan; epoll would refuse a regular file.
+            os.close(rfd)
+            self.stats.add("open_errors")
+            log.warning("%s source: %s is no longer a FIFO", self.name, path)
+            return
         try:
             wfd = os.open(path, os.O_WRONLY | flags)
         except OSError as exc:
