@@ -69,6 +69,10 @@ class HpIoSettings:
         return f"{where}, interval {self.update_interval_seconds:g}s, modules {modules}"
 
 
+_RUNNING = (HpIoState.RUNNING,)
+_STARTING_OR_RUNNING = (HpIoState.STARTING, HpIoState.RUNNING)
+
+
 class HpIoStartError(Exception):
     """hp_io could not start; str(err) is the reason InitHpIo reports in error_message."""
 
@@ -140,9 +144,9 @@ class HpIo:
 
     # ---- frame intake ----------------------------------------------------------------------
 
-    def _admit(self, frame: Frame, counter: str) -> None:
+    def _admit(self, frame: Frame, counter: str, live: tuple[HpIoState, ...] = _RUNNING) -> None:
         settings = self.settings
-        if self.state is not HpIoState.RUNNING or settings is None:
+        if self.state not in live or settings is None:
             self.discarded[f"{counter}_not_running"] += 1
         elif settings.module_ids and frame.module_id not in settings.module_ids:
             self.discarded[f"{counter}_module_filtered"] += 1
@@ -161,7 +165,9 @@ class HpIo:
         self._admit(frame, "upload")
 
     def _source_sink(self, frame: Frame) -> None:
-        self._admit(frame, "source")
+        # A source's first scan delivers before it reports ready, i.e. while STARTING; those
+        # frames belong to the new configuration (the hub was cleared when the old one stopped).
+        self._admit(frame, "source", _STARTING_OR_RUNNING)
 
     # ---- start / stop ----------------------------------------------------------------------
 
