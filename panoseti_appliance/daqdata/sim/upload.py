@@ -1,11 +1,12 @@
 """The rpc simulator: one long UploadImages stream to the daemon (spec daqdata.md §B.4, §D).
 
 Each frame becomes a PanoImage (`file = "rpc_sim_<dp>.pff"`, `frame_number` = step n, the
-module id) put on a bounded queue that a background task streams to `rpc_target`. When the
-queue is full the frame is dropped ("busy"), so a slow daemon never stalls the step loop.
-UNAVAILABLE (daemon restarting or still configuring) ends the call; the task reconnects with
-back-off and carries on. Any other error is logged and counted, then retried the same way, so
-the simulator keeps feeding a daemon that comes back.
+module id) put on a small queue that a background task streams to `rpc_target`. The step loop
+waits for room in that queue, so gRPC flow control paces the simulator as the spec intends:
+nothing is dropped, every data product gets its turn in step order, and at rate 0 the simulator
+runs exactly as fast as the daemon ingests. UNAVAILABLE (daemon restarting or still configuring)
+ends the call; the task reconnects with back-off and carries on. Any other error is logged and
+counted, then retried the same way, so the simulator keeps feeding a daemon that comes back.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from panoseti_appliance.products import DataProduct
 
 log = logging.getLogger(__name__)
 
-#: Images buffered between the step loop and the stream (gRPC flow control paces the rest).
-QUEUE_SIZE = 256
+#: Images buffered between the step loop and the stream; small, so that after a reconnect the
+#: daemon gets current frames rather than a backlog (gRPC flow control paces the rest).
+QUEUE_SIZE = 16
 #: Reconnect back-off: first delay and cap, in seconds.
 BACKOFF_INITIAL = 0.1
 BACKOFF_CAP = 2.0
@@ -70,18 +72,16 @@ class UploadEmitter:
         request = daq_data_pb2.UploadImageRequest(
             pano_image=pano_image(module_id, dp, header, pixels, step)
         )
-        try:
-            self._queue.put_nowait((dp.name, request))
-        except asyncio.QueueFull:
-            self.stats.add(dp.name, "busy")
+        await self._queue.put((dp.name, request))
 
     async def close(self) -> None:
         self._closing = True
         task, self._task = self._task, None
         if task is not None:
             # Let the queued images go out, then end the stream from the client side.
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(None)
+            if self._queue.full():
+                self._queue.get_nowait()  # make room for the end marker; one image less
+            self._queue.put_nowait(None)
             done, _ = await asyncio.wait({task}, timeout=CLOSE_DRAIN_SECONDS)
             if not done:
                 task.cancel()
