@@ -135,9 +135,25 @@ async def test_rpc_mode_without_target_is_refused() -> None:
         await make_sim(None).start()
 
 
-async def test_stop_while_the_daemon_is_absent_is_prompt(tmp_path: Path) -> None:
+async def test_stop_while_the_daemon_is_absent_is_bounded(tmp_path: Path) -> None:
     sim = make_sim(f"unix://{tmp_path / 'nobody.sock'}", update_interval_seconds=0.01)
     await sim.start()
     await wait_for(lambda: sim.steps > 3, "a few steps")
     await asyncio.wait_for(sim.stop(), timeout=WAIT)
     assert sim.finished is False  # stopped: no task left
+
+
+async def test_full_rate_is_paced_by_the_server_and_drops_nothing(tmp_path: Path) -> None:
+    servicer = Uploads()
+    server = await serve(tmp_path / "d.sock", servicer)
+    sim = make_sim(f"unix://{tmp_path / 'd.sock'}", frame_limit=500, module_ids=[8])
+    try:
+        await sim.start()
+        await sim.wait()  # 1000 images through a 16-slot queue: the loop waited, never dropped
+        await wait_for(lambda: len(servicer.images) == 1000, "all 1000 images")
+    finally:
+        await sim.stop()
+        await server.stop(None)
+    files = [image.file for image in servicer.images]
+    assert files == ["rpc_sim_img16.pff", "rpc_sim_ph256.pff"] * 500
+    assert [image.frame_number for image in servicer.images[::2]] == list(range(500))
