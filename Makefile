@@ -11,6 +11,7 @@ DEMO_DURATION ?= 10
 
 demo: setup
 	$(PY) tools/demo.py --duration $(DEMO_DURATION)
+	$(PY) tools/demo_ublox.py --duration 5
 
 test: setup lint typecheck pytest
 
