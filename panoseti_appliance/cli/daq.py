@@ -23,14 +23,15 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
 from rich.console import Console
 
-from panoseti_appliance.daqdata.client import DaqDataClient
-from panoseti_appliance.daqdata.rpc import load_hp_io_cfg
 from panoseti_appliance.products import UnknownDataProduct, by_layout
+
+if TYPE_CHECKING:
+    # Imported where used: grpc, pandas and the client would slow every `panoseti` command.
+    from panoseti_appliance.daqdata.client import DaqDataClient
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Stream interval meaning "as fast as the server's hp_io allows" (spec §B.1).
@@ -152,6 +153,8 @@ def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     """Turn expected failures into one clear line on stderr and a non-zero exit."""
 
     def run(args: argparse.Namespace) -> int:
+        import grpc
+
         try:
             return handler(args)
         except CliError as exc:
@@ -203,6 +206,8 @@ def _make_client(args: argparse.Namespace, stop: threading.Event | None = None) 
             "no DaqData servers given: use --host HOST[:PORT] (repeatable) or "
             "--daq-config daq_config.json (or set DAQ_CFG)"
         )
+    from panoseti_appliance.daqdata.client import DaqDataClient
+
     try:
         return DaqDataClient(daq_config, net_config, hosts=args.host or None, stop_event=stop)
     except (FileNotFoundError, ValueError) as exc:
@@ -259,6 +264,8 @@ def _report_init(ok: bool, client: DaqDataClient) -> int:
 
 
 def _read_hp_io_cfg(path: str) -> dict[str, Any]:
+    from panoseti_appliance.daqdata.rpc import load_hp_io_cfg
+
     try:
         return load_hp_io_cfg(path)
     except (FileNotFoundError, ValueError) as exc:

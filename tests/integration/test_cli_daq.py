@@ -114,7 +114,7 @@ def test_view_and_phdist_render_pngs(daemon: Daemon, tmp_path: Path) -> None:
         "--png",
         str(tmp_path / "v.png"),
         "--duration",
-        "3",
+        "2",
         "--refresh-period",
         "0.2",
         target=daemon.target,
@@ -127,7 +127,7 @@ def test_view_and_phdist_render_pngs(daemon: Daemon, tmp_path: Path) -> None:
         "--png",
         str(tmp_path / "p.png"),
         "--duration",
-        "3",
+        "2",
         "--durations",
         "1",
         "10",
@@ -138,7 +138,7 @@ def test_view_and_phdist_render_pngs(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_speed(daemon: Daemon) -> None:
-    result = daq("speed", "--duration", "3", target=daemon.target)
+    result = daq("speed", "--duration", "2", target=daemon.target)
     assert result.returncode == 0, result.stderr
     rates = re.findall(r"^(\d+) pkts / ([\d.]+)s = ([\d.]+) \(pkts/s\)$", result.stdout, re.M)
     assert rates and all(int(n) > 0 for n, _, _ in rates)
