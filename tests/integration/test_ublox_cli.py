@@ -61,13 +61,13 @@ def test_cli_init_capture_poll(daemon: Daemon, f9t_cfg: dict[str, Any], tmp_path
         "  F9T initialized, configured, and verified successfully.",
     ]
 
-    done = panoseti("ublox", "capture", "--host", host, "TIM-TP", "--duration", "2")
+    done = panoseti("ublox", "capture", "--host", host, "TIM-TP", "--duration", "1")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) >= 3
     assert all(f" {host} TIM-TP qErr=" in line for line in lines), lines
 
-    done = panoseti("ublox", "capture", "--host", host, "NAV-TIMEUTC", "--json", "--duration", "2")
+    done = panoseti("ublox", "capture", "--host", host, "NAV-TIMEUTC", "--json", "--duration", "1")
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert records and {r["name"] for r in records} == {"NAV-TIMEUTC"}
