@@ -310,68 +310,82 @@ def count_frames(path: str | os.PathLike[str], dp: DataProduct | None = None) ->
 class FileTail:
     """Follow one growing file and return its last complete frame (pff.md §6).
 
-    Keeps (inode, frame_size, last good offset, index) between calls so each call reads only the
-    last frame (plus the first frame once per file); a changed inode or a shrunken file resets it.
-    When the size arithmetic stops matching (a header changed width, the file was rewritten), it
-    falls back to a sequential scan that resumes where the previous scan stopped.
+    Keeps (inode, frame_size, last good offset and index) between calls, so a call normally reads
+    only the last frame (plus the first frame once per file). A changed inode or a shrunken file
+    resets it. When the size arithmetic does not land on a valid frame (a header changed width, a
+    frame is half rewritten), the call scans sequentially from the last good offset instead, and
+    the next call tries the arithmetic again. If the bytes at the last good offset are no longer a
+    frame start, the file was rewritten in place: the state is dropped and the file rescanned
+    (once per change of size or mtime, so a corrupt file is not re-read on every call).
     Blocking: call it from a worker thread.
     """
 
     def __init__(self, path: str | os.PathLike[str], dp: DataProduct) -> None:
         self.path = Path(path)
         self.dp = dp
-        self._reset(None)
-
-    def _reset(self, inode: int | None) -> None:
-        self._inode = inode
+        self._inode: int | None = None
         self._size = 0
+        self._mtime_ns = 0
+        self._forget()
+
+    def _forget(self) -> None:
         self._first_offset = 0
         self._frame_size: int | None = None
-        self._sequential = False
-        self._scan_offset = 0
-        self._scan_index = 0
+        self._good_offset = 0  # frames before this offset were read and are valid
+        self._good_index = 0  # index of the frame starting at _good_offset
         self._last: PffFrame | None = None
 
     def last_frame(self) -> PffFrame | None:
-        """The newest complete, valid frame, or None when there is none yet."""
+        """The newest complete, valid frame (possibly the same as last time), or None."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self._reset(None)
+            self._inode = None
+            self._forget()
             return None
         if st.st_ino != self._inode or st.st_size < self._size:
-            self._reset(st.st_ino)
-        self._size = st.st_size
+            self._inode = st.st_ino
+            self._forget()
+        changed = (st.st_size, st.st_mtime_ns) != (self._size, self._mtime_ns)
+        self._size, self._mtime_ns = st.st_size, st.st_mtime_ns
         with open(self.path, "rb") as fh:
-            if self._frame_size is None and not self._sequential:
-                head = fh.read(MAX_HEADER_BYTES + 3 + self.dp.bytes_per_image)
-                try:
-                    first = parse_frame(head, self.dp, file=str(self.path))
-                except PffError:
-                    return None  # a half-rewritten snapshot: try again on the next trigger
-                if first is None or header_problem(first.header, self.dp):
+            if self._frame_size is None and not self._learn(fh):
+                return None
+            frame = self._by_size(fh, st.st_size)
+            if frame is not None:
+                return frame
+            if self._scan(fh) is None and changed:
+                self._forget()  # rewritten in place: start over from the first frame
+                if not self._learn(fh):
                     return None
-                self._first_offset = first.offset
-                self._frame_size = first.size
-            if not self._sequential:
-                frame = self._by_size(fh, st.st_size)
-                if frame is not None:
-                    return frame
-                self._sequential = True
-                if self._last is not None:
-                    self._scan_offset = self._last.end
-                    self._scan_index = self._last.index + 1
-                else:
-                    self._scan_offset = self._first_offset
-                    self._scan_index = 0
-            return self._scan(fh)
+                self._scan(fh)
+            return self._last
+
+    def _valid(self, frame: PffFrame | None) -> bool:
+        return frame is not None and header_problem(frame.header, self.dp) is None
+
+    def _learn(self, fh: BinaryIO) -> bool:
+        """Learn this file's frame size from its first frame; False while that is not readable."""
+        fh.seek(0)
+        head = fh.read(MAX_HEADER_BYTES + 3 + self.dp.bytes_per_image)
+        try:
+            first = parse_frame(head, self.dp, file=str(self.path))
+        except PffError:
+            return False  # e.g. a half-rewritten snapshot: try again on the next call
+        if first is None or not self._valid(first):
+            return False
+        self._first_offset = self._good_offset = first.offset
+        self._good_index = 0
+        self._frame_size = first.size
+        return True
 
     def _by_size(self, fh: BinaryIO, size: int) -> PffFrame | None:
+        """The frame at (n-1)·frame_size if it validates there, else None."""
         assert self._frame_size is not None
         fs = self._frame_size
         n = (size - self._first_offset) // fs
         if n <= 0:
-            return self._last
+            return None
         offset = self._first_offset + (n - 1) * fs
         fh.seek(offset)
         data = fh.read(fs)
@@ -379,42 +393,45 @@ class FileTail:
             frame = parse_frame(data, self.dp, index=n - 1, file=str(self.path))
         except PffError:
             return None
-        if (
-            frame is None
-            or frame.offset != 0
-            or frame.size != fs
-            or header_problem(frame.header, self.dp)
-        ):
+        if frame is None or frame.offset != 0 or frame.size != fs or not self._valid(frame):
             return None
         frame = PffFrame(self.dp, frame.header, frame.header_json, frame.pixels, n - 1, offset)
         self._last = frame
+        self._good_offset, self._good_index = frame.end, frame.index + 1
         return frame
 
-    def _scan(self, fh: BinaryIO) -> PffFrame | None:
-        fh.seek(self._scan_offset)
+    def _scan(self, fh: BinaryIO) -> int | None:
+        """Read frames from the last good offset to the first incomplete one; returns how many,
+        or None when the bytes at the last good offset are not a frame (the file changed)."""
+        base = self._good_offset
+        fh.seek(base)
         data = fh.read()
         pos = 0
-        index = self._scan_index
+        found = 0
         while True:
             try:
-                frame = parse_frame(data, self.dp, offset=pos, index=index, file=str(self.path))
+                frame = parse_frame(data, self.dp, offset=pos, file=str(self.path))
             except PffError:
                 frame = None
-            if frame is None or header_problem(frame.header, self.dp):
+                if pos == 0:
+                    return None
+            if frame is None or not self._valid(frame):
+                if frame is not None and pos == 0:
+                    return None
                 break
             self._last = PffFrame(
                 self.dp,
                 frame.header,
                 frame.header_json,
                 frame.pixels,
-                index,
-                self._scan_offset + frame.offset,
+                self._good_index,
+                base + frame.offset,
             )
+            self._good_offset = base + frame.end
+            self._good_index += 1
             pos = frame.end
-            index += 1
-        self._scan_offset += pos
-        self._scan_index = index
-        return self._last
+            found += 1
+        return found
 
 
 def _ph256_line(f: Mapping[str, Any]) -> str:
