@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from panoseti_appliance import pff
@@ -97,6 +97,7 @@ def test_make_names_round_trip() -> None:
     )
 
 
+@settings(deadline=None)
 @given(
     dp=st.sampled_from(ALL),
     module=st.integers(0, 10_000),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from panoseti_appliance import pff
@@ -37,6 +37,7 @@ def test_desync_is_a_flag_not_an_exception(shift: int) -> None:
     assert t.decimal == Decimal(0)
 
 
+@settings(deadline=None)
 @given(
     tv_sec=st.integers(0, 2**40),
     shift=st.sampled_from([0, 1, 1023]),

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from panoseti_appliance import pff
@@ -122,6 +122,7 @@ def files(draw: st.DrawFn) -> tuple[DataProduct, pff.HeaderLayout, list[Any]]:
     return dp, layout, draw(st.lists(frames_of(dp), min_size=1, max_size=4))
 
 
+@settings(deadline=None)
 @given(files())
 def test_write_then_read_round_trip(case: tuple[DataProduct, pff.HeaderLayout, list[Any]]) -> None:
     dp, layout, content = case
