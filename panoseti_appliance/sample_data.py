@@ -15,10 +15,13 @@ from panoseti_appliance import pff
 SAMPLE_DIR: Path = Path(str(resources.files("panoseti_appliance") / "data" / "sample"))
 
 
-def sample_files() -> dict[str, Path]:
-    """Data product name → bundled PFF file (the lowest seqno when a product has several)."""
+def sample_files(directory: Path = SAMPLE_DIR) -> dict[str, Path]:
+    """Data product name → bundled PFF file (the lowest seqno when a product has several).
+
+    `directory` exists for tests and tools that assemble a sample run elsewhere.
+    """
     found: dict[str, tuple[int, Path]] = {}
-    for path in sorted(SAMPLE_DIR.glob("*.pff")):
+    for path in sorted(directory.glob("*.pff")):
         name = pff.parse_data_file_name(path)
         if name is None:
             continue
