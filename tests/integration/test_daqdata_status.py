@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,13 @@ from tests.integration.test_daqdata_support import (
 )
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaqData]:
+    """One daemon for the checks that change nothing (admission and validation errors)."""
+    with daqdata(tmp_path_factory.mktemp("shared")) as d:
+        yield d
+
+
 def _first_response(d: DaqData, **kw: Any) -> pb.StreamImagesResponse:
     with d.stub() as stub:
         return next(stub.StreamImages(stream_request(**kw), timeout=10))
@@ -45,22 +53,20 @@ def _code(err: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
     return err.code(), err.details()
 
 
-def test_stream_both_flags_false_invalid_argument(tmp_path: Path) -> None:
-    with daqdata(tmp_path) as d:
-        err = rpc_error(
-            lambda: _first_response(d, stream_movie_data=False, stream_pulse_height_data=False)
-        )
-        assert _code(err) == (
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "At least one stream flag must be True.",
-        )
+def test_stream_both_flags_false_invalid_argument(shared: DaqData) -> None:
+    err = rpc_error(
+        lambda: _first_response(shared, stream_movie_data=False, stream_pulse_height_data=False)
+    )
+    assert _code(err) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "At least one stream flag must be True.",
+    )
 
 
-def test_stream_nan_interval_invalid_argument(tmp_path: Path) -> None:
-    with daqdata(tmp_path) as d:
-        err = rpc_error(lambda: _first_response(d, update_interval_seconds=float("nan")))
-        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "update_interval_seconds is NaN" in err.details()
+def test_stream_nan_interval_invalid_argument(shared: DaqData) -> None:
+    err = rpc_error(lambda: _first_response(shared, update_interval_seconds=float("nan")))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "update_interval_seconds is NaN" in err.details()
 
 
 def test_stream_and_upload_shutting_down_unavailable(tmp_path: Path) -> None:
@@ -133,10 +139,10 @@ def test_stream_readers_at_limit_resource_exhausted(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("interval", [0.0, 0.0009, float("nan"), float("inf")])
 def test_init_interval_too_small_or_not_finite_invalid_argument(
-    tmp_path: Path, interval: float
+    shared: DaqData, interval: float
 ) -> None:
-    with daqdata(tmp_path) as d, d.stub() as stub:
-        request = init_request(data_dir=str(tmp_path / "data"), update_interval_seconds=interval)
+    with shared.stub() as stub:
+        request = init_request(data_dir=str(shared.tmp / "data"), update_interval_seconds=interval)
         err = rpc_error(lambda: stub.InitHpIo(request, timeout=10))
         assert _code(err) == (
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -145,8 +151,8 @@ def test_init_interval_too_small_or_not_finite_invalid_argument(
 
 
 @pytest.mark.parametrize("data_dir", ["", "missing-dir"])
-def test_init_real_mode_bad_data_dir_invalid_argument(tmp_path: Path, data_dir: str) -> None:
-    with daqdata(tmp_path) as d, d.stub() as stub:
+def test_init_real_mode_bad_data_dir_invalid_argument(shared: DaqData, data_dir: str) -> None:
+    with shared.stub() as stub:
         err = rpc_error(lambda: stub.InitHpIo(init_request(data_dir=data_dir), timeout=10))
         assert _code(err) == (
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -154,9 +160,22 @@ def test_init_real_mode_bad_data_dir_invalid_argument(tmp_path: Path, data_dir: 
         )
 
 
-def test_init_simulate_unconfigured_failed_precondition(tmp_path: Path) -> None:
-    extra = {"daqdata": {"hashpipe": {"enabled": False}, "simulator": {"mode": "uds"}}}
-    with daqdata(tmp_path, extra) as d, d.stub() as stub:
+@pytest.fixture(scope="module")
+def restricted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaqData]:
+    """A daemon without Hashpipe sockets that requires a running `hashpipe` for real mode."""
+    extra = {
+        "daqdata": {
+            "hashpipe": {"enabled": False},
+            "simulator": {"mode": "uds"},
+            "require_hashpipe_process": True,
+        }
+    }
+    with daqdata(tmp_path_factory.mktemp("restricted"), extra) as d:
+        yield d
+
+
+def test_init_simulate_unconfigured_failed_precondition(restricted: DaqData) -> None:
+    with restricted.stub() as stub:
         err = rpc_error(lambda: stub.InitHpIo(init_request(simulate_daq=True), timeout=10))
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert err.details() == (
@@ -164,13 +183,12 @@ def test_init_simulate_unconfigured_failed_precondition(tmp_path: Path) -> None:
         )
 
 
-def test_init_hashpipe_required_and_absent_failed_precondition(tmp_path: Path) -> None:
+def test_init_hashpipe_required_and_absent_failed_precondition(restricted: DaqData) -> None:
     from panoseti_appliance.daqdata.servicer import hashpipe_running
 
     assert not hashpipe_running()  # the premise: no `hashpipe` process on this machine
-    extra = {"daqdata": {"require_hashpipe_process": True}}
-    with daqdata(tmp_path, extra) as d, d.stub() as stub:
-        request = init_request(data_dir=str(tmp_path / "data"))
+    with restricted.stub() as stub:
+        request = init_request(data_dir=str(restricted.tmp / "data"))
         err = rpc_error(lambda: stub.InitHpIo(request, timeout=10))
         assert _code(err) == (
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -178,9 +196,9 @@ def test_init_hashpipe_required_and_absent_failed_precondition(tmp_path: Path) -
         )
 
 
-def test_init_module_id_above_16_bits_invalid_argument(tmp_path: Path) -> None:
-    with daqdata(tmp_path) as d, d.stub() as stub:
-        request = init_request(data_dir=str(tmp_path / "data"), module_ids=[3, 70000])
+def test_init_module_id_above_16_bits_invalid_argument(shared: DaqData) -> None:
+    with shared.stub() as stub:
+        request = init_request(data_dir=str(shared.tmp / "data"), module_ids=[3, 70000])
         err = rpc_error(lambda: stub.InitHpIo(request, timeout=10))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "70000" in err.details()
@@ -243,8 +261,8 @@ def test_init_start_failed_ok_with_reason_hp_io_idle(tmp_path: Path) -> None:
         assert blocker.is_socket()
 
 
-def test_upload_invalid_image_invalid_argument(tmp_path: Path) -> None:
-    with daqdata(tmp_path) as d, d.stub() as stub:
+def test_upload_invalid_image_invalid_argument(shared: DaqData) -> None:
+    with shared.stub() as stub:
         requests = upload_images(2)
         bad = upload_images(1)[0]
         del bad.pano_image.image_array[-1]
@@ -252,5 +270,5 @@ def test_upload_invalid_image_invalid_argument(tmp_path: Path) -> None:
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert err.details().startswith("image 2: image_array has 255 values")
         # The images before the bad one were delivered.
-        got = _first_response(d, stream_movie_data=False).pano_image
+        got = _first_response(shared, stream_movie_data=False).pano_image
         assert (got.module_id, got.file, got.frame_number) == (7, "upload.pff", 1)

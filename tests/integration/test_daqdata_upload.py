@@ -13,6 +13,7 @@ from google.protobuf import empty_pb2
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from tests.integration.test_daqdata_support import (
+    DaqData,
     daqdata,
     init_request,
     rpc_error,
@@ -32,6 +33,13 @@ def _request_queue() -> tuple[
             yield item
 
     return q, requests()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaqData]:
+    """One daemon for the tests that only upload (nothing else publishes there)."""
+    with daqdata(tmp_path_factory.mktemp("shared")) as d:
+        yield d
 
 
 def _bad(change: str) -> pb.UploadImageRequest:
@@ -65,16 +73,16 @@ def _bad(change: str) -> pb.UploadImageRequest:
     ],
 )
 def test_invalid_upload_names_the_image_and_reason(
-    tmp_path: Path, change: str, reason: str
+    shared: DaqData, change: str, reason: str
 ) -> None:
-    with daqdata(tmp_path) as d, d.stub() as stub:
+    with shared.stub() as stub:
         err = rpc_error(lambda: stub.UploadImages(iter([_bad(change)]), timeout=10))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert err.details().startswith(reason)
 
 
-def test_uploaded_image_streams_back_unchanged(tmp_path: Path) -> None:
-    with daqdata(tmp_path) as d, d.stub() as stub:
+def test_uploaded_image_streams_back_unchanged(shared: DaqData) -> None:
+    with shared.stub() as stub:
         request = upload_images(1, module=300)[0]
         request.pano_image.image_array[0] = 65535  # a negative pulse height on the wire
         assert stub.UploadImages(iter([request]), timeout=10) == empty_pb2.Empty()
