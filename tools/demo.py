@@ -145,7 +145,8 @@ def wait_for_server(
 def watch(client: DaqDataClient, duration: float, stop: threading.Event, out: Path) -> None:
     """Stream everything for `duration` seconds into both plots; report rates; write PNGs."""
     previewer = PanoImagePreviewer(plot_update_interval=duration + 60)
-    phdist = PulseHeightDistribution((1, 3, 10), plot_update_interval=duration + 60)
+    # Short tumbling windows, and one longer than the demo holding the whole run.
+    phdist = PulseHeightDistribution((1, 3, duration + 5), plot_update_interval=duration + 60)
     counts: Counter[str] = Counter()
     parse_ns = 0
     timer = threading.Timer(duration, stop.set)
