@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from panoseti_appliance import pff
-from panoseti_appliance.products import DataProduct
+from panoseti_appliance.products import NAMES, DataProduct, UnknownDataProduct, by_name
 
 #: What `info` prints for a White Rabbit time when the WR and host clocks disagree (pff.md §4).
 DESYNC = "desync"
@@ -87,10 +87,15 @@ def utc_text(seconds: Decimal) -> str:
     return stamp.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
-def _product(path: Path) -> tuple[DataProduct, int | None]:
+def _product(path: Path, dp: DataProduct | None) -> tuple[DataProduct, int | None]:
     name = pff.parse_data_file_name(path)
-    dp = pff.resolve_data_product(path)  # PffError naming the file and the fix
-    return dp, None if name is None else name.module
+    if name is None and dp is None:
+        raise PffCliError(
+            f"{path}: the file name has no dp_<product> piece (as in start_….dp_ph256….pff); "
+            f"give the data product with --dp {{{','.join(NAMES)}}}"
+        )
+    product = pff.resolve_data_product(path, dp)  # PffError for an unknown product name
+    return product, None if name is None else name.module
 
 
 def _check_file(path: Path) -> None:
@@ -100,11 +105,14 @@ def _check_file(path: Path) -> None:
         raise PffCliError(f"{path}: not a regular file")
 
 
-def summarize(path: str | os.PathLike[str]) -> FileSummary:
-    """Read the whole file once and summarise it; a partial last frame is counted, not fatal."""
+def summarize(path: str | os.PathLike[str], dp: DataProduct | None = None) -> FileSummary:
+    """Read the whole file once and summarise it; a partial last frame is counted, not fatal.
+
+    `dp` overrides the data product named in the file name (needed when the name has none).
+    """
     file = Path(path)
     _check_file(file)
-    dp, module = _product(file)
+    dp, module = _product(file, dp)
     frames = 0
     sizes: set[int] = set()
     desync = 0
@@ -166,11 +174,13 @@ def format_summary(s: FileSummary) -> str:
     return "\n".join(lines)
 
 
-def read_frame(path: str | os.PathLike[str], index: int) -> tuple[pff.PffFrame, int]:
+def read_frame(
+    path: str | os.PathLike[str], index: int, dp: DataProduct | None = None
+) -> tuple[pff.PffFrame, int]:
     """Frame `index` (negative counts from the end) and the file's frame count."""
     file = Path(path)
     _check_file(file)
-    dp, _ = _product(file)
+    dp, _ = _product(file, dp)
     frames = list(pff.iter_frames(file, dp, strict=False))
     n = len(frames)
     if not -n <= index < n:
@@ -205,9 +215,14 @@ def render_frame_png(
     return target
 
 
-def show(path: str | os.PathLike[str], index: int, out: str | os.PathLike[str]) -> Path:
+def show(
+    path: str | os.PathLike[str],
+    index: int,
+    out: str | os.PathLike[str],
+    dp: DataProduct | None = None,
+) -> Path:
     """Render frame `index` of `path` to the PNG `out`; returns the absolute PNG path."""
-    frame, _ = read_frame(path, index)
+    frame, _ = read_frame(path, index, dp)
     name = pff.parse_data_file_name(path)
     return render_frame_png(frame, out, module=None if name is None else name.module)
 
@@ -222,6 +237,22 @@ def _frame_number(text: str) -> int:
         ) from None
 
 
+def _data_product(text: str) -> DataProduct:
+    try:
+        return by_name(text)
+    except UnknownDataProduct as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_dp_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dp",
+        type=_data_product,
+        metavar="{" + ",".join(NAMES) + "}",
+        help="data product, when the file name has no dp_<product> piece",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "pff",
@@ -233,6 +264,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = actions.add_parser("info", help="summarise a PFF file: frames, times, pixel range")
     info.add_argument("file", metavar="FILE", help="a .pff data file (start_….dp_<dp>….pff)")
     info.add_argument("--json", action="store_true", help="print one JSON object instead")
+    _add_dp_option(info)
     info.set_defaults(func=_run_info)
     draw = actions.add_parser("show", help="render one frame of a PFF file to a PNG")
     draw.add_argument("file", metavar="FILE", help="a .pff data file (start_….dp_<dp>….pff)")
@@ -243,6 +275,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="0-based frame index; negative counts from the end (default 0)",
     )
     draw.add_argument("--png", required=True, metavar="OUT", help="where to write the PNG")
+    _add_dp_option(draw)
     draw.set_defaults(func=_run_show)
 
 
@@ -253,7 +286,7 @@ def _fail(exc: Exception) -> int:
 
 def _run_info(args: argparse.Namespace) -> int:
     try:
-        summary = summarize(args.file)
+        summary = summarize(args.file, args.dp)
     except (PffCliError, pff.PffError, OSError) as exc:
         return _fail(exc)
     if args.json:
@@ -265,7 +298,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _run_show(args: argparse.Namespace) -> int:
     try:
-        target = show(args.file, args.frame, args.png)
+        target = show(args.file, args.frame, args.png, args.dp)
     except (PffCliError, pff.PffError, OSError) as exc:
         return _fail(exc)
     print(f"wrote {target}")
