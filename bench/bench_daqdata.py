@@ -14,7 +14,8 @@ client process runs that many StreamImages calls at interval 0.001 s (movie + PH
 responses without parsing them. Printed per run: frames ingested/s per data product, images/s delivered per client,
 and the daemon's CPU seconds (user + system, from /proc) per 1000 ingested frames. First it
 prints the cost of the shared wire form (frame.py): converting a frame once, and adding the
-per-subscriber envelope, against building a response message for every subscriber.
+per-subscriber envelope, against building a response message for every subscriber; then how
+long a forced InitHpIo takes, to the uds simulator and back to real mode.
 
 Results and the comparison with the original are in docs/performance.md.
 """
@@ -27,6 +28,7 @@ import json
 import multiprocessing as mp
 import os
 import socket
+import statistics
 import struct
 import sys
 import tempfile
@@ -214,6 +216,29 @@ def wire_costs(repeat: int = 3000) -> str:
     )
 
 
+def init_times(target: str, data_dir: str, repeat: int = 5) -> str:
+    """Median duration of a forced InitHpIo to the uds simulator and back to real mode."""
+    durations: dict[str, list[float]] = {"simulate (uds)": [], "real": []}
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.DaqDataStub(channel)
+        for _ in range(repeat):
+            for name, request in (
+                ("simulate (uds)", pb.InitHpIoRequest(simulate_daq=True)),
+                ("real", pb.InitHpIoRequest(data_dir=data_dir)),
+            ):
+                request.update_interval_seconds = 0.001
+                request.force = True
+                t0 = time.perf_counter()
+                reply = stub.InitHpIo(request, timeout=30)
+                durations[name].append(time.perf_counter() - t0)
+                if not reply.success:
+                    raise RuntimeError(f"InitHpIo {name} failed: {reply.error_message}")
+    medians = ", ".join(
+        f"{name} {statistics.median(d) * 1000:.0f} ms" for name, d in durations.items()
+    )
+    return f"forced InitHpIo, median of {repeat}: {medians}"
+
+
 def _line(rate: float, result: Mapping[str, Any]) -> str:
     ingest = ", ".join(f"{dp} {r:,.0f}/s" for dp, r in result["ingest_per_dp"].items())
     delivered = ", ".join(f"{r:,.0f}" for r in result["delivered_per_client"]) or "-"
@@ -251,6 +276,7 @@ def main() -> int:
         daemon = start_daemon("panoseti-daqdata", tmp, settings, f"127.0.0.1:{port}")
         try:
             paths = {dp: str(tmp / f"hp_{dp}.sock") for dp in PRODUCTS}
+            print(init_times(daemon.target, str(tmp)), flush=True)
             for rate in (float(r) for r in args.rates.split(",")):
                 for clients in (int(c) for c in args.clients.split(",")):
                     result = run(
