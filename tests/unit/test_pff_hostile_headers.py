@@ -1,0 +1,71 @@
+"""Header values that are valid JSON but hostile to naive code: the reader still answers calmly.
+
+A corrupt or crafted header can nest brackets deeper than the JSON decoder's recursion limit, or
+hold numbers such as 1e400 that parse to an infinite float. Ingestion must turn the first into a
+PffError (one bad frame, not a dead source) and read the second as "no WR time" (desync).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from panoseti_appliance import pff
+from panoseti_appliance.products import PH256
+
+HOST = 1754112728
+
+
+@pytest.mark.parametrize(("opener", "depth"), [(b"[", 3000), (b'{"":', 1010)])
+def test_a_header_nested_past_the_decoder_limit_is_a_pff_error(opener: bytes, depth: int) -> None:
+    header = b'{"a": ' + opener * depth
+    blob = header + b"\n\n*" + bytes(PH256.bytes_per_image)
+    assert len(header) < pff.MAX_HEADER_BYTES
+    with pytest.raises(pff.PffError, match="header is not valid JSON") as info:
+        pff.parse_frame(blob, PH256, file="hostile.pff")
+    assert info.value.offset == 0
+    assert info.value.file == "hostile.pff"
+
+
+def test_a_nested_header_mid_stream_keeps_the_frames_before_it() -> None:
+    good = pff.encode_frame(
+        {"quabo_num": 0, "pkt_num": 1, "pkt_tai": 2, "pkt_nsec": 3, "tv_sec": HOST, "tv_usec": 4},
+        bytes(PH256.bytes_per_image),
+        PH256,
+    )
+    bad = b'{"a": ' + b"[" * 3000 + b"\n\n*" + bytes(PH256.bytes_per_image)
+    got: list[pff.PffFrame] = []
+    with pytest.raises(pff.PffError) as info:
+        got.extend(pff.iter_frames(good + bad, PH256))
+    assert [f.header["pkt_num"] for f in got] == [1]
+    assert info.value.offset == len(good)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"pkt_tai": float("inf"), "pkt_nsec": 0, "tv_sec": HOST},
+        {"pkt_tai": 0, "pkt_nsec": float("-inf"), "tv_sec": HOST},
+        {"pkt_tai": 0, "pkt_nsec": 0, "tv_sec": float("nan")},
+        {"pkt_tai": 0, "pkt_nsec": 0, "tv_sec": "soon"},
+        {"pkt_tai": None, "pkt_nsec": 0, "tv_sec": HOST},
+    ],
+)
+def test_non_finite_or_non_numeric_time_fields_read_as_desync(fields: dict[str, Any]) -> None:
+    assert pff.header_wr_time(fields) == pff.WrTime(None, True)
+    assert pff.header_wr_time({"quabo_0": fields}) == pff.WrTime(None, True)
+
+
+def test_a_1e400_parsed_from_a_real_frame_reads_as_desync() -> None:
+    blob = (
+        b'{ "quabo_num": 3, "pkt_num": 5124, "pkt_tai": 1e400, "pkt_nsec": 999999999, '
+        b'"tv_sec": 1754112728, "tv_usec": 985339}\n\n*' + bytes(PH256.bytes_per_image)
+    )
+    frame = pff.parse_frame(blob, PH256)
+    assert frame is not None
+    assert frame.header["pkt_tai"] == float("inf")
+    wr = pff.header_wr_time(frame.header)
+    assert wr.desync
+    assert str(wr.decimal) == "0"
+    assert pff.header_host_time_us(frame.header) == 1754112728_985339
