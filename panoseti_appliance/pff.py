@@ -79,9 +79,10 @@ class PffFrame:
         return self.offset + self.size
 
     def image(self) -> np.ndarray:
-        """Pixels as a (rows, cols) array in the product's user dtype (int16 for pulse height)."""
+        """Pixels as a new, writable (rows, cols) array in the product's user dtype (int16 for
+        pulse height), decoded little-endian whatever the host's byte order."""
         raw = np.frombuffer(self.pixels, dtype=self.dp.raw_dtype)
-        return raw.astype(self.dp.dtype, copy=False).reshape(self.dp.shape)
+        return raw.astype(self.dp.dtype).reshape(self.dp.shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +246,8 @@ def iter_frames(
 def _iter_stream(
     fh: BinaryIO, dp: DataProduct, file: str | None, strict: bool
 ) -> Iterator[PffFrame]:
+    # read1 returns what is available instead of waiting for a full chunk (pipes, sockets).
+    read = getattr(fh, "read1", fh.read)
     buf = bytearray()
     base = 0  # file offset of buf[0]
     index = 0
@@ -273,7 +276,7 @@ def _iter_stream(
                     offset=base,
                 )
             return
-        chunk = fh.read(_READ_CHUNK)
+        chunk = read(_READ_CHUNK)
         if not chunk:
             eof = True
         else:

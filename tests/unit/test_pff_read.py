@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -265,3 +266,24 @@ def test_unknown_data_product_in_the_file_name(tmp_path: Path) -> None:
     assert pff.count_frames(nameless, PH256) == 1
     with pytest.raises(pff.PffError, match="pass dp for a stream"):
         list(pff.iter_frames(_frame_bytes()))
+
+
+def test_frames_from_a_live_pipe_arrive_before_the_writer_closes() -> None:
+    """A reader on a pipe gets each frame as soon as it is whole, not after a full chunk."""
+    raw = REAL.read_bytes()
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as reader, os.fdopen(write_fd, "wb") as writer:
+        frames = pff.iter_frames(reader, PH256)
+        writer.write(raw[: FRAME + 10])
+        writer.flush()
+        first = next(frames)  # the writer is still open: this must not wait for EOF
+        assert first.header_json == FIRST_HEADER
+        writer.write(raw[FRAME + 10 : 2 * FRAME])
+        writer.close()
+        assert [f.index for f in frames] == [1]
+
+
+def test_images_are_writable_copies(frames: list[pff.PffFrame]) -> None:
+    image = frames[0].image()
+    image -= 10  # e.g. subtracting a baseline in place
+    assert np.array_equal(frames[0].image(), image + 10)
