@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -30,7 +31,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     running.stop()
 
 
-def daq(*args: str, target: str | None = None) -> subprocess.CompletedProcess[str]:
+def daq(
+    *args: str, target: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     host = ["--host", target] if target else []
     return subprocess.run(
         [PANOSETI, "daq", *host, *args],
@@ -38,6 +41,7 @@ def daq(*args: str, target: str | None = None) -> subprocess.CompletedProcess[st
         text=True,
         timeout=TIMEOUT,
         check=False,
+        env=env,
     )
 
 
@@ -204,3 +208,18 @@ def test_bad_daq_config_contents(tmp_path: Path) -> None:
     result = daq("--daq-config", str(config), "ping")
     assert result.returncode == 2
     assert "does not have an 'ip_addr' key" in result.stderr
+
+
+def test_view_without_display_or_png_says_how_to_render(daemon: Daemon) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
+    for command in ("view", "phdist"):
+        result = daq(command, "--duration", "1", target=daemon.target, env=env)
+        assert result.returncode == 2
+        assert "no display for a window: render headless with --png OUT" in result.stderr
+
+
+def test_log_level_after_daq_turns_on_debug_logging(daemon: Daemon) -> None:
+    quiet = daq("--log-level", "warning", "ping", target=daemon.target)
+    debug = daq("ping", "--log-level", "debug", "--host", f"127.0.0.1:{free_tcp_port()}")
+    assert quiet.returncode == 0 and "DEBUG" not in quiet.stderr
+    assert debug.returncode == 1 and "DEBUG panoseti_appliance.daqdata.client" in debug.stderr
