@@ -12,6 +12,7 @@ errors instead of swallowing them, and can re-subscribe after a server restart (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -19,6 +20,7 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Generator,
     Iterable,
     Iterator,
     Mapping,
@@ -316,7 +318,7 @@ class DaqDataClient:
         reconnect: bool = False,
     ) -> Iterator[Any]:
         """Images of every host merged into one iterator: parsed dicts (§E.3) or raw responses."""
-        for _target, item in self.stream_images_by_host(
+        merged = self.stream_images_by_host(
             hosts,
             stream_movie_data,
             stream_pulse_height_data,
@@ -327,8 +329,11 @@ class DaqDataClient:
             timeout,
             stop_event=stop_event,
             reconnect=reconnect,
-        ):
-            yield item
+        )
+        # Closing this generator closes the merge at once: calls cancelled, readers joined.
+        with contextlib.closing(merged):
+            for _target, item in merged:
+                yield item
 
     def stream_images_by_host(
         self,
@@ -343,7 +348,7 @@ class DaqDataClient:
         *,
         stop_event: threading.Event | None = None,
         reconnect: bool = False,
-    ) -> Iterator[tuple[str, Any]]:
+    ) -> Generator[tuple[str, Any], None, None]:
         """Like stream_images, yielding `(target, image)` so callers can tell hosts apart."""
         request = stream_request(
             stream_movie_data, stream_pulse_height_data, update_interval_seconds, module_ids
@@ -358,7 +363,7 @@ class DaqDataClient:
         request: daq_data_pb2.StreamImagesRequest,
         options: StreamOptions,
         stop_event: threading.Event | None,
-    ) -> Iterator[tuple[str, Any]]:
+    ) -> Generator[tuple[str, Any], None, None]:
         items: queue.Queue[Any] = queue.Queue(maxsize=STREAM_QUEUE_SIZE)
         halt = threading.Event()
         calls: dict[str, Any] = {}
