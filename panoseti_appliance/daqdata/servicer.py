@@ -316,6 +316,7 @@ class DaqDataServicer:
         # re-initialisation runs to the end even if the caller goes away.
         await self.engine.lock.acquire()
         task = asyncio.create_task(self._init_locked(settings, request.force, peer))
+        task.add_done_callback(_log_failure)
         end = await asyncio.shield(task)
         if isinstance(end, StreamEnd):
             await context.abort(end.code, end.details)
@@ -412,6 +413,12 @@ class DaqDataServicer:
             self.uploads_active -= 1
             log.info("upload from %s ended after %d images", peer, index)
         return empty_pb2.Empty()
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """Log a re-initialisation that failed after its caller had gone (nobody awaits it then)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("InitHpIo failed: %r", task.exception())
 
 
 def _identity(data: bytes) -> bytes:
