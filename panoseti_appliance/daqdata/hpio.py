@@ -22,9 +22,10 @@ import contextlib
 import enum
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from panoseti_appliance.config.models import DaqDataConfig, HpIoConfig
 from panoseti_appliance.daqdata.frame import Frame
@@ -123,6 +124,7 @@ class HpIo:
         self._generation = 0
         self._state_listeners: list[Callable[[HpIoState], None]] = []
         self._failure_listeners: list[Callable[[str], None]] = []
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---- observers -------------------------------------------------------------------------
 
@@ -255,6 +257,9 @@ class HpIo:
         if simulator is not None and not simulator.starts_before_sources:
             self._simulator = simulator
             await simulator.start()
+        if simulator is not None:
+            watcher = asyncio.create_task(self._watch_simulator(simulator, self._generation))
+            self._tasks.append(watcher)
 
     async def _run_sources(self, sources: list[Source]) -> None:
         """Start each source's task and wait until all are ready; SourceError if one fails."""
@@ -288,9 +293,28 @@ class HpIo:
             exc = task.exception()
             reason = f"{source.name} source failed: {exc}" if exc else f"{source.name} ended"
             log.error("hp_io: %s", reason)
-            asyncio.get_running_loop().create_task(self._fail(reason, generation))
+            self._spawn(self._fail(reason, generation))
 
         return done
+
+    async def _watch_simulator(self, simulator: Simulator, generation: int) -> None:
+        """A simulator that fails while hp_io runs stops hp_io (reaching frame_limit does not)."""
+        try:
+            await simulator.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason = f"simulator {simulator.mode} failed: {exc}"
+            log.error("hp_io: %s", reason)
+            self._spawn(self._fail(reason, generation))
+        else:
+            log.info("simulator %s reached its frame_limit; sources keep running", simulator.mode)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` as a task that is kept referenced until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _fail(self, reason: str, generation: int) -> None:
         async with self.lock:

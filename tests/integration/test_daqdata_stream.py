@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -285,3 +286,40 @@ def test_max_concurrent_streams_then_the_next_is_refused(tmp_path: Path) -> None
         send_frame(producer, 1)
         asyncio.run(scenario(d))
         producer.close()
+
+
+def test_hp_io_failure_ends_streams_unavailable_with_the_reason(tmp_path: Path) -> None:
+    # The simulator is part of hp_io; when its run directory vanishes it fails at the next
+    # file roll-over, which stops hp_io.
+    sim = tmp_path / "sim"
+    extra = {
+        "daqdata": {
+            "filesystem_poll": {"enabled": True},
+            "simulator": {
+                "mode": "filesystem_poll",
+                "frames_per_pff": 2,
+                "update_interval_seconds": 0.02,
+                "sim_data_dir": str(sim),
+            },
+        }
+    }
+    with daqdata(tmp_path, extra) as d, d.stub() as stub:
+        reply = stub.InitHpIo(init_request(simulate_daq=True, force=True), timeout=20)
+        assert reply.success, reply.error_message
+        call = stub.StreamImages(stream_request(), timeout=30)
+        next(call)
+
+        def remove_run_dir() -> bool:
+            shutil.rmtree(sim, ignore_errors=True)
+            return "hp_io stopped" in d.log() or "simulator filesystem_poll failed" in d.log()
+
+        until(remove_run_dir, what="the simulator to fail")
+        err = rpc_error(lambda: list(call))
+        assert err.code() == grpc.StatusCode.UNAVAILABLE
+        assert err.details().startswith("hp_io stopped: simulator filesystem_poll failed: ")
+        until(lambda: d.daemon.health("daqdata.DaqData") == NOT_SERVING, what="NOT_SERVING")
+        err = rpc_error(lambda: next(stub.StreamImages(stream_request(), timeout=10)))
+        assert (err.code(), err.details()) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "hp_io task is not valid.",
+        )
