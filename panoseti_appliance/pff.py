@@ -357,7 +357,9 @@ class FileTail:
             frame = self._by_size(fh, st.st_size)
             if frame is not None:
                 return frame
-            if self._scan(fh) is None and changed:
+            found = self._scan(fh)
+            moved = found == 0 and not self._last_still_there(fh)
+            if moved or (found is None and changed):
                 self._forget()  # rewritten in place: start over from the first frame
                 if not self._learn(fh):
                     return None
@@ -391,17 +393,35 @@ class FileTail:
             return None
         offset = self._first_offset + (n - 1) * fs
         fh.seek(offset)
-        data = fh.read(fs)
+        data = fh.read(size - offset)  # the last slot plus the partial tail: under two frames
         try:
             frame = parse_frame(data, self.dp, index=n - 1, file=str(self.path))
         except PffError:
             return None
         if frame is None or frame.offset != 0 or frame.size != fs or not self._valid(frame):
             return None
+        if self._tail_holds_a_frame(data, fs):
+            return None  # later frames are narrower: the slot frame is not the last one
         frame = PffFrame(self.dp, frame.header, frame.header_json, frame.pixels, n - 1, offset)
         self._last = frame
         self._good_offset, self._good_index = frame.end, frame.index + 1
         return frame
+
+    def _last_still_there(self, fh: BinaryIO) -> bool:
+        """Whether the frame reported last is still at its offset (a same-size in-place rewrite
+        with other header widths can leave nothing new at the last good offset)."""
+        last = self._last
+        if last is None:
+            return True
+        fh.seek(last.offset)
+        return fh.read(last.size) == last.header_json + HEADER_END + last.pixels
+
+    def _tail_holds_a_frame(self, data: bytes, start: int) -> bool:
+        """Whether the bytes after the last whole slot already make a complete (narrower) frame."""
+        try:
+            return self._valid(parse_frame(data, self.dp, offset=start, file=str(self.path)))
+        except PffError:
+            return False
 
     def _scan(self, fh: BinaryIO) -> int | None:
         """Read frames from the last good offset to the first incomplete one; returns how many,
