@@ -299,15 +299,26 @@ def count_frames(path: str | os.PathLike[str], dp: DataProduct | None = None) ->
         if first is None:
             return 0
         n = (size - first.offset) // first.size
-        fh.seek(first.offset + (n - 1) * first.size)
-        last = fh.read(first.size)
-    try:
-        frame = parse_frame(last, product, file=str(path))
-    except PffError:
-        frame = None
-    if frame is not None and frame.offset == 0 and frame.size == first.size:
+        offset = first.offset + (n - 1) * first.size
+        fh.seek(offset)
+        rest = fh.read(size - offset)  # the last slot plus the partial tail: under two frames
+    frame = _frame_at(rest, product, 0, str(path))
+    if (
+        frame is not None
+        and frame.offset == 0
+        and frame.size == first.size
+        and _frame_at(rest, product, frame.end, str(path)) is None  # no narrower frame after it
+    ):
         return n
     return sum(1 for _ in iter_frames(path, product, strict=False))
+
+
+def _frame_at(data: bytes, dp: DataProduct, offset: int, file: str) -> PffFrame | None:
+    """The complete frame starting at data[offset:], or None (incomplete or malformed)."""
+    try:
+        return parse_frame(data, dp, offset=offset, file=file)
+    except PffError:
+        return None
 
 
 class FileTail:
@@ -394,13 +405,10 @@ class FileTail:
         offset = self._first_offset + (n - 1) * fs
         fh.seek(offset)
         data = fh.read(size - offset)  # the last slot plus the partial tail: under two frames
-        try:
-            frame = parse_frame(data, self.dp, index=n - 1, file=str(self.path))
-        except PffError:
-            return None
+        frame = _frame_at(data, self.dp, 0, str(self.path))
         if frame is None or frame.offset != 0 or frame.size != fs or not self._valid(frame):
             return None
-        if self._tail_holds_a_frame(data, fs):
+        if self._valid(_frame_at(data, self.dp, fs, str(self.path))):
             return None  # later frames are narrower: the slot frame is not the last one
         frame = PffFrame(self.dp, frame.header, frame.header_json, frame.pixels, n - 1, offset)
         self._last = frame
@@ -415,13 +423,6 @@ class FileTail:
             return True
         fh.seek(last.offset)
         return fh.read(last.size) == last.header_json + HEADER_END + last.pixels
-
-    def _tail_holds_a_frame(self, data: bytes, start: int) -> bool:
-        """Whether the bytes after the last whole slot already make a complete (narrower) frame."""
-        try:
-            return self._valid(parse_frame(data, self.dp, offset=start, file=str(self.path)))
-        except PffError:
-            return False
 
     def _scan(self, fh: BinaryIO) -> int | None:
         """Read frames from the last good offset to the first incomplete one; returns how many,

@@ -1,5 +1,5 @@
-"""FileTail against a model: after any sequence of producer actions it reports the same last frame
-as reading the whole file from the start.
+"""FileTail and count_frames against a model: after any sequence of producer actions they report
+the same last frame and count as reading the whole file from the start.
 
 The actions are the ones pff.md §6 lists (append, possibly stopping mid-frame; truncate; replace
 with a new inode; rewrite in place from offset 0, with or without a truncate), on real ph256
@@ -98,6 +98,20 @@ def test_file_tail_agrees_with_a_full_read(
         assert (got and key(got)) == (want and key(want)), step[0]
 
 
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spec=st.lists(st.tuples(st.integers(0, 87), st.booleans()), min_size=1, max_size=8),
+    chop=st.integers(0, 700),
+)
+def test_count_frames_agrees_with_a_full_read(
+    spec: list[tuple[int, bool]], chop: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    blob = frames(spec)
+    path = tmp_path_factory.mktemp("count") / REAL.name
+    path.write_bytes(blob[: max(0, len(blob) - chop)])
+    assert pff.count_frames(path) == len(list(pff.iter_frames(path, strict=False)))
+
+
 def test_narrower_frames_after_the_first_are_not_hidden(tmp_path: Path) -> None:
     """The first frame is wider; the size arithmetic lands on it although more frames follow."""
     path = tmp_path / REAL.name
@@ -105,6 +119,7 @@ def test_narrower_frames_after_the_first_are_not_hidden(tmp_path: Path) -> None:
     frame = pff.FileTail(path, PH256).last_frame()
     assert frame is not None
     assert (frame.index, frame.offset) == (1, FRAME + 1)
+    assert pff.count_frames(path) == 2
     assert frame.pixels == real_frame(1)[HEADER + 3 :]
 
 
