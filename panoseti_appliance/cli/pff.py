@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections import deque
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -177,16 +178,28 @@ def format_summary(s: FileSummary) -> str:
 def read_frame(
     path: str | os.PathLike[str], index: int, dp: DataProduct | None = None
 ) -> tuple[pff.PffFrame, int]:
-    """Frame `index` (negative counts from the end) and the file's frame count."""
+    """Frame `index` (negative counts from the end) and the file's frame count.
+
+    One streaming pass that keeps at most |index| frames, so a multi-GB file costs no more
+    memory than a small one.
+    """
     file = Path(path)
     _check_file(file)
     dp, _ = _product(file, dp)
-    frames = list(pff.iter_frames(file, dp, strict=False))
-    n = len(frames)
-    if not -n <= index < n:
+    recent: deque[pff.PffFrame] = deque(maxlen=max(1, -index))
+    wanted: pff.PffFrame | None = None
+    n = 0
+    for frame in pff.iter_frames(file, dp, strict=False):
+        if frame.index == index:
+            wanted = frame
+        recent.append(frame)
+        n += 1
+    if index < 0 and n >= -index:
+        wanted = recent[0]
+    if wanted is None:
         valid = "the file has no complete frame" if n == 0 else f"valid: 0..{n - 1} or -1..-{n}"
         raise PffCliError(f"{file}: no frame {index}; {valid}")
-    return frames[index], n
+    return wanted, n
 
 
 def render_frame_png(
