@@ -1,8 +1,9 @@
 """Entry point of the `panoseti` command.
 
 Each area owns one module in this package exposing `register(subparsers)`, which adds its
-subcommand(s) and sets `func(args) -> int` as the handler. Modules are imported lazily by name so
-that a slow import (matplotlib, grpc) only costs the subcommand that needs it.
+subcommand(s) and sets `func(args) -> int` as the handler. Only the module of the subcommand being
+run is imported (the others get a one-line placeholder for `--help`), so `panoseti pff info` does
+not pay for grpc, pandas or matplotlib imports it never uses.
 """
 
 from __future__ import annotations
@@ -10,18 +11,36 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from panoseti_appliance import __version__
 
-#: (module in panoseti_appliance.cli) in the order their subcommands appear in --help.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("daq", "ublox", "config", "pff", "sim", "emulate")
+#: subcommand → (module in panoseti_appliance.cli, one-line help), in --help order.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "daq": ("daq", "talk to DaqData servers: ping, stream, view, phdist, speed, init"),
+    "ublox": ("ublox", "talk to UbloxControl servers: init, capture, poll"),
+    "config": ("config", "check, show, import and document the appliance configuration"),
+    "pff": ("pff", "inspect PFF data files"),
+    "sim": ("sim", "run the DAQ simulator against a DaqData daemon or a data directory"),
+    "emulate-f9t": ("emulate", "run a fake ZED-F9T receiver on a pseudo-terminal"),
+}
+SUBCOMMAND_MODULES: tuple[str, ...] = tuple(module for module, _ in SUBCOMMANDS.values())
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested(argv: Sequence[str]) -> str | None:
+    """The subcommand named in argv, if any (the first argument that is one)."""
+    for arg in argv:
+        if arg in SUBCOMMANDS:
+            return arg
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, with the full subparser for the requested subcommand (all when argv is None)."""
     parser = argparse.ArgumentParser(
         prog="panoseti",
         description="PANOSETI DAQ-node appliance: images, timing receiver, configuration and tools.",
@@ -35,23 +54,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in SUBCOMMAND_MODULES:
-        module = importlib.import_module(f"panoseti_appliance.cli.{name}")
-        module.register(subparsers)
+    wanted = None if argv is None else _requested(argv)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        if argv is None or name == wanted:
+            module = importlib.import_module(f"panoseti_appliance.cli.{module_name}")
+            module.register(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         rc = args.func(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`panoseti … | head`): stop quietly, as Unix tools do, and keep
+        # the interpreter from complaining again while flushing stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
     return int(rc or 0)
 
 
