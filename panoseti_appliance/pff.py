@@ -132,15 +132,29 @@ def parse_start_time(text: str) -> dt.datetime | None:
         return None
 
 
-def header_problem(header: Mapping[str, Any], dp: DataProduct) -> str | None:
-    """Why a parsed header cannot belong to `dp`, or None when it has the dp's keys."""
+def header_problem(header: Any, dp: DataProduct) -> str | None:
+    """Why `header` is not a valid header of `dp`, or None when it is.
+
+    ph256 headers are flat with `quabo_num`; the 4-quabo products have `quabo_0..quabo_3`
+    objects. Every packet/time field must be an integer, as every producer writes them: the
+    file tail, the Hashpipe socket reader and the simulator all judge frames by this one rule.
+    """
+    if not isinstance(header, Mapping):
+        return "header is not a JSON object"
+    groups: list[tuple[str, Any]]
     if dp.name == "ph256":
-        if "quabo_num" not in header:
-            return "ph256 header lacks 'quabo_num'"
-        return None
-    missing = [k for k in QUABO_KEYS if not isinstance(header.get(k), Mapping)]
+        groups = [("", header)]
+        missing = [] if "quabo_num" in header else ["quabo_num"]
+    else:
+        groups = [(f"{k}.", header.get(k)) for k in QUABO_KEYS]
+        missing = [k for k in QUABO_KEYS if not isinstance(header.get(k), Mapping)]
     if missing:
         return f"{dp.name} header lacks {', '.join(missing)}"
+    for prefix, group in groups:
+        for key in TIME_FIELDS:
+            value = group.get(key)
+            if not isinstance(value, int) or isinstance(value, bool):
+                return f"{dp.name} header field {prefix}{key} is missing or not an integer"
     return None
 
 

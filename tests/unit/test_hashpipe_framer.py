@@ -17,8 +17,8 @@ from panoseti_appliance.daqdata.sources.hashpipe import (
     FRAME_MARKER,
     HEADER_WINDOW,
     HashpipeFramer,
-    header_problem,
 )
+from panoseti_appliance.pff import header_problem
 from panoseti_appliance.products import ALL, BY_NAME, DataProduct
 from tests.producers import SentFrame, frame_fields, garbage, socket_frame
 

@@ -250,7 +250,11 @@ def test_header_of_the_wrong_product_is_reported() -> None:
     assert pff.header_problem(frame.header, PH256) is None
     problem = pff.header_problem(frame.header, IMG16)
     assert problem is not None and "quabo_0" in problem
-    assert pff.header_problem({"pkt_num": 1}, PH256) == "ph256 header lacks 'quabo_num'"
+    assert pff.header_problem({"pkt_num": 1}, PH256) == "ph256 header lacks quabo_num"
+    not_int = dict(frame.header, tv_sec=1.5)
+    assert pff.header_problem(not_int, PH256) == (
+        "ph256 header field tv_sec is missing or not an integer"
+    )
 
 
 def test_unknown_data_product_in_the_file_name(tmp_path: Path) -> None:

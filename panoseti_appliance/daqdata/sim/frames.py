@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from panoseti_appliance import pff
-from panoseti_appliance.daqdata.sources.hashpipe import QUABO_KEYS, header_problem
+from panoseti_appliance.pff import QUABO_KEYS, header_problem
 from panoseti_appliance.products import DataProduct
 
 

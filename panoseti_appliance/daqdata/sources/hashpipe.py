@@ -32,7 +32,7 @@ from panoseti_appliance.daqdata.sources.base import (
     deliver,
     format_counts,
 )
-from panoseti_appliance.pff import HEADER_END, MAX_HEADER_BYTES
+from panoseti_appliance.pff import HEADER_END, MAX_HEADER_BYTES, header_problem
 from panoseti_appliance.products import DataProduct, by_name
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,6 @@ TAIL_KEEP = 64
 #: few bytes (the next frame's marker then straddles the boundary).
 STRADDLE_LOOKAHEAD = 16
 #: The per-quabo packet and time fields every header carries (pff.md §3).
-QUABO_FIELDS = ("pkt_num", "pkt_tai", "pkt_nsec", "tv_sec", "tv_usec")
-QUABO_KEYS = tuple(f"quabo_{i}" for i in range(4))
 #: Drop reasons, each counted per connection and per source.
 DROP_REASONS = ("bad_start", "no_header_end", "bad_header", "torn", "torn_emitted")
 RECV_BYTES = 1 << 16
@@ -73,30 +71,6 @@ def set_receive_buffer(sock: socket.socket, want: int) -> int:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, want)
     return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
-
-
-def header_problem(header: Any, dp: DataProduct) -> str | None:
-    """Why `header` is not a valid header of `dp`, or None when it is.
-
-    ph256 headers are flat with `quabo_num`; the 4-quabo products have `quabo_0..quabo_3`
-    objects. Every packet/time field must be an integer.
-    """
-    if not isinstance(header, dict):
-        return "header is not a JSON object"
-    if dp.name == "ph256":
-        groups: list[tuple[str, Any]] = [("", header)]
-        missing = [] if "quabo_num" in header else ["quabo_num"]
-    else:
-        groups = [(f"{k}.", header.get(k)) for k in QUABO_KEYS]
-        missing = [k for k in QUABO_KEYS if not isinstance(header.get(k), dict)]
-    if missing:
-        return f"{dp.name} header lacks {', '.join(missing)}"
-    for prefix, group in groups:
-        for key in QUABO_FIELDS:
-            value = group.get(key)
-            if not isinstance(value, int) or isinstance(value, bool):
-                return f"{dp.name} header field {prefix}{key} is missing or not an integer"
-    return None
 
 
 class HashpipeFramer:
