@@ -25,6 +25,7 @@ from panoseti_appliance.config.loader import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
     LoadedConfig,
+    add_set_argument,
     build_config,
     deep_merge,
     leaves,
@@ -55,13 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"main file(s) to check, each on its own (default: ${CONFIG_ENV}, else "
         f"{DEFAULT_CONFIG_PATH})",
     )
-    _add_set(check)
+    add_set_argument(check)
     check.set_defaults(func=_check)
 
     show = sub.add_parser("show", help="print the merged configuration with each value's origin")
     show.add_argument("--config", metavar="FILE", help="main config file")
     show.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_set(show)
+    add_set_argument(show)
     show.set_defaults(func=_show)
 
     imp = sub.add_parser("import", help="print original JSON/JSON5 config files as YAML")
@@ -78,17 +79,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     docs.add_argument("--check", action="store_true", help="exit 1 if --output is stale")
     docs.set_defaults(func=_docs)
-
-
-def _add_set(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set",
-        dest="config_overrides",
-        metavar="KEY.PATH=VALUE",
-        action="append",
-        default=[],
-        help="override one setting (JSON value), e.g. --set daqdata.max_concurrent_rpcs=7",
-    )
 
 
 def _fail(err: ConfigError) -> int:

@@ -420,6 +420,11 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
         help=f"main config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH} if present); "
         f"drop-ins are read from {DROPIN_DIR_NAME}/ beside it",
     )
+    add_set_argument(parser)
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable `--set KEY.PATH=VALUE` override (the highest configuration layer)."""
     parser.add_argument(
         "--set",
         dest="config_overrides",
