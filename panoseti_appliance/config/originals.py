@@ -357,24 +357,41 @@ def _f9t(tr: _Translation, data: dict[str, Any], path: Path) -> None:
                 tr.origins[("ublox", "chips", index, key)] = tr.where((*original, source_key))
 
 
+def _daq_nodes(
+    tr: _Translation, data: dict[str, Any]
+) -> list[tuple[KeyPath, dict[str, Any]]] | None:
+    """The `daq_nodes` entries that have an ip_addr, with their key paths; the rest are problems.
+
+    None (and a problem) when the list is missing or empty.
+    daq_config.json and network_config.json share this list shape and its rules.
+    """
+    nodes = data.get("daq_nodes")
+    if not isinstance(nodes, list) or not nodes:
+        tr.problem(
+            ("daq_nodes",), "daq_nodes is empty or missing; list the DAQ nodes with their ip_addr"
+        )
+        return None
+    valid: list[tuple[KeyPath, dict[str, Any]]] = []
+    for index, node in enumerate(nodes):
+        where: KeyPath = ("daq_nodes", index)
+        if not isinstance(node, dict) or "ip_addr" not in node:
+            tr.problem(where, "DAQ node does not have an 'ip_addr' key; add it")
+            continue
+        valid.append((where, node))
+    return valid
+
+
 def _daq_config(tr: _Translation, data: dict[str, Any], path: Path) -> None:
     for key, value in data.items():
         if key in {"head_node_ip_addr", "head_node_data_dir"}:
             tr.put(("observatory", key), value, (key,))
         elif key != "daq_nodes":
             tr.unknown((key,))
-    nodes = data.get("daq_nodes")
-    if not isinstance(nodes, list) or not nodes:
-        tr.problem(
-            ("daq_nodes",), "daq_nodes is empty or missing; list the DAQ nodes with their ip_addr"
-        )
+    nodes = _daq_nodes(tr, data)
+    if nodes is None:
         return
     out: list[dict[str, Any]] = []
-    for index, node in enumerate(nodes):
-        where: KeyPath = ("daq_nodes", index)
-        if not isinstance(node, dict) or "ip_addr" not in node:
-            tr.problem(where, "DAQ node does not have an 'ip_addr' key; add it")
-            continue
+    for where, node in nodes:
         entry: dict[str, Any] = {}
         for key, value in node.items():
             if key in _DAQ_NODE_KEYS:
@@ -395,18 +412,11 @@ def _network_config(tr: _Translation, data: dict[str, Any], path: Path) -> None:
             tr.warn((key,), "used by other PANOSETI tools, not by the appliance; ignored")
         elif key != "daq_nodes":
             tr.unknown((key,))
-    nodes = data.get("daq_nodes")
-    if not isinstance(nodes, list) or not nodes:
-        tr.problem(
-            ("daq_nodes",), "daq_nodes is empty or missing; list the DAQ nodes with their ip_addr"
-        )
+    nodes = _daq_nodes(tr, data)
+    if nodes is None:
         return
     forwarding: dict[str, Any] = {}
-    for index, node in enumerate(nodes):
-        where: KeyPath = ("daq_nodes", index)
-        if not isinstance(node, dict) or "ip_addr" not in node:
-            tr.problem(where, "DAQ node does not have an 'ip_addr' key; add it")
-            continue
+    for where, node in nodes:
         for key in node:
             if key not in {"ip_addr", "port_forwarding"}:
                 tr.unknown((*where, key))
