@@ -96,8 +96,10 @@ class FilesystemPollSource:
                     return
                 started = loop.time()
                 if started - last_scan >= self.rescan_s:
-                    self.stats.add("rescans")
                     await self._submit(sink, None)
+                    # Counted once the re-scan is done, so a reader of the stats never sees
+                    # a re-scan whose results are not yet in the other counters.
+                    self.stats.add("rescans")
                     last_scan = started
                 elif modules:
                     await self._submit(sink, modules)
