@@ -33,6 +33,10 @@ MAX_HEADER_BYTES = 4096
 #: Timing fields of every quabo record.
 TIME_FIELDS = ("pkt_num", "pkt_tai", "pkt_nsec", "tv_sec", "tv_usec")
 QUABO_KEYS = ("quabo_0", "quabo_1", "quabo_2", "quabo_3")
+#: Deepest nesting of objects and arrays a header may have. Real headers nest two deep; a
+#: header travels as a protobuf Struct, whose decoders refuse nesting of about 50 levels, so a
+#: much deeper header could be ingested but never delivered to any client.
+MAX_HEADER_DEPTH = 8
 _READ_CHUNK = 1 << 20
 _NS = 10**9
 
@@ -138,9 +142,14 @@ def header_problem(header: Any, dp: DataProduct) -> str | None:
     ph256 headers are flat with `quabo_num`; the 4-quabo products have `quabo_0..quabo_3`
     objects. Every packet/time field must be an integer, as every producer writes them: the
     file tail, the Hashpipe socket reader and the simulator all judge frames by this one rule.
+    The whole header must also survive the trip to clients as a protobuf Struct (see
+    `wire_problem`), so that no accepted frame can break the streams that send it.
     """
     if not isinstance(header, Mapping):
         return "header is not a JSON object"
+    problem = wire_problem(header)
+    if problem is not None:
+        return problem
     groups: list[tuple[str, Any]]
     if dp.name == "ph256":
         groups = [("", header)]
@@ -155,6 +164,33 @@ def header_problem(header: Any, dp: DataProduct) -> str | None:
             value = group.get(key)
             if not isinstance(value, int) or isinstance(value, bool):
                 return f"{dp.name} header field {prefix}{key} is missing or not an integer"
+    return None
+
+
+def wire_problem(value: Any, where: str = "", depth: int = 0) -> str | None:
+    """Why a decoded JSON header cannot become a protobuf Struct that clients can read, or None.
+
+    Struct numbers are doubles, so an integer beyond the double range (JSON allows any number of
+    digits) cannot be converted; nesting deeper than MAX_HEADER_DEPTH is refused too.
+    """
+    children: Any
+    if isinstance(value, Mapping):
+        children = ((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        children = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                float(value)
+            except OverflowError:
+                return f"header field {where} is an integer too large for a double"
+        return None
+    if depth >= MAX_HEADER_DEPTH:
+        return f"header nests deeper than {MAX_HEADER_DEPTH} levels at {where}"
+    for key, child in children:
+        problem = wire_problem(child, key, depth + 1)
+        if problem is not None:
+            return problem
     return None
 
 

@@ -8,6 +8,7 @@ with Hashpipe-like producers (tests/producers.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import signal
@@ -178,6 +179,32 @@ def test_torn_and_garbage_bytes_are_dropped_and_valid_frames_arrive(tmp_path: Pa
         until(lambda: re.search(r"connection #\d+: closed .*torn=1", d.log()), what="torn count")
         assert re.search(r"connection #\d+: closed .*garbage_bytes=\d+", d.log())
         call.cancel()
+
+
+def test_headers_clients_could_not_decode_are_dropped_and_streams_keep_going(
+    tmp_path: Path,
+) -> None:
+    # Valid JSON that no Struct can carry: a 400-digit integer (beyond a double) and nesting
+    # deeper than protobuf decoders accept. Accepted, either would end every stream INTERNAL.
+    huge = b'{"quabo_num": 0, "pkt_num": 1' + b"0" * 400 + b', "pkt_tai": 0, "pkt_nsec": 0, '
+    huge += b'"tv_sec": 0, "tv_usec": 0}'
+    deep = json.loads(socket_header("ph256", 98))
+    deep["extra"] = json.loads("[" * 60 + "]" * 60)
+    with daqdata(tmp_path) as d, d.stub() as stub:
+        producer = d.producer("ph256")
+        producer.connect()
+        call = stub.StreamImages(stream_request(), timeout=30)
+        send_frame(producer, 4)  # pkt 0
+        assert pkt_num(next(call).pano_image) == 0
+        producer.send(4, header=huge)
+        producer.send(4, header=json.dumps(deep).encode())
+        send_frame(producer, 4)  # pkt 3: the producer's index counted the two bad frames
+        image = next(call).pano_image
+        assert pkt_num(image) == 3
+        assert image.frame_number == 1  # the bad frames were never ingested
+        call.cancel()
+        producer.close()
+        until(lambda: re.search(r"connection #\d+: closed .*bad_header=2", d.log()), what="count")
 
 
 def test_producer_reconnect_keeps_frame_numbers_counting(tmp_path: Path) -> None:

@@ -3,10 +3,13 @@
 A corrupt or crafted header can nest brackets deeper than the JSON decoder's recursion limit, or
 hold numbers such as 1e400 that parse to an infinite float. Ingestion must turn the first into a
 PffError (one bad frame, not a dead source) and read the second as "no WR time" (desync).
+Headers that parse but could not travel to clients as a protobuf Struct (an integer beyond a
+double, nesting deeper than decoders accept) fail `header_problem`, so no source ingests them.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,3 +72,44 @@ def test_a_1e400_parsed_from_a_real_frame_reads_as_desync() -> None:
     assert wr.desync
     assert str(wr.decimal) == "0"
     assert pff.header_host_time_us(frame.header) == 1754112728_985339
+
+
+GOOD = {"quabo_num": 0, "pkt_num": 1, "pkt_tai": 2, "pkt_nsec": 3, "tv_sec": HOST, "tv_usec": 4}
+
+
+def test_an_integer_beyond_a_double_is_a_header_problem_naming_the_field() -> None:
+    assert pff.header_problem(GOOD, PH256) is None
+    assert pff.header_problem(dict(GOOD, pkt_num=10**400), PH256) == (
+        "header field pkt_num is an integer too large for a double"
+    )
+    nested = dict(GOOD, extra={"list": [1, 2, -(10**309)]})
+    assert pff.header_problem(nested, PH256) == (
+        "header field extra.list[2] is an integer too large for a double"
+    )
+    # The largest integers a double holds are fine (precision aside).
+    assert pff.header_problem(dict(GOOD, extra=2**1023), PH256) is None
+
+
+def test_nesting_beyond_the_limit_is_a_header_problem() -> None:
+    ok = dict(GOOD, extra={"a": [[[[[[1]]]]]]})  # depth 8 in all, counting the header itself
+    assert pff.header_problem(ok, PH256) is None
+    deep = dict(GOOD, extra={"a": [[[[[[[1]]]]]]]})
+    assert pff.header_problem(deep, PH256) == (
+        f"header nests deeper than {pff.MAX_HEADER_DEPTH} levels at extra.a[0][0][0][0][0][0]"
+    )
+
+
+def test_the_file_tail_keeps_the_last_frame_clients_can_decode(tmp_path: Path) -> None:
+    pixels = bytes(PH256.bytes_per_image)
+    path = tmp_path / "start_2024-07-25T04:34:06Z.dp_ph256.bpp_2.module_1.seqno_0.pff"
+    good = pff.encode_frame(GOOD, pixels, PH256)
+    hostile = pff.encode_frame(dict(GOOD, pkt_num=10**400), pixels, PH256)
+    path.write_bytes(good + good)
+    tail = pff.FileTail(path, PH256)
+    first = tail.last_frame()
+    assert first is not None and first.index == 1
+    with path.open("ab") as f:
+        f.write(hostile)
+    frame = tail.last_frame()
+    assert frame is not None
+    assert (frame.index, frame.header["pkt_num"]) == (1, 1)  # the hostile frame is not offered
