@@ -3,7 +3,8 @@
 Both talk to one or more hosts (gRPC targets such as `node1:50052` or `unix:///run/panoseti/ublox.sock`),
 keep the host label on every message, and keep a capture going across daemon restarts, device
 re-plugs and re-initialisations: such an end of stream is reported as an ERROR entry and the
-stream is re-opened with back-off. Everything else (bad pattern, unknown host) is raised.
+stream is re-opened with back-off. Everything else (bad pattern, unknown host, a receiver that
+was never initialised) is raised.
 
 `load_f9t_config` reads the original f9t_config JSON5 file and `chip_config` applies its merge
 rule for one receiver (spec ublox.md §D).
@@ -33,11 +34,8 @@ from panoseti_appliance.ublox.parsed import error_response
 
 log = logging.getLogger(__name__)
 
-#: Stream ends after which a capture re-subscribes: daemon or device gone, re-initialised,
-#: receiver not (yet) initialised again.
-RETRY_CODES = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.FAILED_PRECONDITION}
-)
+#: Stream ends after which a capture re-subscribes: daemon or device gone, re-initialised.
+RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -94,8 +92,19 @@ def stream_end_notice(err: grpc.RpcError, delay: float) -> pb.CaptureUbloxRespon
     return error_response(f"stream ended: {name}: {err.details()}; re-subscribing in {delay:g} s")
 
 
-def _retryable(err: grpc.RpcError) -> bool:
-    return err.code() in RETRY_CODES
+def should_resubscribe(code: grpc.StatusCode | None, *, reconnect: bool, streamed: bool) -> bool:
+    """Whether a capture re-opens a stream that ended with `code`.
+
+    FAILED_PRECONDITION ("F9T is not initialized") is transient only on a host that has already
+    streamed: its receiver is being re-plugged or re-initialised and the daemon brings it back.
+    On a first subscription it means nobody ran InitF9t, and waiting would hang the caller, so
+    it is raised for the operator to see.
+    """
+    if not reconnect:
+        return False
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return streamed
+    return code in RETRY_CODES
 
 
 class UbloxControlClient:
@@ -155,6 +164,7 @@ class UbloxControlClient:
 
         def pump_host(host: str) -> None:
             attempt = 0
+            streamed = False
             while not stop.is_set():
                 request = pb.CaptureUbloxRequest(patterns=list(patterns))
                 call = self._stubs[host].CaptureUblox(request)
@@ -163,12 +173,13 @@ class UbloxControlClient:
                 try:
                     for response in call:
                         attempt = 0
+                        streamed = True
                         inbox.put(HostMessage(host, response))
                     return
                 except grpc.RpcError as err:
                     if stop.is_set():
                         return
-                    if not (reconnect and _retryable(err)):
+                    if not should_resubscribe(err.code(), reconnect=reconnect, streamed=streamed):
                         inbox.put(err)
                         return
                     delay = backoff(attempt)
@@ -261,6 +272,7 @@ class AioUbloxControlClient:
 
         async def pump_host(host: str) -> None:
             attempt = 0
+            streamed = False
             while not stop.is_set():
                 call = self._stubs[host].CaptureUblox(
                     pb.CaptureUbloxRequest(patterns=list(patterns))
@@ -268,12 +280,13 @@ class AioUbloxControlClient:
                 try:
                     async for response in call:
                         attempt = 0
+                        streamed = True
                         await inbox.put(HostMessage(host, response))
                     return
                 except grpc.RpcError as err:
                     if stop.is_set():
                         return
-                    if not (reconnect and _retryable(err)):
+                    if not should_resubscribe(err.code(), reconnect=reconnect, streamed=streamed):
                         await inbox.put(err)
                         return
                     delay = backoff(attempt)

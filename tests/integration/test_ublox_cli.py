@@ -100,6 +100,11 @@ def test_cli_errors_are_clear(daemon: Daemon, f9t_cfg: dict[str, Any], tmp_path:
     done = panoseti("ublox", "poll", "--host", daemon.target, "MON-VER")
     assert done.returncode == 1
     assert "error: FAILED_PRECONDITION: F9T is not initialized" in done.stderr
+    # Capturing from a receiver nobody initialised ends at once instead of re-subscribing.
+    done = panoseti("ublox", "capture", "--host", daemon.target, "TIM-TP", "--duration", "30")
+    assert done.returncode == 1
+    assert "error: FAILED_PRECONDITION: F9T is not initialized" in done.stderr
+    assert "re-subscribing" not in done.stdout + done.stderr
 
 
 def test_cli_init_reports_failure_status(

@@ -56,6 +56,21 @@ def test_sync_client_raises_non_retryable_errors(daemon: Daemon, f9t_cfg: dict[s
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_capture_of_an_uninitialised_receiver_is_raised_not_retried(daemon: Daemon) -> None:
+    with UbloxControlClient([daemon.target]) as client, pytest.raises(grpc.RpcError) as info:
+        next(iter(client.capture(["TIM-TP"])))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "F9T is not initialized" in (info.value.details() or "")
+
+
+async def test_aio_capture_of_an_uninitialised_receiver_is_raised(daemon: Daemon) -> None:
+    async with AioUbloxControlClient([daemon.target]) as client:
+        with pytest.raises(grpc.RpcError) as info:
+            async for _ in client.capture(["TIM-TP"]):
+                pass
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
 def test_hosts_are_required() -> None:
     with pytest.raises(ValueError, match="hosts: give at least one UbloxControl address"):
         UbloxControlClient([])
