@@ -696,7 +696,11 @@ class PortForwardingConfig(_Section):
 class DaqNodeConfig(_Section):
     """One DAQ node of the observatory (daq_config.json `daq_nodes` entry)."""
 
-    ip_addr: str = Field(min_length=1, description="Address of the node (or a unix: target).")
+    ip_addr: str = Field(
+        min_length=1,
+        description="Where clients reach the node's DaqData server: host name or IP (port 50051), "
+        "`host:port`, or `unix:///path`; also the key of `port_forwarding`.",
+    )
     data_dir: str | None = Field(default=None, description="Run-data directory on the node.")
     module_ids: str = Field(
         default="",
@@ -719,7 +723,10 @@ class DaqNodeConfig(_Section):
 
 
 class ObservatoryConfig(_Section):
-    """Where the DAQ nodes are, for clients (daq_config.json plus network_config.json)."""
+    """Where the DAQ nodes are, for clients (daq_config.json plus network_config.json).
+
+    `panoseti daq` uses these nodes when it is given neither `--host` nor `--daq-config`.
+    """
 
     head_node_ip_addr: str | None = Field(default=None, description="Address of the head node.")
     head_node_data_dir: str | None = Field(
@@ -731,15 +738,28 @@ class ObservatoryConfig(_Section):
         description="Port forwarding per DAQ node ip_addr (from network_config.json).",
     )
 
-    def host_keys(self) -> list[str]:
-        """gRPC host keys of the DAQ nodes: gw_ip when forwarded, else ip_addr; each once."""
-        keys: list[str] = []
-        for node in self.daq_nodes:
-            forward = self.port_forwarding.get(node.ip_addr)
-            key = forward.gw_ip if forward and forward.status and forward.gw_ip else node.ip_addr
-            if key not in keys:
-                keys.append(key)
-        return keys
+    def as_daq_config(self) -> dict[str, Any]:
+        """This section in the shape of daq_config.json.
+
+        Clients read it with the same code as the original file (`daqdata.hosts`), so the
+        rules for targets, forwarding and duplicates live in one place.
+        """
+        return self.model_dump(
+            mode="json",
+            include={"head_node_ip_addr", "head_node_data_dir", "daq_nodes"},
+            exclude_none=True,
+        )
+
+    def as_network_config(self) -> dict[str, Any] | None:
+        """`port_forwarding` in the shape of network_config.json; None when there is none."""
+        if not self.port_forwarding:
+            return None
+        return {
+            "daq_nodes": [
+                {"ip_addr": ip_addr, "port_forwarding": forwarding.model_dump(exclude_none=True)}
+                for ip_addr, forwarding in self.port_forwarding.items()
+            ]
+        }
 
 
 class LoggingConfig(_Section):

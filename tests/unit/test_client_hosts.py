@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+from panoseti_appliance.config import ObservatoryConfig
 from panoseti_appliance.daqdata.hosts import (
     DaqHost,
     forwarded_hosts,
     hosts_from_configs,
+    hosts_from_observatory,
     resolve_hosts,
     target_for,
 )
@@ -128,3 +130,67 @@ def test_resolve_hosts_plain_list_and_restriction() -> None:
         resolve_hosts()
     with pytest.raises(ValueError, match="no hosts given"):
         resolve_hosts(hosts=[])
+
+
+# The appliance config's `observatory` section holding the same facts as the two files above.
+OBSERVATORY: dict[str, Any] = {
+    "head_node_data_dir": "/mnt/head",
+    "head_node_ip_addr": "10.0.0.1",
+    "daq_nodes": DAQ_CONFIG["daq_nodes"],
+    "port_forwarding": {
+        "10.0.0.2": {"status": True, "gw_ip": "gw", "port": 22},
+        "10.0.0.3": {"status": False, "gw_ip": "gw2", "port": 22},
+    },
+}
+
+
+def test_observatory_section_reads_like_the_files() -> None:
+    observatory = ObservatoryConfig.model_validate(OBSERVATORY)
+    assert hosts_from_observatory(observatory) == hosts_from_configs(DAQ_CONFIG, NETWORK_CONFIG)
+    assert hosts_from_observatory(observatory)[0] == DaqHost("gw:50051", "gw", "/mnt/a")
+
+
+def test_observatory_renders_the_original_shapes() -> None:
+    observatory = ObservatoryConfig.model_validate(OBSERVATORY)
+    daq = observatory.as_daq_config()
+    assert daq["head_node_ip_addr"] == "10.0.0.1"
+    assert daq["daq_nodes"][0] == {
+        "ip_addr": "10.0.0.2",
+        "data_dir": "/mnt/a",
+        "module_ids": "0-127",
+        "username": "x",
+    }
+    network = observatory.as_network_config()
+    assert network is not None
+    assert network["daq_nodes"][0] == {
+        "ip_addr": "10.0.0.2",
+        "port_forwarding": {"status": True, "gw_ip": "gw", "port": 22},
+    }
+    assert (
+        ObservatoryConfig.model_validate({"daq_nodes": [{"ip_addr": "a"}]}).as_network_config()
+        is None
+    )
+
+
+def test_observatory_targets_with_ports_and_unix_sockets() -> None:
+    observatory = ObservatoryConfig.model_validate(
+        {
+            "daq_nodes": [
+                {"ip_addr": "127.0.0.1:6000", "data_dir": "/d"},
+                {"ip_addr": "unix:///run/panoseti/daqdata.sock"},
+                {"ip_addr": "10.0.0.9"},
+            ],
+            # Forwarding of a node that is not listed changes nothing.
+            "port_forwarding": {"10.0.0.8": {"status": True, "gw_ip": "gw"}},
+        }
+    )
+    assert hosts_from_observatory(observatory) == [
+        DaqHost("127.0.0.1:6000", "127.0.0.1:6000", "/d"),
+        DaqHost("unix:///run/panoseti/daqdata.sock", "unix:///run/panoseti/daqdata.sock"),
+        DaqHost("10.0.0.9:50051", "10.0.0.9"),
+    ]
+
+
+def test_empty_observatory_names_the_setting() -> None:
+    with pytest.raises(ValueError, match=r"^observatory\.daq_nodes is empty: list the DAQ nodes"):
+        hosts_from_observatory(ObservatoryConfig())

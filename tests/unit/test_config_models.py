@@ -13,6 +13,7 @@ from panoseti_appliance.config.checks import (
     normalise_cfg_key,
     parse_module_range,
 )
+from panoseti_appliance.daqdata.hosts import hosts_from_observatory
 
 
 def write(tmp_path: Path, text: str, name: str = "panoseti.yaml") -> Path:
@@ -275,7 +276,10 @@ def test_observatory_host_keys_follow_port_forwarding(tmp_path: Path) -> None:
         "    10.0.0.3: {status: true, gw_ip: gw.example.org}\n"
     )
     observatory = load_config(write(tmp_path, text), environ={}).observatory
-    assert observatory.host_keys() == ["gw.example.org", "10.0.0.2"]
+    assert [h.host_key for h in hosts_from_observatory(observatory)] == [
+        "gw.example.org",
+        "10.0.0.2",
+    ]
     assert observatory.daq_nodes[0].module_ids == "0-2"
     (found,) = problems(
         tmp_path, "observatory:\n  port_forwarding:\n    10.0.0.1: {status: true}\n"
