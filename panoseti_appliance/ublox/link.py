@@ -1,7 +1,9 @@
 """The one owner of the receiver's serial port (spec ublox.md §A routing rule, §B step 5, §C).
 
-Threads do only I/O: a reader thread frames UBX (pyubx2 skips NMEA, RTCM and garbage) and a
-writer thread drains the write queue. Everything else runs on the asyncio loop, handed over with
+Threads do only I/O: a reader thread reads whatever the port has, frames it with the project's
+`FrameSplitter` (NMEA, RTCM, noise and broken frames are skipped and counted, and a stray 0xB5
+never costs the frame behind it), parses each whole frame with pyubx2, and a writer thread drains
+the write queue. Everything else runs on the asyncio loop, handed over with
 `loop.call_soon_threadsafe`: routing a frame to the request waiting for it (by class/id, and for
 ACK/NAK by the acknowledged class/id), the frame cache (newest per identity, first-seen order) and
 the fan-out to subscribers. Because the cache and the subscriber list are only touched on the loop,
@@ -26,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import serial
-from pyubx2 import ERR_LOG, UBX_PROTOCOL, UBXReader
 
 from panoseti_appliance.ublox.parsed import UbxFrame
+from panoseti_appliance.ublox.ubxframes import FrameSplitter, FramingStats, RawFrame
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,11 @@ ACK_ACK, ACK_NAK = 0x01, 0x00
 #: Classes whose frames are periodic output: also cached and streamed when a request takes them.
 PERIODIC_CLASSES = frozenset({0x01, 0x0D})  # NAV, TIM
 READ_TIMEOUT_S = 0.5
+#: Most bytes taken from the port per read; a read returns at once with whatever is waiting.
+READ_CHUNK_MAX = 16384
 #: What a vanished or broken device raises from read, write or flush.
 DEVICE_ERRORS = (serial.SerialException, OSError, termios.error)
-#: Unexpected parser exceptions in a row after which the port is considered broken, not noisy.
+#: Checksum-valid frames pyubx2 cannot parse, in a row, after which the port is considered broken.
 MAX_CONSECUTIVE_ERRORS = 50
 
 RouteKey = tuple[int, ...]
@@ -157,6 +161,8 @@ class UbxLink:
         self._subs: set[Subscription] = set()
         self.lost_reason: str | None = None
         self.parse_errors = 0
+        self._consecutive_errors = 0
+        self._splitter = FrameSplitter()
 
     # ---- lifecycle (blocking; call from a thread) -------------------------------------------
 
@@ -207,9 +213,27 @@ class UbxLink:
                 port.close()
             except Exception as exc:
                 log.debug("closing the port failed: %s", exc)
+            self._log_framing()
         self._port = None
 
+    def _log_framing(self) -> None:
+        """One line on close saying what the port delivered; INFO only if something was skipped."""
+        stats = self.framing
+        noisy = stats.skipped_bytes or stats.bad_checksums or self.parse_errors
+        log.log(
+            logging.INFO if noisy else logging.DEBUG,
+            "F9T link %s closed: %s, %d unparsable frames",
+            self.device,
+            stats.describe(),
+            self.parse_errors,
+        )
+
     # ---- asyncio-facing API (call on the loop) ----------------------------------------------
+
+    @property
+    def framing(self) -> FramingStats:
+        """The reader's framing counters (frames, skipped bytes, bad checksums, bad lengths)."""
+        return self._splitter.stats
 
     @property
     def alive(self) -> bool:
@@ -303,43 +327,43 @@ class UbxLink:
 
     # ---- threads ----------------------------------------------------------------------------
 
-    def _parse_error(self, err: Exception) -> None:
-        self.parse_errors += 1
-        log.debug("skipped unparsable input: %s", err)
-
     def _read_loop(self) -> None:
+        """Read whatever is waiting (at least one byte, up to the port timeout), deliver frames."""
         port = self._port
         assert port is not None
-        reader = UBXReader(
-            port, protfilter=UBX_PROTOCOL, quitonerror=ERR_LOG, errorhandler=self._parse_error
-        )
         reason: str | None = None
-        errors = 0
-        while not self._stop.is_set():
+        while reason is None and not self._stop.is_set():
             try:
-                raw, parsed = reader.read()
+                data = port.read(min(max(1, port.in_waiting), READ_CHUNK_MAX))
             except DEVICE_ERRORS as exc:
                 reason = str(exc) or type(exc).__name__
                 break
-            except Exception as exc:  # a frame pyubx2 cannot handle: skip it, keep reading
-                self._parse_error(exc)
-                errors += 1
-                if errors >= MAX_CONSECUTIVE_ERRORS:
-                    reason = f"{errors} read errors in a row, last: {exc}"
-                    break
-                continue
-            errors = 0
-            if raw is None or parsed is None:
-                continue
-            with self._seq_lock:
-                seq = next(self._seq)
-                self._last_seq = seq
-            self._post(self._dispatch, seq, UbxFrame(bytes(raw), parsed, time.time()))
+            if data:
+                reason = self._deliver(self._splitter.feed(data), time.time())
         if reason is not None and not self._stop.is_set():
             log.error("F9T device %s lost: %s", self.device, reason)
             self._stop.set()
             self._writes.put(None)
             self._post(self._lost, reason)
+
+    def _deliver(self, frames: list[RawFrame], rx_time: float) -> str | None:
+        """Parse and hand each frame to the loop in order; a reason if the port looks broken."""
+        for raw in frames:
+            try:
+                frame = UbxFrame.from_raw(raw.raw, rx_time)
+            except Exception as exc:  # a checksum-valid frame pyubx2 cannot handle: skip it
+                self.parse_errors += 1
+                self._consecutive_errors += 1
+                log.debug("skipped unparsable %s frame: %s", raw.identity, exc)
+                if self._consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
+                    return f"{self._consecutive_errors} unparsable frames in a row, last: {exc}"
+                continue
+            self._consecutive_errors = 0
+            with self._seq_lock:
+                seq = next(self._seq)
+                self._last_seq = seq
+            self._post(self._dispatch, seq, frame)
+        return None
 
     def _write_loop(self) -> None:
         while True:

@@ -2,7 +2,9 @@
 
 The emulated receiver works on raw bytes, as the real one does, so that it accepts exactly what a
 ZED-F9T accepts (unknown key ids included) and its output is checked by an independent parser
-(pyubx2) in the tests rather than produced by it.
+(pyubx2) in the tests rather than produced by it. The daemon's serial link frames the receiver's
+output with the same splitter and only then hands each whole frame to pyubx2, whose own stream
+reader loses a real frame behind a stray 0xB5.
 """
 
 from __future__ import annotations
@@ -65,38 +67,80 @@ class RawFrame:
         return identity(self.cls_id, self.msg_id)
 
 
+@dataclass
+class FramingStats:
+    """What a splitter has seen so far; every byte fed is framed, skipped or still pending."""
+
+    frames: int = 0  # checksum-valid frames returned
+    framed_bytes: int = 0  # bytes of those frames
+    skipped_bytes: int = 0  # bytes outside any valid frame: NMEA, RTCM, noise, broken frames
+    bad_checksums: int = 0  # complete candidate frames whose checksum did not match
+    bad_lengths: int = 0  # candidate headers whose length exceeded MAX_PAYLOAD
+    pending_bytes: int = 0  # held back: an incomplete frame, or a trailing 0xB5 that may start one
+
+    def describe(self) -> str:
+        return (
+            f"{self.frames} frames, {self.skipped_bytes} bytes skipped, "
+            f"{self.bad_checksums} bad checksums, {self.bad_lengths} impossible lengths"
+        )
+
+
 class FrameSplitter:
     """Incremental UBX framer: feed it arbitrary chunks, get back the valid frames in them.
 
-    Bytes before a sync pair (NMEA, RTCM, line noise) are skipped; a frame whose checksum does not
-    match is dropped silently and the search resumes one byte after its sync, as a receiver does.
+    The daemon's serial link and the emulated receiver both frame with this, so they agree on what
+    a frame is. Bytes before a sync pair (NMEA, RTCM, line noise) are skipped. A candidate whose
+    length exceeds MAX_PAYLOAD, or whose checksum does not match once it is complete, is dropped
+    and the search resumes one byte after its sync, as a receiver does: a stray 0xB5 or a truncated
+    frame therefore never costs the real frame behind it. The price is latency, not loss: a bogus
+    header claiming N payload bytes holds the frames behind it until N + 8 bytes have arrived.
+    `stats` counts frames, skipped bytes and why candidates were dropped.
     """
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self.stats = FramingStats()
 
     def feed(self, data: bytes) -> list[RawFrame]:
+        """Append `data` and return every frame now complete, in stream order."""
         self._buf += data
         frames: list[RawFrame] = []
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                self.stats.pending_bytes = len(self._buf)
+                return frames
+            frames.append(frame)
+
+    def _skip(self, count: int) -> None:
+        del self._buf[:count]
+        self.stats.skipped_bytes += count
+
+    def _next_frame(self) -> RawFrame | None:
+        """The first valid frame in the buffer, or None when more bytes are needed."""
         while True:
             start = self._buf.find(SYNC)
             if start < 0:
                 # Keep a trailing 0xB5: it may be the first half of a sync pair.
-                del self._buf[: len(self._buf) - 1 if self._buf.endswith(SYNC[:1]) else None]
-                return frames
-            del self._buf[:start]
+                self._skip(len(self._buf) - 1 if self._buf.endswith(SYNC[:1]) else len(self._buf))
+                return None
+            self._skip(start)
             if len(self._buf) < HEADER_LEN:
-                return frames
+                return None
             length = int.from_bytes(self._buf[4:6], "little")
             if length > MAX_PAYLOAD:
-                del self._buf[:1]
+                self.stats.bad_lengths += 1
+                self._skip(1)
                 continue
             total = HEADER_LEN + length + 2
             if len(self._buf) < total:
-                return frames
+                return None
             raw = bytes(self._buf[:total])
             if checksum(raw[2:-2]) != raw[-2:]:
-                del self._buf[:1]
+                self.stats.bad_checksums += 1
+                self._skip(1)
                 continue
             del self._buf[:total]
-            frames.append(RawFrame(raw[2], raw[3], raw[HEADER_LEN:-2], raw))
+            self.stats.frames += 1
+            self.stats.framed_bytes += total
+            return RawFrame(raw[2], raw[3], raw[HEADER_LEN:-2], raw)

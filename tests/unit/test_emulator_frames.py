@@ -1,4 +1,7 @@
-"""The emulator's building blocks without a pty: framing, key sizes, register table, replay file."""
+"""The emulator's building blocks without a pty: frames, key sizes, register table, replay file.
+
+The stream splitter both the emulator and the serial link use is tested in test_ubx_splitter.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from pyubx2 import UBX_CONFIG_DATABASE, UBXMessage, UBXReader
+from pyubx2 import UBX_CONFIG_DATABASE, UBXReader
 
 from panoseti_appliance.ublox.emulator import load_replay, replay_epochs
 from panoseti_appliance.ublox.f9tregisters import (
@@ -18,7 +21,6 @@ from panoseti_appliance.ublox.f9tregisters import (
     encode_value,
 )
 from panoseti_appliance.ublox.ubxframes import (
-    FrameSplitter,
     build_frame,
     checksum,
     identity,
@@ -40,23 +42,6 @@ def test_checksum_agrees_with_pyubx2_on_every_captured_frame() -> None:
         assert checksum(raw[2:-2]) == raw[-2:]
         assert build_frame(raw[2], raw[3], raw[6:-2]) == raw
         assert UBXReader.parse(raw).identity == identity(raw[2], raw[3])
-
-
-def test_splitter_skips_noise_and_bad_checksums_across_chunk_boundaries() -> None:
-    good = UBXMessage.config_poll(0, 0, ["CFG_TP_FREQ_TP1"]).serialize()
-    bad = good[:-1] + bytes((good[-1] ^ 1,))
-    stream = b"$GNGGA,1*00\r\n\xb5" + bad + b"\xd3\x00\x00junk" + good + b"\xb5\x62" + good
-    splitter = FrameSplitter()
-    frames = []
-    for i in range(0, len(stream), 3):  # awkward 3-byte chunks
-        frames += splitter.feed(stream[i : i + 3])
-    assert [f.raw for f in frames] == [good, good]
-    assert frames[0].identity == "CFG-VALGET" and frames[0].payload == good[6:-2]
-
-
-def test_splitter_drops_an_absurd_length_instead_of_waiting_for_it() -> None:
-    good = build_frame(0x0A, 0x04)
-    assert [f.raw for f in FrameSplitter().feed(b"\xb5\x62\x0a\x04\xff\xff" + good)] == [good]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import json
 import os
 import time
 import tty
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from pyubx2 import UBXMessage
 
 from panoseti_appliance.ublox.f9t import poll_bytes
 from panoseti_appliance.ublox.link import (
+    MAX_CONSECUTIVE_ERRORS,
     Dropped,
     Ended,
     LinkLost,
@@ -29,6 +30,7 @@ from panoseti_appliance.ublox.link import (
     route_key,
 )
 from panoseti_appliance.ublox.parsed import UbxFrame
+from panoseti_appliance.ublox.ubxframes import build_frame
 
 CAPTURE = Path(__file__).resolve().parents[1] / "data" / "ubx_packets.jsonl"
 FRAMES = [
@@ -37,6 +39,9 @@ FRAMES = [
 ACK_VALGET = FRAMES[0]
 TIM_TP = FRAMES[2]
 NAV_TIMEUTC = FRAMES[1]
+NMEA = b"$GNTXT,01,01,02,ANTSTATUS=OK*25\r\n"
+#: Checksum-valid but unparsable: pyubx2 knows CFG-RST only as a command, not as output.
+UNPARSABLE = build_frame(0x06, 0x04, b"\x01")
 WAIT = 20.0
 
 
@@ -170,5 +175,92 @@ async def test_device_loss_ends_streams_and_requests(pty: Pty) -> None:
         assert not link.alive
         with pytest.raises(LinkLost):
             await link.request(poll_bytes(0x0A, 0x04), {(0x0A, 0x04)})
+    finally:
+        await link.aclose()
+
+
+def corrupt(frame: bytes) -> bytes:
+    return frame[:-1] + bytes((frame[-1] ^ 0xFF,))
+
+
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def has_consumed(link: UbxLink, count: int) -> Callable[[], bool]:
+    """True once the link's reader has framed, skipped or buffered `count` bytes in all."""
+
+    def check() -> bool:
+        stats = link.framing
+        return stats.framed_bytes + stats.skipped_bytes + stats.pending_bytes == count
+
+    return check
+
+
+# Each case: the writes that end with TIM-TP, and the framing counters they must leave behind.
+JUNK_BEFORE_A_FRAME: dict[str, tuple[list[bytes], dict[str, int]]] = {
+    "stray B5 alone": ([b"\xb5", TIM_TP], {"skipped_bytes": 1}),
+    "B5 B5 62": ([b"\xb5" + TIM_TP], {"skipped_bytes": 1}),
+    "NMEA": ([NMEA + TIM_TP], {"skipped_bytes": len(NMEA)}),
+    "bad checksum": ([corrupt(NAV_TIMEUTC) + TIM_TP], {"skipped_bytes": 28, "bad_checksums": 1}),
+    "truncated frame": ([NAV_TIMEUTC[:11] + TIM_TP], {"skipped_bytes": 11, "bad_checksums": 1}),
+    "frame split in three": (
+        [NMEA + TIM_TP[:1], TIM_TP[1:7], TIM_TP[7:]],
+        {"skipped_bytes": len(NMEA)},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", JUNK_BEFORE_A_FRAME, ids=list(JUNK_BEFORE_A_FRAME))
+async def test_junk_before_a_frame_never_costs_the_frame(
+    pty: Pty, link: UbxLink, case: str
+) -> None:
+    writes, counts = JUNK_BEFORE_A_FRAME[case]
+    assert b"".join(writes).endswith(TIM_TP)
+    sub = link.subscribe(10)
+    sent = 0
+    for data in writes[:-1]:  # each write is read by the link before the next one is made
+        pty.send(data)
+        sent += len(data)
+        await until(has_consumed(link, sent), "the link to read the write")
+        assert link.framing.frames == 0
+    pty.send(writes[-1])
+    item = await next_item(sub)
+    assert isinstance(item, UbxFrame)
+    assert (item.identity, item.raw) == ("TIM-TP", TIM_TP)
+    expected = {"frames": 1, "bad_checksums": 0, "bad_lengths": 0, "pending_bytes": 0} | counts
+    stats = link.framing
+    assert {k: getattr(stats, k) for k in expected} == expected
+    assert link.parse_errors == 0
+
+
+async def test_unparsable_frame_is_counted_and_skipped(pty: Pty, link: UbxLink) -> None:
+    sub = link.subscribe(10)
+    pty.send(UNPARSABLE + TIM_TP + UNPARSABLE + NAV_TIMEUTC)
+    items = [await next_item(sub), await next_item(sub)]
+    assert [i.raw for i in items if isinstance(i, UbxFrame)] == [TIM_TP, NAV_TIMEUTC]
+    assert link.parse_errors == 2
+    assert link.framing.frames == 4  # framed fine; pyubx2 could not parse two of them
+    assert link.alive
+
+
+async def test_only_unparsable_frames_mean_a_broken_port(pty: Pty) -> None:
+    lost: list[str] = []
+    link = UbxLink(pty.path, 115200, asyncio.get_running_loop(), on_lost=lost.append)
+    await asyncio.to_thread(link.open)
+    try:
+        sub = link.subscribe(10)
+        pty.send(UNPARSABLE * (MAX_CONSECUTIVE_ERRORS - 1) + TIM_TP)  # one good frame resets
+        assert isinstance(await next_item(sub), UbxFrame)
+        pty.send(UNPARSABLE * MAX_CONSECUTIVE_ERRORS)
+        ended = await next_item(sub)
+        assert isinstance(ended, Ended) and ended.kind == "lost"
+        assert ended.message.startswith(f"{MAX_CONSECUTIVE_ERRORS} unparsable frames in a row")
+        assert lost == [ended.message] and not link.alive
+        assert link.parse_errors == 2 * MAX_CONSECUTIVE_ERRORS - 1
     finally:
         await link.aclose()
