@@ -5,8 +5,13 @@
     panoseti daq --host node1 stream --json
     panoseti daq --host node1 view --png preview.png --duration 10
 
-Servers come from `--host` (repeatable; `host`, `host:port` or `unix:///path`) and/or
-`--daq-config`/`--net-config` (or `DAQ_CFG`/`NET_CFG`). SIGINT/SIGTERM end a stream cleanly.
+Servers come from, first match wins:
+  1. `--host` (repeatable; `host`, `host:port` or `unix:///path`),
+  2. `--daq-config`/`--net-config` (or `DAQ_CFG`/`NET_CFG`),
+  3. `observatory.daq_nodes` (and `observatory.port_forwarding`) of the appliance configuration
+     (`--config FILE`, else $PANOSETI_CONFIG, else /etc/panoseti/panoseti.yaml; drop-ins,
+     PANOSETI_* variables and `--set` apply).
+`panoseti daq hosts` says which one was used. SIGINT/SIGTERM end a stream cleanly.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import FrameType
@@ -27,11 +34,20 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from panoseti_appliance.config.loader import (
+    OVERRIDE_ORIGIN,
+    ConfigError,
+    add_config_argument,
+    load_config_details,
+    overrides_from_args,
+    render_problems,
+)
 from panoseti_appliance.products import UnknownDataProduct, by_layout
 
 if TYPE_CHECKING:
     # Imported where used: grpc, pandas and the client would slow every `panoseti` command.
     from panoseti_appliance.daqdata.client import DaqDataClient
+    from panoseti_appliance.daqdata.hosts import ConfigInput
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Stream interval meaning "as fast as the server's hp_io allows" (spec §B.1).
@@ -39,6 +55,7 @@ FASTEST = -1.0
 INIT_TIMEOUT_SECONDS = 15.0
 
 _console = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger(__name__)
 
 
 class CliError(Exception):
@@ -73,7 +90,7 @@ def _add_common(parser: argparse.ArgumentParser, nested: bool) -> None:
         metavar="TARGET",
         default=default(None),
         help="server to use: host, host:port or unix:///path (repeatable; default: all nodes "
-        "of the daq config)",
+        "of the daq config, else observatory.daq_nodes of the configuration)",
     )
     parser.add_argument(
         "--module-ids",
@@ -93,6 +110,12 @@ def _add_common(parser: argparse.ArgumentParser, nested: bool) -> None:
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, help="logging verbosity"
     )
+    add_config_argument(parser)
+    if nested:
+        # As above: a subcommand must not reset what was given before its name.
+        for action in parser._actions:
+            if action.dest in {"config", "config_overrides"}:
+                action.default = argparse.SUPPRESS
 
 
 def _add_output(parser: argparse.ArgumentParser, what: str) -> None:
@@ -198,20 +221,81 @@ def _stop_after(stop: threading.Event, seconds: float | None) -> Iterator[None]:
             timer.cancel()
 
 
-def _make_client(args: argparse.Namespace, stop: threading.Event | None = None) -> DaqDataClient:
-    daq_config = args.daq_config or os.environ.get("DAQ_CFG") or None
-    net_config = args.net_config or os.environ.get("NET_CFG") or None
-    if not daq_config and not args.host:
+@dataclass(frozen=True)
+class ServerChoice:
+    """The DaqData servers a command talks to, as client arguments, and where they came from."""
+
+    daq_config: ConfigInput | None
+    net_config: ConfigInput | None
+    hosts: list[str] | None
+    source: str
+
+
+def _named_path(flag: str, env: str, value: str | None) -> tuple[str | None, str]:
+    """A config path from its flag or environment variable, and how to name it in messages."""
+    if value:
+        return value, f"{flag} {value}"
+    from_env = os.environ.get(env) or None
+    return from_env, f"{env}={from_env}"
+
+
+def choose_servers(args: argparse.Namespace) -> ServerChoice:
+    """`--host`, else `--daq-config`/DAQ_CFG, else the configuration's `observatory.daq_nodes`."""
+    daq_config, daq_name = _named_path("--daq-config", "DAQ_CFG", args.daq_config)
+    net_config, net_name = _named_path("--net-config", "NET_CFG", args.net_config)
+    forwarding = f", port forwarding from {net_name}" if net_config else ""
+    if args.host:
+        known = f" (data dirs from {daq_name}{forwarding})" if daq_config else ""
+        return ServerChoice(daq_config, net_config, list(args.host), f"--host{known}")
+    if daq_config:
+        return ServerChoice(daq_config, net_config, None, f"{daq_name}{forwarding}")
+    if args.net_config:
         raise CliError(
-            "no DaqData servers given: use --host HOST[:PORT] (repeatable) or "
-            "--daq-config daq_config.json (or set DAQ_CFG)"
+            "--net-config needs --daq-config: with the configuration file, port forwarding "
+            "comes from observatory.port_forwarding"
         )
+    return _servers_from_configuration(args)
+
+
+def _servers_from_configuration(args: argparse.Namespace) -> ServerChoice:
+    """The configuration's observatory section, rendered as daq_config/network_config dicts."""
+    try:
+        loaded = load_config_details(args.config, overrides_from_args(args))
+    except ConfigError as err:
+        raise CliError(render_problems(err)) from err
+    files = [
+        layer.name for layer in loaded.layers if layer.name not in {"environment", OVERRIDE_ORIGIN}
+    ]
+    observatory = loaded.config.observatory
+    if not observatory.daq_nodes:
+        read = f"read {', '.join(files)}" if files else "no config file found"
+        raise CliError(
+            "no DaqData servers given: use --host HOST[:PORT] (repeatable), --daq-config "
+            "daq_config.json (or set DAQ_CFG), or list the nodes under observatory.daq_nodes in "
+            f"the config file (--config FILE; {read})"
+        )
+    source = f"observatory.daq_nodes ({loaded.source_of(('observatory', 'daq_nodes'))})"
+    net_config = observatory.as_network_config()
+    if net_config is not None:
+        origin = loaded.source_of(("observatory", "port_forwarding"))
+        source += f", port forwarding from observatory.port_forwarding ({origin})"
+    return ServerChoice(observatory.as_daq_config(), net_config, None, source)
+
+
+def _make_client(
+    args: argparse.Namespace, stop: threading.Event | None = None
+) -> tuple[DaqDataClient, ServerChoice]:
+    choice = choose_servers(args)
+    log.debug("DaqData servers from %s", choice.source)
     from panoseti_appliance.daqdata.client import DaqDataClient
 
     try:
-        return DaqDataClient(daq_config, net_config, hosts=args.host or None, stop_event=stop)
+        client = DaqDataClient(
+            choice.daq_config, choice.net_config, hosts=choice.hosts, stop_event=stop
+        )
     except (FileNotFoundError, ValueError) as exc:
-        raise CliError(f"bad server configuration: {exc}") from exc
+        raise CliError(f"bad server configuration ({choice.source}): {exc}") from exc
+    return client, choice
 
 
 @contextlib.contextmanager
@@ -219,7 +303,7 @@ def _connected(
     args: argparse.Namespace, stop: threading.Event | None = None
 ) -> Iterator[DaqDataClient]:
     """An entered client with at least one server answering Ping."""
-    client = _make_client(args, stop)
+    client, _ = _make_client(args, stop)
     with contextlib.ExitStack() as stack:
         with _console.status(f"pinging {len(client.daq_hosts)} DaqData server(s)…"):
             stack.enter_context(client)
@@ -234,7 +318,7 @@ def _connected(
 
 
 def _cmd_ping(args: argparse.Namespace) -> int:
-    client = _make_client(args)
+    client, _ = _make_client(args)
     with client:
         status = client.get_daq_host_status()
     for target, ok in status.items():
@@ -243,7 +327,9 @@ def _cmd_ping(args: argparse.Namespace) -> int:
 
 
 def _cmd_hosts(args: argparse.Namespace) -> int:
-    with _make_client(args) as client:
+    client, choice = _make_client(args)
+    print(f"servers from {choice.source}", file=sys.stderr, flush=True)
+    with client:
         print(json.dumps(client.get_daq_host_status(), indent=2))
     return 0
 

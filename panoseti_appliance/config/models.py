@@ -709,6 +709,17 @@ class DaqNodeConfig(_Section):
     username: str | None = Field(default=None, description="Login user on the node.")
     bindhost: str | None = Field(default=None, description="Address Hashpipe binds on the node.")
 
+    @field_validator("ip_addr", mode="before")
+    @classmethod
+    def _address(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                raise ValueError(
+                    "ip_addr is empty; write the node's host name or IP, host:port, or unix:///path"
+                )
+        return value
+
     @field_validator("module_ids", mode="before")
     @classmethod
     def _ranges(cls, value: object) -> object:

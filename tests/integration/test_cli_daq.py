@@ -31,6 +31,17 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     running.stop()
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any server or appliance configuration, plus `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PANOSETI_") and k not in {"DAQ_CFG", "NET_CFG"}
+    }
+    env.update(extra)
+    return env
+
+
 def daq(
     *args: str, target: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -41,7 +52,7 @@ def daq(
         text=True,
         timeout=TIMEOUT,
         check=False,
-        env=env,
+        env=clean_env() if env is None else env,
     )
 
 
@@ -172,7 +183,6 @@ def test_sigint_ends_a_stream_cleanly(daemon: Daemon) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["ping"], 2, "no DaqData servers given: use --host"),
         (
             ["--daq-config", "/nonexistent/daq_config.json", "hosts"],
             2,
@@ -223,3 +233,132 @@ def test_log_level_after_daq_turns_on_debug_logging(daemon: Daemon) -> None:
     debug = daq("ping", "--log-level", "debug", "--host", f"127.0.0.1:{free_tcp_port()}")
     assert quiet.returncode == 0 and "DEBUG" not in quiet.stderr
     assert debug.returncode == 1 and "DEBUG panoseti_appliance.daqdata.client" in debug.stderr
+
+
+# --- servers from the appliance configuration (observatory.daq_nodes) ------------------------
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "panoseti.yaml"
+    path.write_text(text)
+    return path
+
+
+def unix_target(daemon: Daemon) -> str:
+    """The daemon's unix:// listen address (daqdata_settings gives it one beside the TCP port)."""
+    (target,) = [a for a in json.loads(daemon.env["PANOSETI_DAQDATA__LISTEN"]) if "unix:" in a]
+    return str(target)
+
+
+def test_servers_from_the_config_file(daemon: Daemon, tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, f"observatory:\n  daq_nodes:\n    - {{ip_addr: '{daemon.target}'}}\n"
+    )
+    hosts = daq("hosts", "--config", str(config))
+    assert hosts.returncode == 0, hosts.stderr
+    assert json.loads(hosts.stdout) == {daemon.target: True}
+    assert f"servers from observatory.daq_nodes ({config}:2)" in hosts.stderr
+    stream = daq("--config", str(config), "stream", "--count", "2", "--refresh-period", "0")
+    assert stream.returncode == 0, stream.stderr
+    lines = stream.stdout.splitlines()
+    assert len(lines) == 2 and all(LINE.match(line) for line in lines), lines
+
+
+def test_config_unix_target_and_port_forwarding(daemon: Daemon, tmp_path: Path) -> None:
+    # 192.0.2.1 (TEST-NET-1) is never contacted: its forwarding sends clients to the daemon.
+    config = write_config(
+        tmp_path,
+        "observatory:\n  daq_nodes:\n"
+        f"    - {{ip_addr: '{unix_target(daemon)}', data_dir: /mnt/a}}\n"
+        "    - {ip_addr: 192.0.2.1, data_dir: /mnt/b}\n"
+        "  port_forwarding:\n"
+        f"    192.0.2.1: {{status: true, gw_ip: '{daemon.target}', port: 22}}\n",
+    )
+    hosts = daq("hosts", "--config", str(config))
+    assert hosts.returncode == 0, hosts.stderr
+    assert json.loads(hosts.stdout) == {unix_target(daemon): True, daemon.target: True}
+    assert (
+        f"servers from observatory.daq_nodes ({config}:2), port forwarding from "
+        f"observatory.port_forwarding ({config}:5)"
+    ) in hosts.stderr
+
+
+def test_config_nodes_from_the_environment(daemon: Daemon, tmp_path: Path) -> None:
+    nodes = json.dumps([{"ip_addr": daemon.target}])
+    env = clean_env(PANOSETI_OBSERVATORY__DAQ_NODES=nodes)
+    ping = daq("--config", str(write_config(tmp_path, "")), "ping", env=env)
+    assert ping.returncode == 0, ping.stderr
+    assert ping.stdout.strip() == f"{daemon.target}: ok"
+    hosts = daq("--config", str(tmp_path / "panoseti.yaml"), "hosts", env=env)
+    assert "servers from observatory.daq_nodes (env PANOSETI_OBSERVATORY__DAQ_NODES)" in (
+        hosts.stderr
+    )
+
+
+def test_host_then_daq_config_then_config_file(daemon: Daemon, tmp_path: Path) -> None:
+    dead = f"127.0.0.1:{free_tcp_port()}"
+    config = write_config(tmp_path, f"observatory:\n  daq_nodes:\n    - {{ip_addr: '{dead}'}}\n")
+    daq_config = tmp_path / "daq_config.json"
+    daq_config.write_text(json.dumps({"daq_nodes": [{"ip_addr": daemon.target}]}))
+    with_host = daq(
+        "--config",
+        str(config),
+        "--daq-config",
+        str(daq_config),
+        "hosts",
+        target=unix_target(daemon),
+    )
+    assert json.loads(with_host.stdout) == {unix_target(daemon): True}
+    assert f"servers from --host (data dirs from --daq-config {daq_config})" in with_host.stderr
+    with_file = daq("--config", str(config), "--daq-config", str(daq_config), "hosts")
+    assert json.loads(with_file.stdout) == {daemon.target: True}
+    assert f"servers from --daq-config {daq_config}\n" in with_file.stderr
+    from_env = daq("--config", str(config), "hosts", env=clean_env(DAQ_CFG=str(daq_config)))
+    assert json.loads(from_env.stdout) == {daemon.target: True}
+    assert f"servers from DAQ_CFG={daq_config}\n" in from_env.stderr
+    from_config = daq("--config", str(config), "hosts")
+    assert json.loads(from_config.stdout) == {dead: False}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "observatory:\n  daq_nodes:\n    - {ip_addr: '  '}\n",
+            ":3: observatory.daq_nodes[0].ip_addr: ip_addr is empty; write the node's host name",
+        ),
+        (
+            "observatory:\n  daq_node:\n    - {ip_addr: a}\n",
+            ":2: observatory.daq_node: unknown key; remove it (did you mean 'daq_nodes'?)",
+        ),
+        (
+            "observatory:\n  daq_nodes: [{ip_addr: a}]\n  port_forwarding:\n"
+            "    a: {status: true}\n",
+            ":4: observatory.port_forwarding.a.gw_ip: status is true but gw_ip is missing; add",
+        ),
+    ],
+)
+def test_config_errors_name_the_field_and_the_fix(tmp_path: Path, text: str, message: str) -> None:
+    config = write_config(tmp_path, text)
+    result = daq("--config", str(config), "ping")
+    assert result.returncode == 2, result.stderr
+    assert "error: invalid configuration (1 problem):" in result.stderr
+    assert f"{config}{message}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_servers_anywhere_names_all_three_ways(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "observatory:\n  head_node_ip_addr: 10.0.0.3\n")
+    result = daq("--config", str(config), "ping")
+    assert result.returncode == 2
+    assert (
+        "no DaqData servers given: use --host HOST[:PORT] (repeatable), --daq-config "
+        "daq_config.json (or set DAQ_CFG), or list the nodes under observatory.daq_nodes in the "
+        f"config file (--config FILE; read {config})"
+    ) in result.stderr
+    missing = daq("ping", "--config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2
+    assert f"{tmp_path / 'nope.yaml'}: file not found" in missing.stderr
+    net_alone = daq("--config", str(config), "--net-config", "network_config.json", "ping")
+    assert net_alone.returncode == 2
+    assert "--net-config needs --daq-config" in net_alone.stderr
