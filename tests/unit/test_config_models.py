@@ -287,6 +287,17 @@ def test_observatory_host_keys_follow_port_forwarding(tmp_path: Path) -> None:
     assert ":3: observatory.port_forwarding.10.0.0.1.gw_ip:" in found
 
 
+def test_daq_node_address_is_trimmed_and_never_blank(tmp_path: Path) -> None:
+    text = "observatory:\n  daq_nodes:\n    - {ip_addr: ' 127.0.0.1:6000 '}\n"
+    observatory = load_config(write(tmp_path, text), environ={}).observatory
+    assert observatory.daq_nodes[0].ip_addr == "127.0.0.1:6000"
+    (found,) = problems(tmp_path, "observatory:\n  daq_nodes:\n    - {ip_addr: ' '}\n")
+    assert found.endswith(
+        ":3: observatory.daq_nodes[0].ip_addr: ip_addr is empty; write the node's host name or "
+        "IP, host:port, or unix:///path"
+    )
+
+
 def test_simulation_problem_is_available_for_run_time_checks() -> None:
     daq = DaqDataConfig()
     assert daq.simulation_problem() is None
