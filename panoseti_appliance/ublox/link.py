@@ -217,11 +217,15 @@ class UbxLink:
         self._port = None
 
     def _log_framing(self) -> None:
-        """One line on close saying what the port delivered; INFO only if something was skipped."""
+        """One line on close saying what the port delivered.
+
+        INFO only when frames were damaged or unparsable: skipped bytes alone are normal (NMEA on
+        the same port, the tail of a frame at open).
+        """
         stats = self.framing
-        noisy = stats.skipped_bytes or stats.bad_checksums or self.parse_errors
+        damaged = stats.bad_checksums or stats.bad_lengths or self.parse_errors
         log.log(
-            logging.INFO if noisy else logging.DEBUG,
+            logging.INFO if damaged else logging.DEBUG,
             "F9T link %s closed: %s, %d unparsable frames",
             self.device,
             stats.describe(),

@@ -51,7 +51,9 @@ SHUTTING_DOWN = "Server is shutting down."
 DEVICE_DISCONNECTED = "F9T device disconnected"
 MAX_POLL_MESSAGES = 32
 REOPEN_CHECK_S = 0.25
-REOPEN_RETRY_S = (1.0, 2.0, 5.0)
+#: Waits between automatic re-init attempts while the device is present but the plan fails; the
+#: last one repeats. Short at first, so a receiver that needed a moment is back within seconds.
+REOPEN_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 #: Pollable message identities (class CFG excluded) -> (class, id).
 _NAME_TO_IDS: dict[str, tuple[int, int]] = {
@@ -95,6 +97,48 @@ def _struct(data: dict[str, Any]) -> Struct:
     out = Struct()
     out.update(data)
     return out
+
+
+class ReinitRetries:
+    """Back-off and log throttling for the daemon's own re-init attempts on a present device.
+
+    A failure is logged as a WARNING when its reason differs from the last one reported, and
+    otherwise only once the wait has reached its cap (so at most once per cap period), saying how
+    many attempts failed since the last warning; the rest go to DEBUG.
+    """
+
+    def __init__(self, device: str, delays: tuple[float, ...] = REOPEN_RETRY_S) -> None:
+        self.device = device
+        self.delays = delays
+        self.attempts = 0  # failed attempts so far
+        self._reported: str | None = None
+        self._unreported = 0
+
+    def failed(self, reason: str) -> tuple[float, int, str]:
+        """(seconds to wait, log level, log line) for one more failed attempt."""
+        delay = self.delays[min(self.attempts, len(self.delays) - 1)]
+        self.attempts += 1
+        self._unreported += 1
+        retry = f"retrying in {delay:g} s"
+        if reason != self._reported:
+            line = f"re-initialising F9T on {self.device} failed, {retry}: {reason}"
+        elif delay >= self.delays[-1]:
+            line = (
+                f"re-initialising F9T on {self.device} still failing after {self.attempts} "
+                f"attempts ({self._unreported} since the last warning), {retry}: {reason}"
+            )
+        else:
+            return delay, logging.DEBUG, f"re-init attempt {self.attempts} failed: {reason}"
+        self._reported, self._unreported = reason, 0
+        return delay, logging.WARNING, line
+
+    def succeeded(self, described: str) -> str:
+        """The INFO line for the attempt that worked."""
+        n = self.attempts + 1
+        return (
+            f"F9T on {self.device} initialised by the daemon "
+            f"after {n} attempt{'' if n == 1 else 's'}: {described}"
+        )
 
 
 class UbloxControlServicer(pb_grpc.UbloxControlServicer):
@@ -172,14 +216,19 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         self._reopen = asyncio.get_running_loop().create_task(self._reopen_when_present(plan))
 
     async def _reopen_when_present(self, plan: F9tPlan) -> None:
-        """Wait for the device path (or its symlink) and re-run the plan until it succeeds."""
-        attempt = 0
+        """Wait for the device path (or its symlink) and re-run the plan until it succeeds.
+
+        Failures on a present device back off (REOPEN_RETRY_S) and are logged sparingly
+        (ReinitRetries); the device vanishing meanwhile starts the count afresh.
+        """
+        retries = ReinitRetries(plan.device)
         waiting_logged = False
         while not self._shutting_down:
             if not os.path.exists(plan.device):
                 if not waiting_logged:
                     log.info("waiting for F9T device %s to appear", plan.device)
                     waiting_logged = True
+                    retries = ReinitRetries(plan.device)
                 await asyncio.sleep(REOPEN_CHECK_S)
                 continue
             waiting_logged = False
@@ -189,15 +238,22 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
                 try:
                     info = await self._bring_up(plan)
                 except (RpcAbort, InitFailure, LinkLost) as exc:
-                    log.warning("re-initialising F9T on %s failed: %s", plan.device, exc)
+                    delay, level, line = retries.failed(str(exc))
+                    log.log(level, "%s", line)
                 else:
-                    log.info(
-                        "F9T on %s initialised by the daemon: %s", plan.device, info.describe()
-                    )
+                    log.info("%s", retries.succeeded(info.describe()))
                     self._reopen = None
                     return
-            await asyncio.sleep(REOPEN_RETRY_S[min(attempt, len(REOPEN_RETRY_S) - 1)])
-            attempt += 1
+            await self._wait_while_present(plan.device, delay)
+
+    async def _wait_while_present(self, device: str, delay: float) -> None:
+        """Sleep `delay` seconds, or less if the device path vanishes meanwhile."""
+        deadline = asyncio.get_running_loop().time() + delay
+        while os.path.exists(device) and not self._shutting_down:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(REOPEN_CHECK_S, remaining))
 
     def start_with(self, plan: F9tPlan) -> None:
         """init_on_start: bring the configured chip up as soon as its device is present."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from logging import DEBUG, WARNING
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ from google.protobuf.json_format import MessageToDict
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
 from panoseti_appliance.ublox.emulator import F9tEmulator
+from panoseti_appliance.ublox.servicer import REOPEN_RETRY_S, ReinitRetries
 from tests.daemons import free_tcp_port, running_daemon
 from tests.integration.test_ublox_init import (
+    UID,
     daemon,
     emulator,
     f9t_cfg,
@@ -245,3 +248,123 @@ def test_slow_client_is_told_how_many_frames_were_dropped(
         stream.cancel()
     assert re.fullmatch(r"dropped \d+ frames \(client too slow\)", notices[0])
     assert re.search(r"ERROR .*dropped \d+ frames \(client too slow\)", d.log())
+
+
+def log_lines(log: str, level: str, text: str) -> list[str]:
+    return [line for line in log.splitlines() if f" {level} " in line and text in line]
+
+
+def test_failing_reinit_backs_off_warns_per_reason_and_says_when_it_worked(
+    emulator: F9tEmulator, tmp_path: Path
+) -> None:
+    emulator.model = "ZED-F9P"  # present but wrong: every attempt fails at MON-VER
+    port = free_tcp_port()
+    settings = {
+        "ublox": {
+            "listen": [f"127.0.0.1:{port}"],
+            "init_on_start": True,
+            "cfg_key_settings": [{"key": "CFG_MSGOUT_UBX_TIM_TP_USB", "value": 1}],
+            "chips": [{"uid": UID, "device": emulator.device_path}],
+        }
+    }
+
+    def attempts() -> int:  # every attempt starts with one MON-VER poll
+        return [identity for identity, _ in emulator.received].count("MON-VER")
+
+    with (
+        running_daemon(
+            "panoseti-ubloxcontrol", tmp_path / "retry", settings, f"127.0.0.1:{port}"
+        ) as d,
+        d.channel() as channel,
+    ):
+        wait_for(lambda: attempts() >= 2, timeout=60, what="two failed attempts")
+        # A new reason is worth a new warning: the right model, but another receiver's UID.
+        emulator.unique_id = 0x0123456789
+        emulator.model = "ZED-F9T"
+        wait_for(
+            lambda: bool(log_lines(d.log(), "WARNING", "does not match client UID")),
+            timeout=60,
+            what="the UID failure to be reported",
+        )
+        emulator.unique_id = int(UID, 16)
+        stub = pb_grpc.UbloxControlStub(channel)
+
+        def streaming() -> bool:
+            try:
+                first = next(stub.CaptureUblox(pb.CaptureUbloxRequest(), timeout=5))
+            except grpc.RpcError:
+                return False
+            return first.type == DATA
+
+        wait_for(streaming, timeout=60, what="the daemon to initialise the receiver by itself")
+        log = d.log()
+    warnings = log_lines(log, "WARNING", "re-initialising F9T")
+    assert len(warnings) == 2, log  # one per reason, not one per attempt
+    assert warnings[0].endswith(
+        "failed, retrying in 1 s: Model ZED-F9P does not match expected prefix ZED-F9T."
+    )
+    assert "does not match client UID DF03A241BC" in warnings[1]
+    n = attempts()
+    assert n >= 3
+    (done,) = log_lines(log, "INFO", "initialised by the daemon")
+    assert f"initialised by the daemon after {n} attempts: Model ZED-F9T" in done
+
+
+def test_a_replug_during_the_back_off_is_tried_at_once_and_counted_afresh(
+    emulator: F9tEmulator, tmp_path: Path
+) -> None:
+    emulator.model = "ZED-F9P"
+    port = free_tcp_port()
+    settings = {
+        "ublox": {
+            "listen": [f"127.0.0.1:{port}"],
+            "init_on_start": True,
+            "chips": [{"uid": UID, "device": emulator.device_path}],
+        },
+        "logging": {"level": "debug"},
+    }
+    with running_daemon(
+        "panoseti-ubloxcontrol", tmp_path / "replug", settings, f"127.0.0.1:{port}"
+    ) as d:
+        # Unplug between attempts, never during one (that would be a new failure reason).
+        wait_for(
+            lambda: "re-init attempt 3 failed" in d.log(),
+            timeout=60,
+            what="three failed attempts (the next wait is 5 s)",
+        )
+        emulator.unplug()
+        wait_for(lambda: "waiting for F9T device" in d.log(), timeout=60, what="the unplug")
+        emulator.model = "ZED-F9T"
+        emulator.replug()
+        wait_for(
+            lambda: bool(log_lines(d.log(), "INFO", "initialised by the daemon")),
+            timeout=60,
+            what="the re-init after the re-plug",
+        )
+        log = d.log()
+    (done,) = log_lines(log, "INFO", "initialised by the daemon")
+    assert "initialised by the daemon after 1 attempt: Model ZED-F9T" in done
+    assert len(log_lines(log, "WARNING", "re-initialising F9T")) == 1
+
+
+def test_reinit_retries_back_off_and_warn_once_per_cap_period() -> None:
+    retries = ReinitRetries("/dev/ublox-f9t")
+    outcomes = [retries.failed("No MON-VER response") for _ in range(len(REOPEN_RETRY_S) + 2)]
+    assert [delay for delay, _, _ in outcomes] == [*REOPEN_RETRY_S, 60.0, 60.0]
+    levels = [level for _, level, _ in outcomes]
+    # The first failure, then silence until the wait reaches its cap, then once per cap period.
+    assert levels == [WARNING] + [DEBUG] * (len(REOPEN_RETRY_S) - 2) + [WARNING] * 3
+    assert outcomes[-3][2] == (
+        "re-initialising F9T on /dev/ublox-f9t still failing after 6 attempts "
+        "(5 since the last warning), retrying in 60 s: No MON-VER response"
+    )
+    assert "after 8 attempts (1 since the last warning)" in outcomes[-1][2]
+    # A different reason is reported at once, whatever the wait.
+    _, level, line = retries.failed("Could not connect to device /dev/ublox-f9t: busy")
+    assert level == WARNING and line.endswith(
+        "retrying in 60 s: Could not connect to device /dev/ublox-f9t: busy"
+    )
+    assert retries.succeeded("Model ZED-F9T").startswith(
+        "F9T on /dev/ublox-f9t initialised by the daemon after 10 attempts: "
+    )
+    assert ReinitRetries("x").succeeded("M").endswith("after 1 attempt: M")
