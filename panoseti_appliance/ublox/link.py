@@ -163,6 +163,10 @@ class UbxLink:
         self.parse_errors = 0
         self._consecutive_errors = 0
         self._splitter = FrameSplitter()
+        self._bytes_read = 0
+        # (stream offset after a read, host time of that read), for reads that may still hold
+        # the last byte of a frame not yet complete.
+        self._reads: collections.deque[tuple[int, float]] = collections.deque()
 
     # ---- lifecycle (blocking; call from a thread) -------------------------------------------
 
@@ -343,18 +347,29 @@ class UbxLink:
                 reason = str(exc) or type(exc).__name__
                 break
             if data:
-                reason = self._deliver(self._splitter.feed(data), time.time())
+                self._bytes_read += len(data)
+                self._reads.append((self._bytes_read, time.time()))
+                reason = self._deliver(self._splitter.feed(data))
         if reason is not None and not self._stop.is_set():
             log.error("F9T device %s lost: %s", self.device, reason)
             self._stop.set()
             self._writes.put(None)
             self._post(self._lost, reason)
 
-    def _deliver(self, frames: list[RawFrame], rx_time: float) -> str | None:
+    def _received_at(self, end: int) -> float:
+        """Host time of the read that delivered stream byte `end - 1` (a frame's last byte).
+
+        Usually the latest read; earlier when a bogus header held the frame back meanwhile.
+        """
+        while self._reads[0][0] < end:
+            self._reads.popleft()
+        return self._reads[0][1]
+
+    def _deliver(self, frames: list[RawFrame]) -> str | None:
         """Parse and hand each frame to the loop in order; a reason if the port looks broken."""
         for raw in frames:
             try:
-                frame = UbxFrame.from_raw(raw.raw, rx_time)
+                frame = UbxFrame.from_raw(raw.raw, self._received_at(raw.end))
             except Exception as exc:  # a checksum-valid frame pyubx2 cannot handle: skip it
                 self.parse_errors += 1
                 self._consecutive_errors += 1
@@ -367,6 +382,9 @@ class UbxLink:
                 seq = next(self._seq)
                 self._last_seq = seq
             self._post(self._dispatch, seq, frame)
+        stats = self._splitter.stats
+        while self._reads and self._reads[0][0] <= stats.framed_bytes + stats.skipped_bytes:
+            self._reads.popleft()  # wholly before the splitter's buffer: no frame ends there
         return None
 
     def _write_loop(self) -> None:

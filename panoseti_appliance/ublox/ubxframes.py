@@ -55,12 +55,17 @@ def identity(cls_id: int, msg_id: int) -> str:
 
 @dataclass(frozen=True)
 class RawFrame:
-    """One checksum-valid frame as it arrived: its class, id, payload and the whole raw bytes."""
+    """One checksum-valid frame as it arrived: its class, id, payload and the whole raw bytes.
+
+    `end` is the stream offset just past its last byte (bytes fed before it, plus its own), so a
+    reader can tell which read delivered that byte even when the frame was held back for a while.
+    """
 
     cls_id: int
     msg_id: int
     payload: bytes
     raw: bytes
+    end: int
 
     @property
     def identity(self) -> str:
@@ -143,4 +148,5 @@ class FrameSplitter:
             del self._buf[:total]
             self.stats.frames += 1
             self.stats.framed_bytes += total
-            return RawFrame(raw[2], raw[3], raw[HEADER_LEN:-2], raw)
+            end = self.stats.framed_bytes + self.stats.skipped_bytes
+            return RawFrame(raw[2], raw[3], raw[HEADER_LEN:-2], raw, end)

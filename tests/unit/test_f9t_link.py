@@ -264,3 +264,20 @@ async def test_only_unparsable_frames_mean_a_broken_port(pty: Pty) -> None:
         assert link.parse_errors == 2 * MAX_CONSECUTIVE_ERRORS - 1
     finally:
         await link.aclose()
+
+
+async def test_a_frame_held_back_by_a_bogus_header_keeps_its_receive_time(
+    pty: Pty, link: UbxLink
+) -> None:
+    sub = link.subscribe(100)
+    # A doubled sync reads as a header claiming 269 payload bytes: TIM-TP waits behind it.
+    pty.send(b"\xb5\x62" + TIM_TP)
+    await until(has_consumed(link, 2 + len(TIM_TP)), "the link to read TIM-TP")
+    between = time.time()
+    followers = [FRAMES[3]] * 12  # more than enough bytes to disprove the header
+    pty.send(b"".join(followers))
+    items = [await next_item(sub) for _ in range(1 + len(followers))]
+    frames = [i for i in items if isinstance(i, UbxFrame)]
+    assert [f.raw for f in frames] == [TIM_TP, *followers]
+    assert frames[0].rx_time <= between <= frames[1].rx_time
+    assert link.framing.bad_checksums == 1 and link.framing.skipped_bytes == 2

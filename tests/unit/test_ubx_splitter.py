@@ -111,6 +111,7 @@ def test_garbage_between_frames_yields_exactly_the_frames_in_order(
     frames = feed_chunks(splitter, stream, cuts)
     assert [f.raw for f in frames] == [frame for _, frame in pairs]
     assert all(f.payload == f.raw[HEADER_LEN:-2] for f in frames)
+    assert [f.end for f in frames] == [p + len(f.raw) for p, f in zip(planted, frames, strict=True)]
     stats = splitter.stats
     assert stats.frames == len(pairs)
     assert stats.framed_bytes == sum(len(frame) for _, frame in pairs)
@@ -186,5 +187,6 @@ def test_a_bogus_header_delays_the_frames_behind_it_but_loses_none() -> None:
     followers = [ACK] * (bogus_length // len(ACK) + 1)
     frames = splitter.feed(b"".join(followers))
     assert [f.raw for f in frames] == [TIM_TP, *followers]
+    assert frames[0].end == 2 + len(TIM_TP)  # it ended in the first chunk
     assert splitter.stats.bad_checksums == 1
     assert splitter.stats.skipped_bytes == 2
