@@ -30,7 +30,13 @@ from dataclasses import dataclass, field
 import serial
 
 from panoseti_appliance.ublox.parsed import UbxFrame
-from panoseti_appliance.ublox.ubxframes import FrameSplitter, FramingStats, RawFrame
+from panoseti_appliance.ublox.ubxframes import (
+    MAX_PAYLOAD,
+    SYNC,
+    FrameSplitter,
+    FramingStats,
+    RawFrame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,10 @@ PERIODIC_CLASSES = frozenset({0x01, 0x0D})  # NAV, TIM
 READ_TIMEOUT_S = 0.5
 #: Most bytes taken from the port per read; a read returns at once with whatever is waiting.
 READ_CHUNK_MAX = 16384
+#: How long an incomplete frame may wait for its remaining bytes, on top of the time the longest
+#: frame takes on the wire at the port's baud rate. The receiver writes whole frames, so a
+#: candidate still incomplete after that is a damaged header holding real frames back.
+FRAME_WAIT_S = 1.0
 #: What a vanished or broken device raises from read, write or flush.
 DEVICE_ERRORS = (serial.SerialException, OSError, termios.error)
 #: Checksum-valid frames pyubx2 cannot parse, in a row, after which the port is considered broken.
@@ -167,6 +177,8 @@ class UbxLink:
         # (stream offset after a read, host time of that read), for reads that may still hold
         # the last byte of a frame not yet complete.
         self._reads: collections.deque[tuple[int, float]] = collections.deque()
+        self._max_frame_wait = FRAME_WAIT_S + (MAX_PAYLOAD + 8) * 10 / baud
+        self._waiting: tuple[int, float] | None = None  # (stream offset, monotonic time)
 
     # ---- lifecycle (blocking; call from a thread) -------------------------------------------
 
@@ -227,7 +239,7 @@ class UbxLink:
         the same port, the tail of a frame at open).
         """
         stats = self.framing
-        damaged = stats.bad_checksums or stats.bad_lengths or self.parse_errors
+        damaged = stats.bad_checksums or stats.bad_lengths or stats.given_up or self.parse_errors
         log.log(
             logging.INFO if damaged else logging.DEBUG,
             "F9T link %s closed: %s, %d unparsable frames",
@@ -346,15 +358,36 @@ class UbxLink:
             except DEVICE_ERRORS as exc:
                 reason = str(exc) or type(exc).__name__
                 break
+            frames: list[RawFrame] = []
             if data:
                 self._bytes_read += len(data)
                 self._reads.append((self._bytes_read, time.time()))
-                reason = self._deliver(self._splitter.feed(data))
+                frames = self._splitter.feed(data)
+            reason = self._deliver(frames + self._give_up_if_stale(time.monotonic()))
         if reason is not None and not self._stop.is_set():
             log.error("F9T device %s lost: %s", self.device, reason)
             self._stop.set()
             self._writes.put(None)
             self._post(self._lost, reason)
+
+    def _give_up_if_stale(self, now: float) -> list[RawFrame]:
+        """Release the frames behind an incomplete candidate that has waited too long.
+
+        Without this a damaged header claiming up to 4 KiB would hold every frame behind it until
+        that many bytes arrived: more than a minute at a timing receiver's usual output rate.
+        """
+        stats = self._splitter.stats
+        if stats.pending_bytes < len(SYNC):
+            self._waiting = None
+            return []
+        if self._waiting is None or self._waiting[0] != stats.buffer_start:
+            self._waiting = (stats.buffer_start, now)
+            return []
+        if now - self._waiting[1] < self._max_frame_wait:
+            return []
+        self._waiting = None
+        log.debug("gave up an incomplete frame after %.1f s", self._max_frame_wait)
+        return self._splitter.give_up()
 
     def _received_at(self, end: int) -> float:
         """Host time of the read that delivered stream byte `end - 1` (a frame's last byte).
@@ -382,8 +415,8 @@ class UbxLink:
                 seq = next(self._seq)
                 self._last_seq = seq
             self._post(self._dispatch, seq, frame)
-        stats = self._splitter.stats
-        while self._reads and self._reads[0][0] <= stats.framed_bytes + stats.skipped_bytes:
+        start = self._splitter.stats.buffer_start
+        while self._reads and self._reads[0][0] <= start:
             self._reads.popleft()  # wholly before the splitter's buffer: no frame ends there
         return None
 

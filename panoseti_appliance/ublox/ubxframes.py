@@ -81,13 +81,20 @@ class FramingStats:
     skipped_bytes: int = 0  # bytes outside any valid frame: NMEA, RTCM, noise, broken frames
     bad_checksums: int = 0  # complete candidate frames whose checksum did not match
     bad_lengths: int = 0  # candidate headers whose length exceeded MAX_PAYLOAD
+    given_up: int = 0  # incomplete candidates abandoned by give_up() (waited for too long)
     pending_bytes: int = 0  # held back: an incomplete frame, or a trailing 0xB5 that may start one
 
     def describe(self) -> str:
         return (
             f"{self.frames} frames, {self.skipped_bytes} bytes skipped, "
-            f"{self.bad_checksums} bad checksums, {self.bad_lengths} impossible lengths"
+            f"{self.bad_checksums} bad checksums, {self.bad_lengths} impossible lengths, "
+            f"{self.given_up} incomplete frames given up"
         )
+
+    @property
+    def buffer_start(self) -> int:
+        """Stream offset of the first pending byte."""
+        return self.framed_bytes + self.skipped_bytes
 
 
 class FrameSplitter:
@@ -97,8 +104,9 @@ class FrameSplitter:
     a frame is. Bytes before a sync pair (NMEA, RTCM, line noise) are skipped. A candidate whose
     length exceeds MAX_PAYLOAD, or whose checksum does not match once it is complete, is dropped
     and the search resumes one byte after its sync, as a receiver does: a stray 0xB5 or a truncated
-    frame therefore never costs the real frame behind it. The price is latency, not loss: a bogus
-    header claiming N payload bytes holds the frames behind it until N + 8 bytes have arrived.
+    frame therefore never costs the real frame behind it. A damaged header that claims a plausible
+    length holds the frames behind it until that many bytes have arrived; a reader that knows the
+    candidate has waited longer than a real frame could take calls `give_up()` to release them.
     `stats` counts frames, skipped bytes and why candidates were dropped.
     """
 
@@ -116,6 +124,17 @@ class FrameSplitter:
                 self.stats.pending_bytes = len(self._buf)
                 return frames
             frames.append(frame)
+
+    def give_up(self) -> list[RawFrame]:
+        """Drop the incomplete candidate frame at the buffer's start, return the frames behind it.
+
+        Does nothing when no sync pair is pending (an empty buffer or a lone trailing 0xB5).
+        """
+        if not self._buf.startswith(SYNC):
+            return []
+        self.stats.given_up += 1
+        self._skip(1)
+        return self.feed(b"")
 
     def _skip(self, count: int) -> None:
         del self._buf[:count]

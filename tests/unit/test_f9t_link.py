@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from pyubx2 import UBXMessage
 
+from panoseti_appliance.ublox import link as link_module
 from panoseti_appliance.ublox.f9t import poll_bytes
 from panoseti_appliance.ublox.link import (
     MAX_CONSECUTIVE_ERRORS,
@@ -83,6 +84,20 @@ def pty() -> Iterator[Pty]:
 async def link(pty: Pty) -> AsyncIterator[UbxLink]:
     lost: list[str] = []
     lk = UbxLink(pty.path, 115200, asyncio.get_running_loop(), on_lost=lost.append)
+    await asyncio.to_thread(lk.open)
+    yield lk
+    await lk.aclose()
+
+
+@pytest.fixture
+async def patient_link(pty: Pty, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[UbxLink]:
+    """A link that never gives up on an incomplete frame within a test's lifetime.
+
+    For tests that hold a frame incomplete on purpose: a loaded machine must not turn their
+    pauses into a give-up.
+    """
+    monkeypatch.setattr(link_module, "FRAME_WAIT_S", 10 * WAIT)
+    lk = UbxLink(pty.path, 115200, asyncio.get_running_loop())
     await asyncio.to_thread(lk.open)
     yield lk
     await lk.aclose()
@@ -217,8 +232,9 @@ JUNK_BEFORE_A_FRAME: dict[str, tuple[list[bytes], dict[str, int]]] = {
 
 @pytest.mark.parametrize("case", JUNK_BEFORE_A_FRAME, ids=list(JUNK_BEFORE_A_FRAME))
 async def test_junk_before_a_frame_never_costs_the_frame(
-    pty: Pty, link: UbxLink, case: str
+    pty: Pty, patient_link: UbxLink, case: str
 ) -> None:
+    link = patient_link
     writes, counts = JUNK_BEFORE_A_FRAME[case]
     assert b"".join(writes).endswith(TIM_TP)
     sub = link.subscribe(10)
@@ -232,7 +248,8 @@ async def test_junk_before_a_frame_never_costs_the_frame(
     item = await next_item(sub)
     assert isinstance(item, UbxFrame)
     assert (item.identity, item.raw) == ("TIM-TP", TIM_TP)
-    expected = {"frames": 1, "bad_checksums": 0, "bad_lengths": 0, "pending_bytes": 0} | counts
+    zero = {"bad_checksums": 0, "bad_lengths": 0, "given_up": 0, "pending_bytes": 0}
+    expected = {"frames": 1, **zero} | counts
     stats = link.framing
     assert {k: getattr(stats, k) for k in expected} == expected
     assert link.parse_errors == 0
@@ -267,8 +284,9 @@ async def test_only_unparsable_frames_mean_a_broken_port(pty: Pty) -> None:
 
 
 async def test_a_frame_held_back_by_a_bogus_header_keeps_its_receive_time(
-    pty: Pty, link: UbxLink
+    pty: Pty, patient_link: UbxLink
 ) -> None:
+    link = patient_link
     sub = link.subscribe(100)
     # A doubled sync reads as a header claiming 269 payload bytes: TIM-TP waits behind it.
     pty.send(b"\xb5\x62" + TIM_TP)
@@ -280,4 +298,19 @@ async def test_a_frame_held_back_by_a_bogus_header_keeps_its_receive_time(
     frames = [i for i in items if isinstance(i, UbxFrame)]
     assert [f.raw for f in frames] == [TIM_TP, *followers]
     assert frames[0].rx_time <= between <= frames[1].rx_time
-    assert link.framing.bad_checksums == 1 and link.framing.skipped_bytes == 2
+    stats = link.framing
+    assert (stats.bad_checksums, stats.given_up, stats.skipped_bytes) == (1, 0, 2)
+
+
+async def test_a_damaged_header_is_given_up_when_no_more_bytes_come(
+    pty: Pty, link: UbxLink
+) -> None:
+    sub = link.subscribe(10)
+    pty.send(b"\xb5\x62" + TIM_TP)  # the receiver then stays silent
+    await until(has_consumed(link, 2 + len(TIM_TP)), "the link to read TIM-TP")
+    between = time.time()
+    item = await next_item(sub)
+    assert isinstance(item, UbxFrame) and item.raw == TIM_TP
+    assert item.rx_time <= between  # stamped when read, not when released
+    stats = link.framing
+    assert (stats.given_up, stats.skipped_bytes, stats.pending_bytes) == (1, 2, 0)

@@ -90,21 +90,28 @@ def garbage_st(draw: st.DrawFn) -> bytes:
     return piece
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(st.tuples(st.lists(garbage_st(), max_size=4), frames_st), max_size=6),
-    st.lists(garbage_st(), max_size=4),
-    st.lists(st.integers(0, 10_000), max_size=12),
-)
-def test_garbage_between_frames_yields_exactly_the_frames_in_order(
-    pairs: list[tuple[list[bytes], bytes]], tail: list[bytes], cuts: list[int]
-) -> None:
+def interleave(
+    pairs: list[tuple[list[bytes], bytes]], tail: list[bytes]
+) -> tuple[bytes, list[int]]:
+    """The stream of garbage and frames, and the offset of each frame in it."""
     stream, planted = b"", []
     for noise, frame in pairs:
         stream += b"".join(noise)
         planted.append(len(stream))
         stream += frame
-    stream += b"".join(tail) + FLUSH
+    return stream + b"".join(tail), planted
+
+
+pairs_st = st.lists(st.tuples(st.lists(garbage_st(), max_size=4), frames_st), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs_st, st.lists(garbage_st(), max_size=4), st.lists(st.integers(0, 10_000), max_size=12))
+def test_garbage_between_frames_yields_exactly_the_frames_in_order(
+    pairs: list[tuple[list[bytes], bytes]], tail: list[bytes], cuts: list[int]
+) -> None:
+    stream, planted = interleave(pairs, tail)
+    stream += FLUSH
     # Unless the garbage (with its neighbours) happens to hold a valid frame of its own:
     assume(valid_starts(stream) == planted)
     splitter = FrameSplitter()
@@ -117,6 +124,22 @@ def test_garbage_between_frames_yields_exactly_the_frames_in_order(
     assert stats.framed_bytes == sum(len(frame) for _, frame in pairs)
     assert stats.pending_bytes == 0
     assert accounted(stats) == len(stream)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs_st, st.lists(garbage_st(), max_size=4))
+def test_giving_up_on_a_stalled_candidate_releases_the_frames_behind_it(
+    pairs: list[tuple[list[bytes], bytes]], tail: list[bytes]
+) -> None:
+    stream, planted = interleave(pairs, tail)
+    assume(valid_starts(stream + FLUSH) == planted)
+    splitter = FrameSplitter()
+    frames = splitter.feed(stream)
+    while splitter.stats.pending_bytes > 1:  # what the link does when the line stays quiet
+        frames += splitter.give_up()
+    assert [f.raw for f in frames] == [frame for _, frame in pairs]
+    assert accounted(splitter.stats) == len(stream)
+    assert splitter.give_up() == [] and accounted(splitter.stats) == len(stream)
 
 
 @settings(max_examples=300, deadline=None)
