@@ -110,12 +110,7 @@ def _add_common(parser: argparse.ArgumentParser, nested: bool) -> None:
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, help="logging verbosity"
     )
-    add_config_argument(parser)
-    if nested:
-        # As above: a subcommand must not reset what was given before its name.
-        for action in parser._actions:
-            if action.dest in {"config", "config_overrides"}:
-                action.default = argparse.SUPPRESS
+    add_config_argument(parser, nested=nested)
 
 
 def _add_output(parser: argparse.ArgumentParser, what: str) -> None:
@@ -123,7 +118,10 @@ def _add_output(parser: argparse.ArgumentParser, what: str) -> None:
         "--png", metavar="OUT", help=f"render the {what} headless to this PNG file at the end"
     )
     parser.add_argument(
-        "--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)"
+        "--duration",
+        type=float,
+        metavar="S",
+        help="stop S seconds after connecting (default: until Ctrl-C)",
     )
 
 
@@ -155,7 +153,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stream.add_argument("--no-movie", action="store_true", help="skip movie images")
     stream.add_argument("--no-ph", action="store_true", help="skip pulse-height images")
     stream.add_argument("--count", type=int, metavar="N", help="stop after N images")
-    stream.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    stream.add_argument(
+        "--duration", type=float, metavar="S", help="stop S seconds after connecting"
+    )
     view = add("view", "live image previewer (one row per module)", _cmd_view)
     _add_output(view, "previewer")
     phdist = add("phdist", "pulse-height distribution of each module", _cmd_phdist)
@@ -169,7 +169,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_output(phdist, "distribution")
     speed = add("speed", "print images/s received, about once a second", _cmd_speed)
-    speed.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    speed.add_argument(
+        "--duration", type=float, metavar="S", help="stop S seconds after connecting"
+    )
 
 
 def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -477,7 +479,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
         raise CliError("--no-movie and --no-ph together leave nothing to stream")
     stop = threading.Event()
     count = 0
-    with stop_on_signals(stop), _stop_after(stop, args.duration), _connected(args, stop) as client:
+    with stop_on_signals(stop), _connected(args, stop) as client, _stop_after(stop, args.duration):
         for target, parsed in _stream(
             client, args, stop, not args.no_movie, not args.no_ph, args.refresh_period
         ):
@@ -491,19 +493,24 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
 
 class _Rate:
-    """Counts images and reports `<n> pkts / <dt>s = <rate> (pkts/s)` about once a second."""
+    """Counts images and reports `<n> pkts / <dt>s = <rate> (pkts/s)` about once a second.
+
+    The clock starts at the first image, so connecting and the first tick do not dilute rates.
+    """
 
     def __init__(self, period: float = 1.0) -> None:
         self.period = period
         self.total = 0
-        self.started = time.monotonic()
+        self.started: float | None = None
         self._count = 0
-        self._since = self.started
+        self._since = 0.0
 
     def add(self) -> str | None:
+        now = time.monotonic()
+        if self.started is None:
+            self.started = self._since = now
         self.total += 1
         self._count += 1
-        now = time.monotonic()
         dt = now - self._since
         if dt < self.period:
             return None
@@ -512,7 +519,8 @@ class _Rate:
         return line
 
     def summary(self) -> str:
-        dt = max(time.monotonic() - self.started, 1e-9)
+        started = time.monotonic() if self.started is None else self.started
+        dt = max(time.monotonic() - started, 1e-9)
         return f"{self.total} images in {dt:.1f} s = {self.total / dt:.1f} images/s"
 
 
@@ -533,8 +541,8 @@ def _plot_loop(
     rate = _Rate()
     with (
         stop_on_signals(stop),
-        _stop_after(stop, args.duration),
         _connected(args, stop) as client,
+        _stop_after(stop, args.duration),
         _console.status(f"{what}: waiting for images…") as status,
     ):
         for _target, parsed in _stream(client, args, stop, movie, pulse_height, interval):
@@ -578,7 +586,7 @@ def _cmd_phdist(args: argparse.Namespace) -> int:
 def _cmd_speed(args: argparse.Namespace) -> int:
     stop = threading.Event()
     rate = _Rate()
-    with stop_on_signals(stop), _stop_after(stop, args.duration), _connected(args, stop) as client:
+    with stop_on_signals(stop), _connected(args, stop) as client, _stop_after(stop, args.duration):
         for _ in _stream(client, args, stop, True, True, FASTEST):
             line = rate.add()
             if line is not None:

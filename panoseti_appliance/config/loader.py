@@ -411,26 +411,30 @@ def load_config(
     return load_config_details(config_file, overrides, environ).config
 
 
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    """Add `--config FILE` and repeatable `--set KEY.PATH=VALUE` to a daemon's or tool's parser."""
+def add_config_argument(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """Add `--config FILE` and repeatable `--set KEY.PATH=VALUE` to a daemon's or tool's parser.
+
+    `nested=True` is for a subcommand's parser that repeats options of its parent: its options
+    then have no default, so they do not reset what was given before the subcommand's name.
+    """
     parser.add_argument(
         "--config",
         metavar="FILE",
-        default=None,
+        default=argparse.SUPPRESS if nested else None,
         help=f"main config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH} if present); "
         f"drop-ins are read from {DROPIN_DIR_NAME}/ beside it",
     )
-    add_set_argument(parser)
+    add_set_argument(parser, nested=nested)
 
 
-def add_set_argument(parser: argparse.ArgumentParser) -> None:
+def add_set_argument(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
     """Add the repeatable `--set KEY.PATH=VALUE` override (the highest configuration layer)."""
     parser.add_argument(
         "--set",
         dest="config_overrides",
         metavar="KEY.PATH=VALUE",
         action="append",
-        default=[],
+        default=argparse.SUPPRESS if nested else [],
         help="override one setting (JSON value), e.g. --set daqdata.max_concurrent_rpcs=7",
     )
 
