@@ -252,7 +252,7 @@ class UbxLink:
 
     @property
     def framing(self) -> FramingStats:
-        """The reader's framing counters (frames, skipped bytes, bad checksums, bad lengths)."""
+        """The reader's framing counters: frames, skipped bytes and why candidates were dropped."""
         return self._splitter.stats
 
     @property
