@@ -42,6 +42,7 @@ from panoseti_appliance.ublox.plan import (
     chunked,
     validate_config,
 )
+from panoseti_appliance.ublox.retries import ReinitRetries
 from panoseti_appliance.ublox.values import all_key_names, key_by_name
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,6 @@ SHUTTING_DOWN = "Server is shutting down."
 DEVICE_DISCONNECTED = "F9T device disconnected"
 MAX_POLL_MESSAGES = 32
 REOPEN_CHECK_S = 0.25
-#: Waits between automatic re-init attempts while the device is present but the plan fails; the
-#: last one repeats. Short at first, so a receiver that needed a moment is back within seconds.
-REOPEN_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 #: Pollable message identities (class CFG excluded) -> (class, id).
 _NAME_TO_IDS: dict[str, tuple[int, int]] = {
@@ -97,48 +95,6 @@ def _struct(data: dict[str, Any]) -> Struct:
     out = Struct()
     out.update(data)
     return out
-
-
-class ReinitRetries:
-    """Back-off and log throttling for the daemon's own re-init attempts on a present device.
-
-    A failure is logged as a WARNING when its reason differs from the last one reported, and
-    otherwise only once the wait has reached its cap (so at most once per cap period), saying how
-    many attempts failed since the last warning; the rest go to DEBUG.
-    """
-
-    def __init__(self, device: str, delays: tuple[float, ...] = REOPEN_RETRY_S) -> None:
-        self.device = device
-        self.delays = delays
-        self.attempts = 0  # failed attempts so far
-        self._reported: str | None = None
-        self._unreported = 0
-
-    def failed(self, reason: str) -> tuple[float, int, str]:
-        """(seconds to wait, log level, log line) for one more failed attempt."""
-        delay = self.delays[min(self.attempts, len(self.delays) - 1)]
-        self.attempts += 1
-        self._unreported += 1
-        retry = f"retrying in {delay:g} s"
-        if reason != self._reported:
-            line = f"re-initialising F9T on {self.device} failed, {retry}: {reason}"
-        elif delay >= self.delays[-1]:
-            line = (
-                f"re-initialising F9T on {self.device} still failing after {self.attempts} "
-                f"attempts ({self._unreported} since the last warning), {retry}: {reason}"
-            )
-        else:
-            return delay, logging.DEBUG, f"re-init attempt {self.attempts} failed: {reason}"
-        self._reported, self._unreported = reason, 0
-        return delay, logging.WARNING, line
-
-    def succeeded(self, described: str) -> str:
-        """The INFO line for the attempt that worked."""
-        n = self.attempts + 1
-        return (
-            f"F9T on {self.device} initialised by the daemon "
-            f"after {n} attempt{'' if n == 1 else 's'}: {described}"
-        )
 
 
 class UbloxControlServicer(pb_grpc.UbloxControlServicer):
@@ -218,7 +174,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
     async def _reopen_when_present(self, plan: F9tPlan) -> None:
         """Wait for the device path (or its symlink) and re-run the plan until it succeeds.
 
-        Failures on a present device back off (REOPEN_RETRY_S) and are logged sparingly
+        Failures on a present device back off (retries.REOPEN_RETRY_S) and are logged sparingly
         (ReinitRetries); the device vanishing meanwhile starts the count afresh.
         """
         retries = ReinitRetries(plan.device)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from logging import DEBUG, WARNING
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from google.protobuf.json_format import MessageToDict
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
 from panoseti_appliance.ublox.emulator import F9tEmulator
-from panoseti_appliance.ublox.servicer import REOPEN_RETRY_S, ReinitRetries
 from tests.daemons import free_tcp_port, running_daemon
 from tests.integration.test_ublox_init import (
     UID,
@@ -345,26 +343,3 @@ def test_a_replug_during_the_back_off_is_tried_at_once_and_counted_afresh(
     (done,) = log_lines(log, "INFO", "initialised by the daemon")
     assert "initialised by the daemon after 1 attempt: Model ZED-F9T" in done
     assert len(log_lines(log, "WARNING", "re-initialising F9T")) == 1
-
-
-def test_reinit_retries_back_off_and_warn_once_per_cap_period() -> None:
-    retries = ReinitRetries("/dev/ublox-f9t")
-    outcomes = [retries.failed("No MON-VER response") for _ in range(len(REOPEN_RETRY_S) + 2)]
-    assert [delay for delay, _, _ in outcomes] == [*REOPEN_RETRY_S, 60.0, 60.0]
-    levels = [level for _, level, _ in outcomes]
-    # The first failure, then silence until the wait reaches its cap, then once per cap period.
-    assert levels == [WARNING] + [DEBUG] * (len(REOPEN_RETRY_S) - 2) + [WARNING] * 3
-    assert outcomes[-3][2] == (
-        "re-initialising F9T on /dev/ublox-f9t still failing after 6 attempts "
-        "(5 since the last warning), retrying in 60 s: No MON-VER response"
-    )
-    assert "after 8 attempts (1 since the last warning)" in outcomes[-1][2]
-    # A different reason is reported at once, whatever the wait.
-    _, level, line = retries.failed("Could not connect to device /dev/ublox-f9t: busy")
-    assert level == WARNING and line.endswith(
-        "retrying in 60 s: Could not connect to device /dev/ublox-f9t: busy"
-    )
-    assert retries.succeeded("Model ZED-F9T").startswith(
-        "F9T on /dev/ublox-f9t initialised by the daemon after 10 attempts: "
-    )
-    assert ReinitRetries("x").succeeded("M").endswith("after 1 attempt: M")

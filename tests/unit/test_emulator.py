@@ -511,7 +511,7 @@ def test_noise_interleaves_nmea_and_garbage(emu: F9tEmulator, client: Client) ->
     assert data.startswith(b"$GNTXT,") and b"\xb5\x62\x27\x03" in data
     (frame,) = FrameSplitter().feed(data + client.port.read(64))
     assert UBXReader.parse(frame.raw).uniqueId == 0xDF03A241BC
-    # pyubx2's reader, as the daemon's link uses it, skips the noise too.
+    # pyubx2's own stream reader (an independent framer) skips the noise too.
     for _ in range(3):
         client.send(poll("MON", "MON-VER"))
         assert client.wait_for("MON-VER")[0].startswith(b"\xb5\x62\x0a\x04")
