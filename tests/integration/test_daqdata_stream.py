@@ -8,6 +8,7 @@ with Hashpipe-like producers (tests/producers.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -161,13 +162,25 @@ def test_interval_is_clamped_to_the_configured_maximum(tmp_path: Path) -> None:
         producer.close()
 
 
-def test_torn_and_garbage_bytes_are_dropped_and_valid_frames_arrive(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _module_4_ph256_stream(
+    tmp_path: Path,
+) -> Iterator[tuple[DaqData, HashpipeProducer, Iterator[pb.StreamImagesResponse]]]:
+    """The daemon, a ph256 producer and a stream that has received module 4's pkt 0."""
     with daqdata(tmp_path) as d, d.stub() as stub:
         producer = d.producer("ph256")
         producer.connect()
         call = stub.StreamImages(stream_request(), timeout=30)
         send_frame(producer, 4)  # pkt 0
         assert pkt_num(next(call).pano_image) == 0
+        try:
+            yield d, producer, call
+        finally:
+            call.cancel()
+
+
+def test_torn_and_garbage_bytes_are_dropped_and_valid_frames_arrive(tmp_path: Path) -> None:
+    with _module_4_ph256_stream(tmp_path) as (d, producer, call):
         torn = socket_frame("ph256", 4, 99, header=socket_header("ph256", 99))
         producer.send_raw(torn.wire[:-100])  # a short writev: header and part of the pixels
         send_frame(producer, 4)  # pkt 1 starts inside the torn frame's pixel bytes
@@ -178,7 +191,6 @@ def test_torn_and_garbage_bytes_are_dropped_and_valid_frames_arrive(tmp_path: Pa
         producer.close()
         until(lambda: re.search(r"connection #\d+: closed .*torn=1", d.log()), what="torn count")
         assert re.search(r"connection #\d+: closed .*garbage_bytes=\d+", d.log())
-        call.cancel()
 
 
 def test_headers_clients_could_not_decode_are_dropped_and_streams_keep_going(
@@ -190,19 +202,13 @@ def test_headers_clients_could_not_decode_are_dropped_and_streams_keep_going(
     huge += b'"tv_sec": 0, "tv_usec": 0}'
     deep = json.loads(socket_header("ph256", 98))
     deep["extra"] = json.loads("[" * 60 + "]" * 60)
-    with daqdata(tmp_path) as d, d.stub() as stub:
-        producer = d.producer("ph256")
-        producer.connect()
-        call = stub.StreamImages(stream_request(), timeout=30)
-        send_frame(producer, 4)  # pkt 0
-        assert pkt_num(next(call).pano_image) == 0
+    with _module_4_ph256_stream(tmp_path) as (d, producer, call):
         producer.send(4, header=huge)
         producer.send(4, header=json.dumps(deep).encode())
         send_frame(producer, 4)  # pkt 3: the producer's index counted the two bad frames
         image = next(call).pano_image
         assert pkt_num(image) == 3
         assert image.frame_number == 1  # the bad frames were never ingested
-        call.cancel()
         producer.close()
         until(lambda: re.search(r"connection #\d+: closed .*bad_header=2", d.log()), what="count")
 

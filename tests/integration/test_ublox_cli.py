@@ -19,6 +19,7 @@ from panoseti_appliance.ublox.emulator import F9tEmulator
 from tests.daemons import Daemon, free_tcp_port, running_daemon
 from tests.integration.test_ublox_init import (
     UID,
+    capture_streams,
     daemon,
     emulator,
     f9t_cfg,
@@ -155,15 +156,7 @@ def test_init_on_start_from_the_configured_chip(emulator: F9tEmulator, tmp_path:
         d.channel() as channel,
     ):
         stub = pb_grpc.UbloxControlStub(channel)
-
-        def streaming() -> bool:
-            try:
-                first = next(stub.CaptureUblox(pb.CaptureUbloxRequest(), timeout=5))
-            except grpc.RpcError:
-                return False
-            return first.type == pb.CaptureUbloxResponse.DATA
-
-        wait_for(streaming, timeout=60, what="init_on_start")
+        wait_for(lambda: capture_streams(stub), timeout=60, what="init_on_start")
         assert emulator.value("CFG_TP_FREQ_TP2") == 5_000_000
 
 

@@ -98,6 +98,15 @@ def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> 
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def capture_streams(stub: pb_grpc.UbloxControlStub) -> bool:
+    """True once a CaptureUblox stream yields data (the receiver is initialised and running)."""
+    try:
+        first = next(stub.CaptureUblox(pb.CaptureUbloxRequest(), timeout=5))
+    except grpc.RpcError:
+        return False
+    return bool(first.type == pb.CaptureUbloxResponse.DATA)
+
+
 # ---- tests ---------------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from panoseti_appliance.ublox.emulator import F9tEmulator
 from tests.daemons import free_tcp_port, running_daemon
 from tests.integration.test_ublox_init import (
     UID,
+    capture_streams,
     daemon,
     emulator,
     f9t_cfg,
@@ -286,15 +287,11 @@ def test_failing_reinit_backs_off_warns_per_reason_and_says_when_it_worked(
         )
         emulator.unique_id = int(UID, 16)
         stub = pb_grpc.UbloxControlStub(channel)
-
-        def streaming() -> bool:
-            try:
-                first = next(stub.CaptureUblox(pb.CaptureUbloxRequest(), timeout=5))
-            except grpc.RpcError:
-                return False
-            return first.type == DATA
-
-        wait_for(streaming, timeout=60, what="the daemon to initialise the receiver by itself")
+        wait_for(
+            lambda: capture_streams(stub),
+            timeout=60,
+            what="the daemon to initialise the receiver by itself",
+        )
         log = d.log()
     warnings = log_lines(log, "WARNING", "re-initialising F9T")
     assert len(warnings) == 2, log  # one per reason, not one per attempt
