@@ -99,6 +99,22 @@ def forever(context: Any, module_id: int) -> Iterator[Any]:
         time.sleep(0.01)
 
 
+def refuse_after_start(other: Server, code: grpc.StatusCode, details: str) -> Plan:
+    """End at once with `code`, but only after `other` has started serving its stream.
+
+    A client cancels its other calls when one host refuses; a call cancelled before its server
+    even dispatched it leaves nothing on that server to observe, so the refusal waits for it.
+    """
+
+    def plan(context: Any, module_id: int) -> Iterator[Any]:
+        deadline = time.monotonic() + WAIT
+        while not other.servicer.stream_requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield from send(0, code, details)(context, module_id)
+
+    return plan
+
+
 def wait_then_send(gate: threading.Event, n: int) -> Plan:
     def plan(context: Any, module_id: int) -> Iterator[Any]:
         gate.wait(WAIT)
@@ -176,7 +192,12 @@ def test_admission_error_surfaces_on_first_next_and_cancels_others(
     servers: Callable[..., Server],
 ) -> None:
     healthy = servers(1, forever)
-    failing = servers(2, send(0, grpc.StatusCode.FAILED_PRECONDITION, "hp_io task is not valid."))
+    failing = servers(
+        2,
+        refuse_after_start(
+            healthy, grpc.StatusCode.FAILED_PRECONDITION, "hp_io task is not valid."
+        ),
+    )
     with DaqDataClient(hosts=[healthy.target, failing.target]) as client:
         stream = raw_stream(client)
         with pytest.raises(grpc.RpcError) as info:
@@ -330,7 +351,12 @@ async def test_aio_merge_end_rules_and_reflection(servers: Callable[..., Server]
 
 async def test_aio_admission_error_and_stop_event(servers: Callable[..., Server]) -> None:
     healthy = servers(1, forever)
-    failing = servers(2, send(0, grpc.StatusCode.FAILED_PRECONDITION, "hp_io task is not valid."))
+    failing = servers(
+        2,
+        refuse_after_start(
+            healthy, grpc.StatusCode.FAILED_PRECONDITION, "hp_io task is not valid."
+        ),
+    )
     async with AioDaqDataClient(hosts=[healthy.target, failing.target]) as client:
         stream = await client.stream_images(None, True, True, 0, parse_pano_images=False)
         with pytest.raises(grpc.aio.AioRpcError) as info:
