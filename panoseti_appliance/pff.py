@@ -167,30 +167,67 @@ def header_problem(header: Any, dp: DataProduct) -> str | None:
     return None
 
 
-def wire_problem(value: Any, where: str = "", depth: int = 0) -> str | None:
+#: Integers at or beyond this magnitude do not fit a double (they round up to 2**1024).
+_DOUBLE_LIMIT = 2**1024 - 2**970
+
+
+def wire_problem(value: Any) -> str | None:
     """Why a decoded JSON header cannot become a protobuf Struct that clients can read, or None.
 
     Struct numbers are doubles, so an integer beyond the double range (JSON allows any number of
-    digits) cannot be converted; nesting deeper than MAX_HEADER_DEPTH is refused too.
+    digits) cannot be converted; nesting deeper than MAX_HEADER_DEPTH is refused too. Runs on
+    every ingested frame, so the common case builds no strings: the field's path is only
+    spelled out for a problem.
     """
-    children: Any
+    if _plain(value):
+        return None
+    found = _wire_fault(value, 0)
+    if found is None:
+        return None
+    path, deep = found
+    where = "".join(reversed(path)).lstrip(".")
+    if deep:
+        return f"header nests deeper than {MAX_HEADER_DEPTH} levels at {where}"
+    return f"header field {where} is an integer too large for a double"
+
+
+def _plain(header: Any) -> bool:
+    """True for the shape of every real header: an object of numbers and objects of numbers,
+    each within the double range. A quick answer for the common case (the loops over values run
+    in C); False means "look closer", not "faulty"."""
+    if type(header) is not dict:
+        return False
+    try:
+        for value in header.values():
+            if type(value) is dict:
+                if value and max(map(abs, value.values())) >= _DOUBLE_LIMIT:
+                    return False
+            elif abs(value) >= _DOUBLE_LIMIT:
+                return False
+    except TypeError:  # a string, list, null or deeper object: the full walk decides
+        return False
+    return True
+
+
+def _wire_fault(value: Any, depth: int) -> tuple[list[str], bool] | None:
+    """(path pieces innermost first, True if too deep) of the first fault in `value`, or None."""
     if isinstance(value, Mapping):
-        children = ((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+        items: Any = value.items()
+        container = True
     elif isinstance(value, list):
-        children = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+        items = enumerate(value)
+        container = False
     else:
-        if isinstance(value, int) and not isinstance(value, bool):
-            try:
-                float(value)
-            except OverflowError:
-                return f"header field {where} is an integer too large for a double"
+        if type(value) is int and not -_DOUBLE_LIMIT < value < _DOUBLE_LIMIT:
+            return [], False
         return None
     if depth >= MAX_HEADER_DEPTH:
-        return f"header nests deeper than {MAX_HEADER_DEPTH} levels at {where}"
-    for key, child in children:
-        problem = wire_problem(child, key, depth + 1)
-        if problem is not None:
-            return problem
+        return [], True
+    for key, child in items:
+        found = _wire_fault(child, depth + 1)
+        if found is not None:
+            found[0].append(f".{key}" if container else f"[{key}]")
+            return found
     return None
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf.struct_pb2 import Struct
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from panoseti_appliance import pff
 from panoseti_appliance.products import PH256
@@ -113,3 +116,35 @@ def test_the_file_tail_keeps_the_last_frame_clients_can_decode(tmp_path: Path) -
     frame = tail.last_frame()
     assert frame is not None
     assert (frame.index, frame.header["pkt_num"]) == (1, 1)  # the hostile frame is not offered
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=4)
+    | st.integers()
+    | st.integers(min_value=2**1023, max_value=2**1100).map(lambda v: v * (-1) ** (v & 1)),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@given(extra=_json_values)
+@settings(max_examples=300, deadline=None)
+def test_an_accepted_header_always_reaches_clients_and_a_refused_one_says_why(extra: Any) -> None:
+    header = dict(GOOD, extra=extra)
+    problem = pff.header_problem(header, PH256)
+    struct = Struct()
+    if problem is None:
+        struct.update(header)  # the daemon's conversion, then a client's decode
+        assert Struct.FromString(struct.SerializeToString()) == struct
+    elif "too large for a double" in problem:
+        with pytest.raises(OverflowError):
+            struct.update(header)
+    else:
+        assert problem.startswith(
+            f"header nests deeper than {pff.MAX_HEADER_DEPTH} levels at extra"
+        )
