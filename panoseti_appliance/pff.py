@@ -13,6 +13,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import operator
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -145,6 +146,8 @@ def header_problem(header: Any, dp: DataProduct) -> str | None:
     The whole header must also survive the trip to clients as a protobuf Struct (see
     `wire_problem`), so that no accepted frame can break the streams that send it.
     """
+    if _well_formed(header, dp):
+        return None
     if not isinstance(header, Mapping):
         return "header is not a JSON object"
     problem = wire_problem(header)
@@ -165,6 +168,35 @@ def header_problem(header: Any, dp: DataProduct) -> str | None:
             if not isinstance(value, int) or isinstance(value, bool):
                 return f"{dp.name} header field {prefix}{key} is missing or not an integer"
     return None
+
+
+_TIME_VALUES = operator.itemgetter(*TIME_FIELDS)
+_QUABO_GROUPS = operator.itemgetter(*QUABO_KEYS)
+_INT_ONLY = {int}
+
+
+def _well_formed(header: Any, dp: DataProduct) -> bool:
+    """True for a valid header of the usual shape, checked with C-level calls because every
+    ingested frame passes here: the product's groups and nothing else, each an object of
+    numbers within the double range with integer time fields. False means "spell out the
+    problem" (header_problem's full checks), not "invalid"."""
+    try:
+        if dp.name == "ph256":
+            if "quabo_num" not in header:
+                return False
+            groups = (header,)
+        else:
+            groups = _QUABO_GROUPS(header)
+            if len(header) != len(groups):
+                return False
+        for group in groups:
+            if set(map(type, _TIME_VALUES(group))) != _INT_ONLY:
+                return False
+            if max(map(abs, group.values())) >= _DOUBLE_LIMIT:
+                return False
+    except (KeyError, TypeError, IndexError):  # e.g. a string value: the full checks decide
+        return False
+    return True
 
 
 #: Integers at or beyond this magnitude do not fit a double (they round up to 2**1024).
