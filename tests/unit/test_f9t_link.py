@@ -81,12 +81,18 @@ def pty() -> Iterator[Pty]:
 
 
 @pytest.fixture
-async def link(pty: Pty) -> AsyncIterator[UbxLink]:
+async def watched_link(pty: Pty) -> AsyncIterator[tuple[UbxLink, list[str]]]:
+    """An open link and the reasons its on_lost callback has been given."""
     lost: list[str] = []
     lk = UbxLink(pty.path, 115200, asyncio.get_running_loop(), on_lost=lost.append)
     await asyncio.to_thread(lk.open)
-    yield lk
+    yield lk, lost
     await lk.aclose()
+
+
+@pytest.fixture
+def link(watched_link: tuple[UbxLink, list[str]]) -> UbxLink:
+    return watched_link[0]
 
 
 @pytest.fixture
@@ -171,27 +177,24 @@ async def test_slow_subscriber_drops_oldest_and_is_told(pty: Pty, link: UbxLink)
     assert [f.raw for f in rest if isinstance(f, UbxFrame)] == FRAMES[4:6]
 
 
-async def test_device_loss_ends_streams_and_requests(pty: Pty) -> None:
-    lost: list[str] = []
-    link = UbxLink(pty.path, 115200, asyncio.get_running_loop(), on_lost=lost.append)
-    await asyncio.to_thread(link.open)
-    try:
-        sub = link.subscribe(10)
-        request = asyncio.create_task(
-            link.request(poll_bytes(0x0A, 0x04), {(0x0A, 0x04)}, timeout=WAIT)
-        )
-        await pty.read_frame()
-        os.close(pty.master)  # the receiver vanishes
-        with pytest.raises(LinkLost):
-            await request
-        ended = await next_item(sub)
-        assert isinstance(ended, Ended) and ended.kind == "lost"
-        assert lost == [ended.message]
-        assert not link.alive
-        with pytest.raises(LinkLost):
-            await link.request(poll_bytes(0x0A, 0x04), {(0x0A, 0x04)})
-    finally:
-        await link.aclose()
+async def test_device_loss_ends_streams_and_requests(
+    pty: Pty, watched_link: tuple[UbxLink, list[str]]
+) -> None:
+    link, lost = watched_link
+    sub = link.subscribe(10)
+    request = asyncio.create_task(
+        link.request(poll_bytes(0x0A, 0x04), {(0x0A, 0x04)}, timeout=WAIT)
+    )
+    await pty.read_frame()
+    os.close(pty.master)  # the receiver vanishes
+    with pytest.raises(LinkLost):
+        await request
+    ended = await next_item(sub)
+    assert isinstance(ended, Ended) and ended.kind == "lost"
+    assert lost == [ended.message]
+    assert not link.alive
+    with pytest.raises(LinkLost):
+        await link.request(poll_bytes(0x0A, 0x04), {(0x0A, 0x04)})
 
 
 def corrupt(frame: bytes) -> bytes:
@@ -265,22 +268,19 @@ async def test_unparsable_frame_is_counted_and_skipped(pty: Pty, link: UbxLink) 
     assert link.alive
 
 
-async def test_only_unparsable_frames_mean_a_broken_port(pty: Pty) -> None:
-    lost: list[str] = []
-    link = UbxLink(pty.path, 115200, asyncio.get_running_loop(), on_lost=lost.append)
-    await asyncio.to_thread(link.open)
-    try:
-        sub = link.subscribe(10)
-        pty.send(UNPARSABLE * (MAX_CONSECUTIVE_ERRORS - 1) + TIM_TP)  # one good frame resets
-        assert isinstance(await next_item(sub), UbxFrame)
-        pty.send(UNPARSABLE * MAX_CONSECUTIVE_ERRORS)
-        ended = await next_item(sub)
-        assert isinstance(ended, Ended) and ended.kind == "lost"
-        assert ended.message.startswith(f"{MAX_CONSECUTIVE_ERRORS} unparsable frames in a row")
-        assert lost == [ended.message] and not link.alive
-        assert link.parse_errors == 2 * MAX_CONSECUTIVE_ERRORS - 1
-    finally:
-        await link.aclose()
+async def test_only_unparsable_frames_mean_a_broken_port(
+    pty: Pty, watched_link: tuple[UbxLink, list[str]]
+) -> None:
+    link, lost = watched_link
+    sub = link.subscribe(10)
+    pty.send(UNPARSABLE * (MAX_CONSECUTIVE_ERRORS - 1) + TIM_TP)  # one good frame resets
+    assert isinstance(await next_item(sub), UbxFrame)
+    pty.send(UNPARSABLE * MAX_CONSECUTIVE_ERRORS)
+    ended = await next_item(sub)
+    assert isinstance(ended, Ended) and ended.kind == "lost"
+    assert ended.message.startswith(f"{MAX_CONSECUTIVE_ERRORS} unparsable frames in a row")
+    assert lost == [ended.message] and not link.alive
+    assert link.parse_errors == 2 * MAX_CONSECUTIVE_ERRORS - 1
 
 
 async def test_a_frame_held_back_by_a_bogus_header_keeps_its_receive_time(
