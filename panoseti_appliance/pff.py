@@ -170,6 +170,8 @@ def header_problem(header: Any, dp: DataProduct) -> str | None:
     return None
 
 
+#: Integers at or beyond this magnitude do not fit a double (they round up to 2**1024).
+_DOUBLE_LIMIT = 2**1024 - 2**970
 _TIME_VALUES = operator.itemgetter(*TIME_FIELDS)
 _QUABO_GROUPS = operator.itemgetter(*QUABO_KEYS)
 _INT_ONLY = {int}
@@ -199,20 +201,14 @@ def _well_formed(header: Any, dp: DataProduct) -> bool:
     return True
 
 
-#: Integers at or beyond this magnitude do not fit a double (they round up to 2**1024).
-_DOUBLE_LIMIT = 2**1024 - 2**970
-
-
 def wire_problem(value: Any) -> str | None:
     """Why a decoded JSON header cannot become a protobuf Struct that clients can read, or None.
 
     Struct numbers are doubles, so an integer beyond the double range (JSON allows any number of
-    digits) cannot be converted; nesting deeper than MAX_HEADER_DEPTH is refused too. Runs on
-    every ingested frame, so the common case builds no strings: the field's path is only
-    spelled out for a problem.
+    digits) cannot be converted; nesting deeper than MAX_HEADER_DEPTH is refused too. Valid
+    headers of the usual shape never get here (header_problem's `_well_formed` answers first);
+    the walk builds no strings unless it finds a problem, whose path it then spells out.
     """
-    if _plain(value):
-        return None
     found = _wire_fault(value, 0)
     if found is None:
         return None
@@ -221,24 +217,6 @@ def wire_problem(value: Any) -> str | None:
     if deep:
         return f"header nests deeper than {MAX_HEADER_DEPTH} levels at {where}"
     return f"header field {where} is an integer too large for a double"
-
-
-def _plain(header: Any) -> bool:
-    """True for the shape of every real header: an object of numbers and objects of numbers,
-    each within the double range. A quick answer for the common case (the loops over values run
-    in C); False means "look closer", not "faulty"."""
-    if type(header) is not dict:
-        return False
-    try:
-        for value in header.values():
-            if type(value) is dict:
-                if value and max(map(abs, value.values())) >= _DOUBLE_LIMIT:
-                    return False
-            elif abs(value) >= _DOUBLE_LIMIT:
-                return False
-    except TypeError:  # a string, list, null or deeper object: the full walk decides
-        return False
-    return True
 
 
 def _wire_fault(value: Any, depth: int) -> tuple[list[str], bool] | None:
