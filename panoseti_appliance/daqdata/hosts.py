@@ -4,7 +4,7 @@ Observatory run directories carry `daq_config.json` (the DAQ nodes and their dat
 optionally `network_config.json` (port forwarding through a gateway). This module turns them, or a
 plain list of host names, into gRPC targets, so both client classes share one reading of them.
 The appliance configuration's `observatory` section holds the same lists; it renders itself in
-those two shapes and is read here by the same code (`hosts_from_observatory`).
+those two shapes (`as_daq_config`, `as_network_config`) and is read here by the same code.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from panoseti_appliance.config.models import ObservatoryConfig
+from typing import Any
 
 #: The port DaqData listens on; every original client hard-codes it.
 DEFAULT_PORT = 50051
@@ -122,20 +119,6 @@ def hosts_from_configs(
         target = target_for(host_key)
         hosts.setdefault(target, DaqHost(target, host_key, str(node.get("data_dir") or "")))
     return list(hosts.values())
-
-
-def hosts_from_observatory(observatory: ObservatoryConfig) -> list[DaqHost]:
-    """The servers of the appliance configuration's `observatory` section.
-
-    Read through its daq_config/network_config shapes by `hosts_from_configs`, so forwarding,
-    targets and duplicates follow exactly the rules of the original files.
-    """
-    if not observatory.daq_nodes:
-        raise ValueError(
-            "observatory.daq_nodes is empty: list the DAQ nodes (each with its ip_addr) under "
-            "observatory.daq_nodes in the config file"
-        )
-    return hosts_from_configs(observatory.as_daq_config(), observatory.as_network_config())
 
 
 def hosts_from_names(names: Iterable[str]) -> list[DaqHost]:

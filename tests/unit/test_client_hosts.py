@@ -13,7 +13,6 @@ from panoseti_appliance.daqdata.hosts import (
     DaqHost,
     forwarded_hosts,
     hosts_from_configs,
-    hosts_from_observatory,
     resolve_hosts,
     target_for,
 )
@@ -144,10 +143,16 @@ OBSERVATORY: dict[str, Any] = {
 }
 
 
+def observatory_hosts(observatory: ObservatoryConfig) -> list[DaqHost]:
+    """The servers a client gets from the section, passed as `panoseti daq` passes it."""
+    return resolve_hosts(observatory.as_daq_config(), observatory.as_network_config())
+
+
 def test_observatory_section_reads_like_the_files() -> None:
     observatory = ObservatoryConfig.model_validate(OBSERVATORY)
-    assert hosts_from_observatory(observatory) == hosts_from_configs(DAQ_CONFIG, NETWORK_CONFIG)
-    assert hosts_from_observatory(observatory)[0] == DaqHost("gw:50051", "gw", "/mnt/a")
+    hosts = observatory_hosts(observatory)
+    assert hosts == hosts_from_configs(DAQ_CONFIG, NETWORK_CONFIG)
+    assert hosts[0] == DaqHost("gw:50051", "gw", "/mnt/a")
 
 
 def test_observatory_renders_the_original_shapes() -> None:
@@ -184,13 +189,13 @@ def test_observatory_targets_with_ports_and_unix_sockets() -> None:
             "port_forwarding": {"10.0.0.8": {"status": True, "gw_ip": "gw"}},
         }
     )
-    assert hosts_from_observatory(observatory) == [
+    assert observatory_hosts(observatory) == [
         DaqHost("127.0.0.1:6000", "127.0.0.1:6000", "/d"),
         DaqHost("unix:///run/panoseti/daqdata.sock", "unix:///run/panoseti/daqdata.sock"),
         DaqHost("10.0.0.9:50051", "10.0.0.9"),
     ]
 
 
-def test_empty_observatory_names_the_setting() -> None:
-    with pytest.raises(ValueError, match=r"^observatory\.daq_nodes is empty: list the DAQ nodes"):
-        hosts_from_observatory(ObservatoryConfig())
+def test_empty_observatory_is_refused_like_an_empty_file() -> None:
+    with pytest.raises(ValueError, match=r"^daq_nodes is empty: daq_config must list at least one"):
+        observatory_hosts(ObservatoryConfig())

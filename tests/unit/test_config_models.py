@@ -13,7 +13,7 @@ from panoseti_appliance.config.checks import (
     normalise_cfg_key,
     parse_module_range,
 )
-from panoseti_appliance.daqdata.hosts import hosts_from_observatory
+from tests.unit.test_client_hosts import observatory_hosts
 
 
 def write(tmp_path: Path, text: str, name: str = "panoseti.yaml") -> Path:
@@ -276,7 +276,7 @@ def test_observatory_host_keys_follow_port_forwarding(tmp_path: Path) -> None:
         "    10.0.0.3: {status: true, gw_ip: gw.example.org}\n"
     )
     observatory = load_config(write(tmp_path, text), environ={}).observatory
-    assert [h.host_key for h in hosts_from_observatory(observatory)] == [
+    assert [h.host_key for h in observatory_hosts(observatory)] == [
         "gw.example.org",
         "10.0.0.2",
     ]

@@ -12,7 +12,8 @@ from panoseti_appliance.cli.config import imported_yaml
 from panoseti_appliance.config import ConfigError, load_config, load_config_details
 from panoseti_appliance.config.originals import detect_kind, import_original, key_lines
 from panoseti_appliance.config.yamlfile import FileProblems
-from panoseti_appliance.daqdata.hosts import hosts_from_configs, hosts_from_observatory
+from panoseti_appliance.daqdata.hosts import hosts_from_configs
+from tests.unit.test_client_hosts import observatory_hosts
 
 ORIGINALS = Path(__file__).resolve().parents[1] / "data" / "original_configs"
 
@@ -137,7 +138,7 @@ def test_all_originals_round_trip_through_import(tmp_path: Path) -> None:
     assert from_yaml.ublox.shutdown_grace_period == ublox_server.ublox.shutdown_grace_period
     assert from_yaml.observatory.daq_nodes == daq.observatory.daq_nodes
     assert from_yaml.observatory.port_forwarding == network.observatory.port_forwarding
-    hosts = hosts_from_observatory(from_yaml.observatory)
+    hosts = observatory_hosts(from_yaml.observatory)
     assert [h.host_key for h in hosts] == ["128.114.23.81", "10.0.0.61"]
     assert hosts == hosts_from_configs(original("daq_config.json"), original("network_config.json"))
 
