@@ -85,6 +85,20 @@ class Daemon:
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} not SERVING after {timeout}s ({last}):\n{self.log()}")
 
+    def wait_answering(self, timeout: float = STARTUP_TIMEOUT) -> int:
+        """Wait until the daemon answers health checks at all; its overall status then."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} during start-up:\n{self.log()}"
+                )
+            try:
+                return self.health()
+            except grpc.RpcError:
+                time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not answering after {timeout}s:\n{self.log()}")
+
     def stop(self, timeout: float = STOP_TIMEOUT, check: bool = True) -> int:
         """SIGTERM and wait; with check, fail on a non-zero exit or a logged traceback."""
         if self.proc.poll() is None:

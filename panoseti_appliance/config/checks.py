@@ -40,10 +40,24 @@ def check_port(port: int, what: str) -> int:
     return port
 
 
+_FDNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,255}$")
+
+
 def check_listen_address(address: str) -> str:
-    """A gRPC listen address: `host:port`, `[v6]:port` or `unix:///absolute/path`."""
+    """A gRPC listen address: `host:port`, `[v6]:port`, `unix:///absolute/path` or `systemd:NAME`.
+
+    `systemd:NAME` serves the listening socket(s) a socket unit passes with FileDescriptorName=NAME.
+    """
     example = "e.g. '0.0.0.0:50051', '[::]:50051' or 'unix:///run/panoseti/daqdata.sock'"
     address = address.strip()
+    if address.startswith("systemd:"):
+        name = address.split(":", 1)[1]
+        if not _FDNAME.match(name):
+            raise ValueError(
+                f"{address!r}: systemd:NAME needs the FileDescriptorName= of a socket unit "
+                "(letters, digits, _ . @ -), e.g. 'systemd:grpc'"
+            )
+        return address
     if address.startswith(("unix:", "unix-abstract:")):
         path = address.split(":", 1)[1]
         if path.startswith("//"):

@@ -257,8 +257,10 @@ class DaqDataConfig(_Section):
     listen: list[str] = Field(
         default_factory=lambda: ["0.0.0.0:50051", "unix:///run/panoseti/daqdata.sock"],
         min_length=1,
-        description="gRPC listen addresses: `HOST:PORT` (clients expect port 50051) and "
-        "`unix:///PATH` (the rpc simulator uploads through the first unix one).",
+        description="gRPC listen addresses: `HOST:PORT` (clients expect port 50051), "
+        "`unix:///PATH` (the rpc simulator uploads through the first unix one) and "
+        "`systemd:NAME` (the sockets a socket unit passes with FileDescriptorName=NAME). A "
+        "socket systemd passes bound to a listed address is served instead of binding it.",
     )
     max_concurrent_rpcs: int = Field(
         default=100, ge=1, le=10_000, description="Most StreamImages readers served at once."
@@ -289,6 +291,14 @@ class DaqDataConfig(_Section):
         gt=0,
         le=300,
         description="Seconds the new hp_io sources get to become ready.",
+    )
+    hp_io_restart_backoff_seconds: list[Annotated[float, Field(gt=0, le=3600)]] = Field(
+        default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 30.0, 60.0],
+        min_length=1,
+        max_length=32,
+        description="Pauses before each automatic restart of hp_io after it failed on its own "
+        "(a source or the simulator died, or the start at boot failed); the last one repeats "
+        "until hp_io runs or an InitHpIo replaces it.",
     )
     init_from_default: bool = Field(
         default=True, description="Start ingestion at boot from the `hp_io` section."
@@ -548,7 +558,8 @@ class UbloxConfig(_Section):
     listen: list[str] = Field(
         default_factory=lambda: ["0.0.0.0:50052", "unix:///run/panoseti/ublox.sock"],
         min_length=1,
-        description="gRPC listen addresses (`HOST:PORT` or `unix:///PATH`); not DaqData's port.",
+        description="gRPC listen addresses (`HOST:PORT`, `unix:///PATH` or `systemd:NAME`, as "
+        "for daqdata.listen); not DaqData's port.",
     )
     device: str = Field(
         default="/dev/ublox-f9t",

@@ -13,12 +13,16 @@ enabled sources and the simulator in the spec's order and within its bounds:
 The Hashpipe listener is not started or stopped here: its sockets live for the daemon's lifetime
 (Hashpipe may connect at any time). Its frames pass through `uds_sink`, which keeps them only
 while the running configuration ingests from uds and the module passes the filter.
+
+Its tasks belong to the daemon's supervisor. When a running configuration fails on its own (a
+source or the simulator died), hp_io stops it, ends the streams with the reason, and starts the
+same configuration again after `daqdata.hp_io_restart_backoff_seconds`, until it runs or an
+InitHpIo replaces it; a start from the configured defaults at boot that fails is retried alike.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections import Counter
@@ -35,6 +39,7 @@ from panoseti_appliance.daqdata.sources.base import Source, SourceError, SourceS
 from panoseti_appliance.daqdata.sources.hashpipe import HashpipeListener
 from panoseti_appliance.daqdata.sources.pipe import FilesystemPipeSource
 from panoseti_appliance.daqdata.sources.poll import FilesystemPollSource
+from panoseti_appliance.runtime.supervisor import Policy, Supervised, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +122,38 @@ class HpIo:
         #: Frames that reached hp_io but were not published, by reason.
         self.discarded: Counter[str] = Counter()
         self.sources: list[Source] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        self._listener_task: asyncio.Task[None] | None = None
+        self._tasks: list[Supervised] = []
         self._simulator: Simulator | None = None
         self._uds_active = False
         self._generation = 0
         self._state_listeners: list[Callable[[HpIoState], None]] = []
         self._failure_listeners: list[Callable[[str], None]] = []
-        self._background: set[asyncio.Task[None]] = set()
+        self._supervisor: Supervisor | None = None
+        self._recovery: Supervised | None = None
+        #: Why hp_io is down and when it starts again (None while nothing is pending).
+        self.problem: str | None = None
+
+    def attach(self, supervisor: Supervisor) -> None:
+        """Run every task of hp_io under the daemon's supervisor (before the first start)."""
+        self._supervisor = supervisor
+
+    def _spawn(
+        self,
+        name: str,
+        factory: Callable[[], Coroutine[Any, Any, None]],
+        on_failure: Callable[[str], None] | None = None,
+        finite: bool = False,
+        policy: Policy = Policy.REPORT,
+    ) -> Supervised:
+        assert self._supervisor is not None, "HpIo.attach(supervisor) first"
+        return self._supervisor.spawn(
+            name,
+            factory,
+            policy,
+            on_failure,
+            expected=(SourceError, SimulatorError),
+            finite=finite,
+        )
 
     # ---- observers -------------------------------------------------------------------------
 
@@ -172,23 +201,6 @@ class HpIo:
         self._admit(frame, "source", _STARTING_OR_RUNNING)
 
     # ---- start / stop ----------------------------------------------------------------------
-
-    def open_listener(self) -> None:
-        """Bind (or adopt) the Hashpipe sockets and read them for the daemon's lifetime."""
-        if self.listener is None:
-            return
-        self.listener.open()
-        if self._listener_task is None or self._listener_task.done():
-            ready = asyncio.Event()
-            self._listener_task = asyncio.create_task(
-                self.listener.run(self.uds_sink, ready), name="hashpipe-listener"
-            )
-            self._listener_task.add_done_callback(self._listener_done)
-
-    @staticmethod
-    def _listener_done(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("the Hashpipe listener stopped: %s", task.exception())
 
     async def start(self, settings: HpIoSettings) -> None:
         """IDLE → STARTING → RUNNING; on failure everything started is stopped again (IDLE).
@@ -252,26 +264,35 @@ class HpIo:
                 sources.append(FilesystemPipeSource(data_dir, interval, pipe, modules))
         await self._run_sources(sources)
         if not rpc_only and self.listener is not None:
-            self.open_listener()
             self._uds_active = True
         if simulator is not None and not simulator.starts_before_sources:
             self._simulator = simulator
             await simulator.start()
         if simulator is not None:
-            watcher = asyncio.create_task(self._watch_simulator(simulator, self._generation))
+            generation = self._generation
+            watcher = self._spawn(
+                f"simulator {simulator.mode}",
+                lambda: self._watch_simulator(simulator),
+                self._failed_callback(generation),
+            )
             self._tasks.append(watcher)
 
     async def _run_sources(self, sources: list[Source]) -> None:
         """Start each source's task and wait until all are ready; SourceError if one fails."""
         self.sources = sources
-        pending: list[tuple[Source, asyncio.Event, asyncio.Task[None]]] = []
+        pending: list[tuple[Source, asyncio.Event, Supervised]] = []
         for source in sources:
             ready = asyncio.Event()
-            task = asyncio.create_task(source.run(self._source_sink, ready), name=source.name)
-            task.add_done_callback(self._source_done(source, self._generation))
-            self._tasks.append(task)
-            pending.append((source, ready, task))
-        for source, ready, task in pending:
+            handle = self._spawn(
+                f"{source.name} source",
+                lambda source=source, ready=ready: source.run(self._source_sink, ready),  # type: ignore[misc]
+                self._failed_callback(self._generation),
+            )
+            self._tasks.append(handle)
+            pending.append((source, ready, handle))
+        for source, ready, handle in pending:
+            task = handle.task
+            assert task is not None
             waiter = asyncio.create_task(ready.wait())
             try:
                 await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
@@ -284,45 +305,85 @@ class HpIo:
                 raise SourceError(f"{source.name} source ended while starting: {exc!r}")
             log.info("%s source up", source.name)
 
-    def _source_done(self, source: Source, generation: int) -> Callable[[asyncio.Task[None]], None]:
-        def done(task: asyncio.Task[None]) -> None:
-            if task.cancelled() or generation != self._generation:
-                return
-            if self.state is not HpIoState.RUNNING:
-                return
-            exc = task.exception()
-            reason = f"{source.name} source failed: {exc}" if exc else f"{source.name} ended"
-            log.error("hp_io: %s", reason)
-            self._spawn(self._fail(reason, generation))
+    def _failed_callback(self, generation: int) -> Callable[[str], None]:
+        """What a task of configuration `generation` calls when it dies (see `_fail`)."""
 
-        return done
+        def failed(reason: str) -> None:
+            if generation == self._generation and self.state is HpIoState.RUNNING:
+                asyncio.get_running_loop().create_task(self._fail(reason, generation))
 
-    async def _watch_simulator(self, simulator: Simulator, generation: int) -> None:
-        """A simulator that fails while hp_io runs stops hp_io (reaching frame_limit does not)."""
+        return failed
+
+    async def _watch_simulator(self, simulator: Simulator) -> None:
+        """Ends only if the simulator fails (which stops hp_io); reaching frame_limit does not."""
         try:
             await simulator.wait()
-        except asyncio.CancelledError:
+        except SimulatorError:
             raise
         except Exception as exc:
-            reason = f"simulator {simulator.mode} failed: {exc}"
-            log.error("hp_io: %s", reason)
-            self._spawn(self._fail(reason, generation))
-        else:
-            log.info("simulator %s reached its frame_limit; sources keep running", simulator.mode)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run `coro` as a task that is kept referenced until it ends."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+            raise SimulatorError(str(exc)) from exc
+        log.info("simulator %s reached its frame_limit; sources keep running", simulator.mode)
+        await asyncio.Event().wait()
 
     async def _fail(self, reason: str, generation: int) -> None:
         async with self.lock:
             if generation != self._generation or self.state is not HpIoState.RUNNING:
                 return
+            settings = self.settings
             for callback in self._failure_listeners:
                 callback(reason)
             await self.stop()
+        if settings is not None:
+            self.restart_later(settings, reason)
+
+    # ---- automatic restart ------------------------------------------------------------------
+
+    def restart_later(self, settings: HpIoSettings, reason: str) -> None:
+        """Start `settings` again after the back-off, until it runs or InitHpIo intervenes."""
+        self._cancel_restart()
+        generation = self._generation
+        self._recovery = self._spawn(
+            "hp_io restart",
+            lambda: self._restart(settings, reason, generation),
+            finite=True,
+            policy=Policy.RESTART,
+        )
+
+    def _cancel_restart(self) -> None:
+        if self._recovery is not None:
+            if self._recovery.task is not asyncio.current_task():
+                self._recovery.cancel()
+            self._recovery = None
+        self.problem = None
+
+    async def _restart(self, settings: HpIoSettings, reason: str, generation: int) -> None:
+        schedule = self.cfg.hp_io_restart_backoff_seconds
+        attempt = 0
+        while True:
+            delay = schedule[min(attempt, len(schedule) - 1)]
+            self.problem = f"hp_io stopped ({reason}); restarting in {delay:g} s"
+            self._notify_state()
+            log.warning("%s", self.problem)
+            await asyncio.sleep(delay)
+            async with self.lock:
+                if generation != self._generation or self.state is not HpIoState.IDLE:
+                    break  # an InitHpIo took over meanwhile
+                try:
+                    await self.start(settings)
+                except HpIoStartError as exc:
+                    reason = str(exc)
+                    generation = self._generation
+                    attempt += 1
+                    continue
+            log.info("hp_io restarted after: %s", reason)
+            break
+        self._recovery = None
+        self.problem = None
+        self._notify_state()
+
+    def _notify_state(self) -> None:
+        for callback in self._state_listeners:
+            callback(self.state)
 
     async def stop(self) -> None:
         """RUNNING → STOPPING → IDLE: stop sources and simulator, clear the hub. Hold `lock`."""
@@ -345,11 +406,8 @@ class HpIo:
         simulator, self._simulator = self._simulator, None
         try:
             async with asyncio.timeout(self.cfg.hp_io_stop_timeout):
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
+                for handle in tasks:
+                    await handle.stop()
                 if simulator is not None:
                     await simulator.stop()
         except TimeoutError:
@@ -370,6 +428,7 @@ class HpIo:
         Returns "" on success, else the error message: the reason, then whether the previous
         configuration was restored or hp_io is idle (spec §B.2).
         """
+        self._cancel_restart()
         running = self.state in (HpIoState.RUNNING, HpIoState.STOPPING)
         previous = self.settings if running else None
         await self.stop()
@@ -390,16 +449,10 @@ class HpIo:
         return f"{reason}; hp_io is idle"
 
     async def close(self) -> None:
-        """Daemon shutdown: stop hp_io and the Hashpipe listener, unlink its socket files."""
+        """Daemon shutdown: no more restarts; stop hp_io (the listener is the daemon's)."""
+        self._cancel_restart()
         async with self.lock:
             await self.stop()
-        task, self._listener_task = self._listener_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if self.listener is not None:
-            self.listener.close()
 
     def source_stats(self) -> dict[str, SourceStats]:
         """Counters of the Hashpipe listener and every running source, by source name."""

@@ -15,37 +15,13 @@ import pandas as pd
 
 from panoseti_appliance import pff
 from panoseti_appliance._proto import daq_data_pb2
+from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import ImageType
 
 ParsedImage = dict[str, Any]
 
 _TYPE_NAMES = {int(t): t.name for t in ImageType}
 _WR_FIELDS = ("pkt_tai", "pkt_nsec", "tv_sec")
-
-
-def struct_to_dict(struct: Any) -> dict[str, Any]:
-    """A google.protobuf.Struct as a plain dict; integral numbers come back as int.
-
-    Struct carries every number as a double, but PFF header fields are integers (ns, µs,
-    counters), and users index and compare them as such.
-    """
-    return {key: _value(value) for key, value in struct.fields.items()}
-
-
-def _value(value: Any) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind == "number_value":
-        number = value.number_value
-        return int(number) if number.is_integer() else number
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "struct_value":
-        return struct_to_dict(value.struct_value)
-    if kind == "list_value":
-        return [_value(v) for v in value.list_value.values]
-    return None
 
 
 def image_array(pano_image: Any) -> np.ndarray:

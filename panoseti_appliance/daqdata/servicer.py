@@ -28,7 +28,7 @@ from panoseti_appliance.config.models import DaqDataConfig
 from panoseti_appliance.daqdata.frame import Frame
 from panoseti_appliance.daqdata.hpio import HpIo, HpIoSettings, HpIoState, simulation_problem
 from panoseti_appliance.daqdata.hub import Hub, Subscription
-from panoseti_appliance.daqdata.parse import struct_to_dict
+from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import (
     MOVIE_PRODUCTS,
     PULSE_HEIGHT_PRODUCTS,
@@ -37,6 +37,7 @@ from panoseti_appliance.products import (
     UnknownDataProduct,
     by_layout,
 )
+from panoseti_appliance.runtime.logs import fields
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,7 @@ class DaqDataServicer:
             interval,
             ",".join(map(str, sorted(sub.modules))) if sub.modules else "all",
             len(self.readers),
+            extra=fields(peer=reader.peer),
         )
         outcome = "client left"
         try:
@@ -244,7 +246,7 @@ class DaqDataServicer:
                 # The client went away while we were ending the call; nothing left to tell.
                 outcome = "client gone"
                 return
-            log.exception("stream of %s failed", reader.peer)
+            log.exception("stream of %s failed", reader.peer, extra=fields(peer=reader.peer))
             outcome = f"failed: {exc!r}"
             await context.abort(grpc.StatusCode.INTERNAL, f"stream failed: {exc!r}")
         finally:
@@ -257,6 +259,7 @@ class DaqDataServicer:
                 outcome,
                 reader.sent,
                 len(self.readers),
+                extra=fields(peer=reader.peer),
             )
 
     async def _stream(
@@ -310,7 +313,11 @@ class DaqDataServicer:
         settings = await self._validate_init(request, context)
         peer = context.peer()
         log.info(
-            "InitHpIo from %s: %s%s", peer, settings.describe(), " (force)" if request.force else ""
+            "InitHpIo from %s: %s%s",
+            peer,
+            settings.describe(),
+            " (force)" if request.force else "",
+            extra=fields(peer=peer),
         )
         # Queue for the lock (FIFO; a caller's deadline cancels only its wait). Once held, the
         # re-initialisation runs to the end even if the caller goes away.
@@ -397,21 +404,27 @@ class DaqDataServicer:
         await self._admit(context)
         peer = context.peer()
         self.uploads_active += 1
-        log.info("upload from %s started", peer)
+        log.info("upload from %s started", peer, extra=fields(peer=peer))
         index = 0
         try:
             async for request in request_iterator:
                 try:
                     frame = upload_frame(request)
                 except InvalidUpload as exc:
-                    log.warning("upload from %s: image %d rejected: %s", peer, index, exc)
+                    log.warning(
+                        "upload from %s: image %d rejected: %s",
+                        peer,
+                        index,
+                        exc,
+                        extra=fields(peer=peer),
+                    )
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"image {index}: {exc}")
                 self.engine.upload_sink(frame)
                 index += 1
                 self.images_uploaded += 1
         finally:
             self.uploads_active -= 1
-            log.info("upload from %s ended after %d images", peer, index)
+            log.info("upload from %s ended after %d images", peer, index, extra=fields(peer=peer))
         return empty_pb2.Empty()
 
 

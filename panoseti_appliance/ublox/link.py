@@ -51,6 +51,8 @@ READ_CHUNK_MAX = 16384
 #: frame takes on the wire at the port's baud rate. The receiver writes whole frames, so a
 #: candidate still incomplete after that is a damaged header holding real frames back.
 FRAME_WAIT_S = 1.0
+#: A thread of the link that makes no progress for this long is wedged (UbxLink.wedged).
+WEDGED_S = 10.0
 #: What a vanished or broken device raises from read, write or flush.
 DEVICE_ERRORS = (serial.SerialException, OSError, termios.error)
 #: Checksum-valid frames pyubx2 cannot parse, in a row, after which the port is considered broken.
@@ -179,6 +181,12 @@ class UbxLink:
         self._reads: collections.deque[tuple[int, float]] = collections.deque()
         self._max_frame_wait = FRAME_WAIT_S + (MAX_PAYLOAD + 8) * 10 / baud
         self._waiting: tuple[int, float] | None = None  # (stream offset, monotonic time)
+        #: Frames handed to the loop (the STATUS line's messages/s).
+        self.frames_received = 0
+        # Progress marks of the threads (monotonic): the reader's last turn of its loop, and
+        # when the writer started the write it is in (None while idle). See wedged().
+        self._reader_turn = time.monotonic()
+        self._writing_since: float | None = None
 
     # ---- lifecycle (blocking; call from a thread) -------------------------------------------
 
@@ -255,6 +263,26 @@ class UbxLink:
         """The reader's framing counters: frames, skipped bytes and why candidates were dropped."""
         return self._splitter.stats
 
+    def wedged(self, now: float | None = None) -> str | None:
+        """Why this link's threads stopped making progress, or None.
+
+        The reader turns at least every READ_TIMEOUT_S, so a reader silent for WEDGED_S is stuck
+        (in the driver, or on a loop that never runs its callbacks); a write that takes
+        WEDGED_S never drains. Either way only a new process helps, and the watchdog stops.
+        """
+        if self._stop.is_set() or self._port is None:
+            return None
+        now = time.monotonic() if now is None else now
+        reader = self._threads[0] if self._threads else None
+        if reader is not None and not reader.is_alive():
+            return f"the F9T reader thread of {self.device} has died"
+        if now - self._reader_turn > WEDGED_S:
+            return f"the F9T reader of {self.device} made no progress for {now - self._reader_turn:.0f} s"
+        since = self._writing_since
+        if since is not None and now - since > WEDGED_S:
+            return f"a write to {self.device} has not finished for {now - since:.0f} s"
+        return None
+
     @property
     def alive(self) -> bool:
         return self._port is not None and not self._stop.is_set() and self.lost_reason is None
@@ -323,6 +351,7 @@ class UbxLink:
                     self._waiters.remove(waiter)
                 taken = True
                 break
+        self.frames_received += 1
         if taken and frame.msg_cls not in PERIODIC_CLASSES:
             return
         self._cache[frame.identity] = frame
@@ -353,10 +382,15 @@ class UbxLink:
         assert port is not None
         reason: str | None = None
         while reason is None and not self._stop.is_set():
+            self._reader_turn = time.monotonic()
             try:
                 data = port.read(min(max(1, port.in_waiting), READ_CHUNK_MAX))
             except DEVICE_ERRORS as exc:
                 reason = str(exc) or type(exc).__name__
+                break
+            except Exception as exc:  # a bug: the link is unusable; the daemon re-opens it
+                log.exception("F9T reader of %s failed", self.device)
+                reason = f"reader failed: {exc!r}"
                 break
             frames: list[RawFrame] = []
             if data:
@@ -432,6 +466,7 @@ class UbxLink:
             if waiter is not None:
                 with self._seq_lock:
                     waiter.sent_seq = self._last_seq
+            self._writing_since = time.monotonic()
             try:
                 port.write(data)
                 port.flush()
@@ -446,3 +481,4 @@ class UbxLink:
                         log.debug("cancel_read failed: %s", exc)
                     self._post(self._lost, reason)
                 return
+            self._writing_since = None

@@ -1,31 +1,31 @@
-"""`panoseti-ubloxcontrol [--config F]`: the UbloxControl daemon (spec ublox.md §A-C).
+"""`panoseti-ubloxcontrol`: the UbloxControl daemon as a service of the shared runner (spec ublox.md §A-C).
 
-A grpc.aio server on the `ublox.listen` addresses (TCP and unix://) with reflection and health.
-Health is SERVING while the server is up; the receiver's state never makes the daemon unhealthy,
-because the daemon is what brings the receiver back. SIGTERM/SIGINT end every stream with
-UNAVAILABLE "Server is shutting down." and exit 0.
+What is its own: the servicer, which owns the receiver link, and the start-up plan
+(`ublox.init_on_start`, validated before anything starts: a bad chip exits 78 like any
+configuration problem). A per-device instance is told its device on the command line
+(`--set ublox.device=/dev/%I` in panoseti-ubloxcontrol@.service).
+
+Health: overall "" follows the runner. `ubloxcontrol.UbloxControl` is SERVING while a receiver
+link is up (InitF9t succeeded and the device is present), NOT_SERVING while idle, initialising or
+waiting for the device to come back. READY=1 comes once the server serves and, with
+init_on_start, once the first bring-up attempt is over (the receiver may still be absent or
+failing; the daemon keeps trying and says so in STATUS). The watchdog stops when the link's
+threads stop making progress (a wedged port).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
 import logging
-import signal
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
-from panoseti_appliance.config import ConfigError, UbloxConfig, load_config
-from panoseti_appliance.logsetup import setup_logging
-from panoseti_appliance.systemd import Notifier, run_watchdog, watchdog_period
+from panoseti_appliance.config import ApplianceConfig, ConfigError, UbloxConfig
+from panoseti_appliance.runtime.inherited import Inherited
+from panoseti_appliance.runtime.rate import Rate
+from panoseti_appliance.runtime.runner import Runtime, run
 from panoseti_appliance.ublox.plan import F9tPlan, InvalidConfig, validate_config
 from panoseti_appliance.ublox.servicer import UbloxControlServicer
 
@@ -46,85 +46,70 @@ def start_plan(cfg: UbloxConfig) -> F9tPlan | None:
     try:
         return validate_config(cfg.f9t_config(chip))
     except InvalidConfig as exc:
-        raise InvalidConfig([f"ublox.chips ({chip.uid}): {p}" for p in exc.problems]) from None
+        raise ConfigError([f"ublox.chips ({chip.uid}): {p}" for p in exc.problems]) from None
 
 
-def _prepare_listen(address: str) -> None:
-    if address.startswith("unix:"):
-        path = address.removeprefix("unix://") if address.startswith("unix://") else address[5:]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            Path(path).unlink()
+class UbloxService:
+    """The servicer and the receiver it brings up."""
+
+    grpc_services: tuple[str, ...] = (SERVICE_NAME,)
+    listen_setting = "ublox.listen"
+
+    def __init__(self, config: ApplianceConfig) -> None:
+        self.cfg = config.ublox
+        self.plan = start_plan(self.cfg)
+        self.listen_addresses = list(self.cfg.listen)
+        self.shutdown_grace = self.cfg.shutdown_grace_period
+        self.servicer = UbloxControlServicer(
+            max_read_queue_size=self.cfg.max_read_queue_size,
+            ack_timeout=self.cfg.ack_timeout_seconds,
+            poll_timeout=self.cfg.poll_timeout_seconds,
+        )
+        self._messages = Rate()
+
+    def register(self, server: grpc.aio.Server) -> None:
+        pb_grpc.add_UbloxControlServicer_to_server(self.servicer, server)
+
+    async def open(self, inherited: Inherited) -> None:
+        """Nothing but gRPC to listen on: the serial port is opened by InitF9t."""
+
+    async def start(self, runtime: Runtime) -> None:
+        servicer = self.servicer
+
+        def link_changed(up: bool) -> None:
+            runtime.set_health(SERVICE_NAME, up)
+            runtime.changed()
+
+        servicer.attach(runtime.supervisor, link_changed)
+        if self.plan is not None:
+            await servicer.start_with(self.plan)
+
+    def problems(self) -> list[str]:
+        return []
+
+    def wedged(self) -> str | None:
+        return self.servicer.wedged()
+
+    def status(self) -> str:
+        servicer = self.servicer
+        rate = self._messages.update(servicer.frames_received)
+        return (
+            f"device {servicer.device or self.cfg.device}; receiver {servicer.describe_state()}; "
+            f"{rate:.1f} msg/s; {servicer.subscriber_count} subscribers"
+        )
+
+    async def stop(self) -> None:
+        await self.servicer.shutdown()
+
+    async def close(self) -> None:
+        await self.servicer.close()
 
 
-async def serve(cfg: UbloxConfig, plan: F9tPlan | None) -> int:
-    servicer = UbloxControlServicer(
-        max_read_queue_size=cfg.max_read_queue_size,
-        ack_timeout=cfg.ack_timeout_seconds,
-        poll_timeout=cfg.poll_timeout_seconds,
+def main(argv: Sequence[str] | None = None, inherited: Inherited | None = None) -> int:
+    return run(
+        PROGRAM,
+        "the UbloxControl daemon: configures and streams the node's ZED-F9T",
+        UbloxService,
+        argv,
+        inherited,
     )
-    server = grpc.aio.server()
-    pb_grpc.add_UbloxControlServicer_to_server(servicer, server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
-    for address in cfg.listen:
-        _prepare_listen(address)
-        if server.add_insecure_port(address) == 0 and not address.startswith("unix:"):
-            log.error("could not listen on %s", address)
-            return 1
-    await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("UbloxControl listening on %s", ", ".join(cfg.listen))
-
-    notifier = Notifier()
-    notifier.ready(f"listening on {', '.join(cfg.listen)}")
-    tasks: list[asyncio.Task[None]] = []
-    period = watchdog_period()
-    if period is not None:
-        tasks.append(asyncio.create_task(run_watchdog(notifier, period)))
-    if plan is not None:
-        servicer.start_with(plan)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-    log.info("shutting down")
-    notifier.stopping()
-    await health_servicer.enter_graceful_shutdown()
-    await servicer.shutdown()
-    await server.stop(cfg.shutdown_grace_period)
-    await servicer.close()
-    for task in tasks:
-        task.cancel()
-    notifier.close()
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="YAML config file (default /etc/panoseti/panoseti.yaml)")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-        plan = start_plan(config.ublox)
-    except (ConfigError, InvalidConfig) as exc:
-        print(f"{PROGRAM}: invalid configuration:\n{exc}", file=sys.stderr)
-        return 2
-    setup_logging(config.logging, PROGRAM)
-    return asyncio.run(serve(config.ublox, plan))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

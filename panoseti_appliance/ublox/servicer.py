@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -24,6 +24,8 @@ from pyubx2.ubxtypes_poll import UBX_PAYLOADS_POLL
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
+from panoseti_appliance.runtime.logs import fields
+from panoseti_appliance.runtime.supervisor import Policy, Supervised, Supervisor
 from panoseti_appliance.ublox.f9t import (
     SUCCESS_MESSAGE,
     InitFailure,
@@ -112,21 +114,66 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         self._link: UbxLink | None = None
         self._plan: F9tPlan | None = None
         self._lock = asyncio.Lock()
-        self._reopen: asyncio.Task[None] | None = None
+        self._reopen: Supervised | None = None
         self._shutting_down = False
         self._closing: set[asyncio.Task[None]] = set()  # links being closed after device loss
+        self._supervisor: Supervisor | None = None
+        self._link_changed: Callable[[bool], None] = lambda up: None
+        self._frames_before = 0  # frames received by links already closed
+        self._info: ReceiverInfo | None = None
+        self._state = "idle (no InitF9t yet)"
+        #: Set when the re-open loop made its first attempt, or found no device to try.
+        self._attempted = asyncio.Event()
+
+    # ---- what the runner sees ---------------------------------------------------------------
+
+    def attach(self, supervisor: Supervisor, link_changed: Callable[[bool], None]) -> None:
+        """Run the re-open loop under the daemon's supervisor; report link up/down."""
+        self._supervisor = supervisor
+        self._link_changed = link_changed
+
+    @property
+    def device(self) -> str | None:
+        return self._plan.device if self._plan is not None else None
+
+    @property
+    def frames_received(self) -> int:
+        link = self._link
+        return self._frames_before + (link.frames_received if link is not None else 0)
+
+    @property
+    def subscriber_count(self) -> int:
+        link = self._link
+        return link.subscriber_count if link is not None else 0
+
+    def describe_state(self) -> str:
+        """The receiver's state in a few words (STATUS=)."""
+        return self._state
+
+    def wedged(self) -> str | None:
+        link = self._link
+        return link.wedged() if link is not None else None
+
+    def _set_link(self, link: UbxLink | None) -> None:
+        old, self._link = self._link, link
+        if old is not None and old is not link:
+            self._frames_before += old.frames_received
+        if link is not None and self._info is not None:
+            self._state = f"ready ({self._info.describe()})"
+        self._link_changed(link is not None)
 
     # ---- state ------------------------------------------------------------------------------
 
     async def _stop_link(self, kind: str, message: str) -> None:
         """End streams with `kind`, stop the port owner and forget its cache."""
-        link, self._link = self._link, None
+        link = self._link
+        self._set_link(None)
         if link is not None:
             link.end_subscriptions(kind, message)
             await link.aclose(message)
 
     def _cancel_reopen(self) -> None:
-        if self._reopen is not None and self._reopen is not asyncio.current_task():
+        if self._reopen is not None and self._reopen.task is not asyncio.current_task():
             self._reopen.cancel()
         self._reopen = None
 
@@ -137,29 +184,38 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
             if self._link is link:
                 self._on_device_lost(reason)
 
+        self._state = f"initialising {plan.device}"
         link = UbxLink(plan.device, plan.baud, asyncio.get_running_loop(), on_lost=lost)
         try:
             await asyncio.to_thread(link.open)
         except Exception as exc:
+            self._state = f"failing: cannot open {plan.device}: {exc}"
             raise RpcAbort(
                 grpc.StatusCode.UNAVAILABLE,
                 f"Could not connect to device {os.path.abspath(plan.device)}: {exc}",
             ) from None
         try:
             info = await run_plan(link, plan, self.ack_timeout)
-        except BaseException:
+        except BaseException as exc:
+            self._state = f"failing: {exc}"
             await link.aclose("initialisation failed")
             raise
-        self._link = link
         self._plan = plan
+        self._info = info
+        self._set_link(link)
         if link.lost_reason is not None:
             self._on_device_lost(link.lost_reason)
         return info
 
     def _on_device_lost(self, reason: str) -> None:
         """Called on the loop when the active link's device vanished: go idle, wait for it."""
-        link, self._link = self._link, None
-        log.error("F9T device lost (%s); waiting for it to reappear", reason)
+        link = self._link
+        self._set_link(None)
+        device = link.device if link is not None else self.device
+        self._state = f"lost ({reason}); waiting for {device}"
+        log.error(
+            "F9T device lost (%s); waiting for it to reappear", reason, extra=fields(device=device)
+        )
         if link is not None:
             task = asyncio.get_running_loop().create_task(link.aclose(reason))
             self._closing.add(task)
@@ -169,7 +225,10 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
 
     def _start_reopen(self, plan: F9tPlan) -> None:
         self._cancel_reopen()
-        self._reopen = asyncio.get_running_loop().create_task(self._reopen_when_present(plan))
+        assert self._supervisor is not None, "attach(supervisor) first"
+        self._reopen = self._supervisor.spawn(
+            "F9T re-open", lambda: self._reopen_when_present(plan), Policy.RESTART, finite=True
+        )
 
     async def _reopen_when_present(self, plan: F9tPlan) -> None:
         """Wait for the device path (or its symlink) and re-run the plan until it succeeds.
@@ -181,8 +240,14 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         waiting_logged = False
         while not self._shutting_down:
             if not os.path.exists(plan.device):
+                self._attempted.set()
                 if not waiting_logged:
-                    log.info("waiting for F9T device %s to appear", plan.device)
+                    self._state = f"waiting for {plan.device} to appear"
+                    log.info(
+                        "waiting for F9T device %s to appear",
+                        plan.device,
+                        extra=fields(device=plan.device),
+                    )
                     waiting_logged = True
                     retries = ReinitRetries(plan.device)
                 await asyncio.sleep(REOPEN_CHECK_S)
@@ -190,14 +255,20 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
             waiting_logged = False
             async with self._lock:
                 if self._link is not None or self._shutting_down:
+                    self._attempted.set()
                     return
                 try:
                     info = await self._bring_up(plan)
                 except (RpcAbort, InitFailure, LinkLost) as exc:
+                    self._attempted.set()
                     delay, level, line = retries.failed(str(exc))
-                    log.log(level, "%s", line)
+                    self._state = f"failing: {exc}; retrying in {delay:g} s"
+                    log.log(level, "%s", line, extra=fields(device=plan.device))
                 else:
-                    log.info("%s", retries.succeeded(info.describe()))
+                    self._attempted.set()
+                    log.info(
+                        "%s", retries.succeeded(info.describe()), extra=fields(device=plan.device)
+                    )
                     self._reopen = None
                     return
             await self._wait_while_present(plan.device, delay)
@@ -211,10 +282,16 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
                 return
             await asyncio.sleep(min(REOPEN_CHECK_S, remaining))
 
-    def start_with(self, plan: F9tPlan) -> None:
-        """init_on_start: bring the configured chip up as soon as its device is present."""
+    async def start_with(self, plan: F9tPlan) -> None:
+        """init_on_start: bring the configured chip up now, or as soon as it can be.
+
+        Returns once the first attempt is over, or at once if the device is not there yet
+        (READY=1 follows); the re-open loop keeps trying with back-off after a failure.
+        """
         self._plan = plan
+        self._attempted.clear()
         self._start_reopen(plan)
+        await self._attempted.wait()
 
     async def shutdown(self) -> None:
         """Stop re-opening and end every stream with UNAVAILABLE "Server is shutting down."."""

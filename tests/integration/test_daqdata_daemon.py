@@ -18,7 +18,7 @@ from tests.integration.test_daqdata_support import daqdata
 DAEMON = Path(sys.executable).parent / "panoseti-daqdata"
 
 
-def test_invalid_config_is_rendered_and_exits_2_before_starting(tmp_path: Path) -> None:
+def test_invalid_config_is_rendered_and_exits_78_before_starting(tmp_path: Path) -> None:
     config = tmp_path / "panoseti.yaml"
     config.write_text("daqdata:\n  max_concurrent_rpcs: 0\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANOSETI_")}
@@ -32,7 +32,7 @@ def test_invalid_config_is_rendered_and_exits_2_before_starting(tmp_path: Path) 
         env=env,
         timeout=60,
     )
-    assert result.returncode == 2
+    assert result.returncode == 78  # EX_CONFIG: RestartPreventExitStatus=78 in the unit
     assert "invalid configuration" in result.stderr
     assert "max_concurrent_rpcs" in result.stderr
     assert not list(tmp_path.glob("*.s"))  # nothing was started

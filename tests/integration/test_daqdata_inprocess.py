@@ -25,9 +25,10 @@ from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
 from panoseti_appliance.config import load_config
 from panoseti_appliance.daqdata.frame import Frame
 from panoseti_appliance.daqdata.hpio import HpIoState
-from panoseti_appliance.daqdata.server import DaqDataDaemon
+from panoseti_appliance.daqdata.server import DaqDataService
 from panoseti_appliance.daqdata.servicer import SERVICE_NAME
 from panoseti_appliance.products import PH256
+from panoseti_appliance.runtime.runner import Runner
 from tests.daemons import free_tcp_port
 from tests.integration.test_daqdata_support import init_request, settings_for, stream_request
 
@@ -48,23 +49,24 @@ def _frame(header: dict[str, object], number: int) -> Frame:
 
 
 @contextlib.asynccontextmanager
-async def _daemon(tmp_path: Path) -> AsyncIterator[tuple[DaqDataDaemon, int]]:
-    """A started daemon (Hashpipe sockets under tmp_path) and its loopback port; stopped after."""
+async def _daemon(tmp_path: Path) -> AsyncIterator[tuple[DaqDataService, Runner, int]]:
+    """A started daemon (Hashpipe sockets under tmp_path), its runner and loopback port."""
     port = free_tcp_port()
     empty = tmp_path / "panoseti.yaml"
     empty.write_text("{}\n")
-    daemon = DaqDataDaemon(load_config(empty, settings_for(tmp_path, port), environ={}))
-    await daemon.start()
+    service = DaqDataService(load_config(empty, settings_for(tmp_path, port), environ={}))
+    runner = Runner(service)
+    await runner.start()
     try:
-        yield daemon, port
+        yield service, runner, port
     finally:
-        await daemon.stop()
+        await runner.stop()
 
 
 async def test_an_unsendable_frame_ends_streams_internal_and_the_daemon_serves_on(
     tmp_path: Path,
 ) -> None:
-    async with _daemon(tmp_path) as (daemon, port):
+    async with _daemon(tmp_path) as (daemon, _, port):
         assert daemon.engine.state is HpIoState.RUNNING
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.DaqDataStub(channel)
@@ -89,11 +91,11 @@ async def test_an_unsendable_frame_ends_streams_internal_and_the_daemon_serves_o
 async def test_daqdata_health_is_not_serving_through_a_forced_reinit(tmp_path: Path) -> None:
     seen: list[tuple[HpIoState, int]] = []
     checks: list[asyncio.Task[None]] = []
-    async with _daemon(tmp_path) as (daemon, port):
+    async with _daemon(tmp_path) as (daemon, runner, port):
         request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
 
         async def record(state: HpIoState) -> None:
-            reply = await daemon.health.Check(request, None)
+            reply = await runner.health.Check(request, None)
             seen.append((state, reply.status))
 
         # Registered after the daemon's own listener, so each check runs after its update.

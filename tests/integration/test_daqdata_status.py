@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import empty_pb2
+from grpc_health.v1 import health_pb2
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from tests.integration.test_daqdata_support import (
@@ -30,6 +31,8 @@ from tests.integration.test_daqdata_support import (
     until,
     upload_images,
 )
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.fixture(scope="module")
@@ -241,24 +244,32 @@ def test_init_start_failed_ok_with_reason_previous_restored(tmp_path: Path) -> N
 
 
 def test_init_start_failed_ok_with_reason_hp_io_idle(tmp_path: Path) -> None:
-    # A regular file where the ph256 socket belongs: the boot start fails, so does InitHpIo,
+    # The boot start fails (its data directory is missing; no retry for 300 s), then InitHpIo
+    # fails too (the simulated uds mode still polls files, from a directory that is missing),
     # and there is no previous configuration to restore.
-    blocker = tmp_path / "hp_ph256.sock"
-    blocker.write_text("not a socket")
-    with daqdata(tmp_path) as d, d.stub() as stub:
-        assert "hp_io did not start from the configured defaults" in d.log()
-        reply = stub.InitHpIo(init_request(data_dir=str(tmp_path / "data")), timeout=20)
+    extra = {
+        "daqdata": {
+            "filesystem_poll": {"enabled": True},
+            "hp_io_restart_backoff_seconds": [300],
+            "simulator": {"mode": "uds"},
+        },
+        "hp_io": {"data_dir": str(tmp_path / "missing")},
+    }
+    with daqdata(tmp_path, extra, wait=False) as d, d.stub() as stub:
+        d.daemon.wait_answering()
+        until(lambda: "hp_io did not start from the configured defaults" in d.log())
+        reply = stub.InitHpIo(init_request(simulate_daq=True), timeout=20)
         assert not reply.success
         assert reply.error_message == (
-            f"uds source ph256: {blocker} exists and is not a socket; hp_io is idle"
+            f"filesystem_poll source: data_dir '{tmp_path / 'sim'}' does not exist or is not a "
+            "directory; hp_io is idle"
         )
         err = rpc_error(lambda: _first_response(d))
         assert _code(err) == (grpc.StatusCode.FAILED_PRECONDITION, "hp_io task is not valid.")
-        # Once the obstacle is gone, InitHpIo repairs the daemon.
-        blocker.unlink()
+        # A good configuration repairs the daemon.
         reply = stub.InitHpIo(init_request(data_dir=str(tmp_path / "data")), timeout=20)
         assert reply.success and reply.error_message == ""
-        assert blocker.is_socket()
+        until(lambda: d.daemon.health("") == SERVING, what="overall SERVING")
 
 
 def test_upload_invalid_image_invalid_argument(shared: DaqData) -> None:

@@ -16,6 +16,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -275,16 +276,21 @@ def test_sigterm_ends_open_stream_unavailable_and_exits_zero(tmp_path: Path) -> 
 
 
 def test_health_follows_hp_io_and_shutdown(tmp_path: Path) -> None:
-    blocker = tmp_path / "hp_img8.sock"
-    blocker.write_text("not a socket")
-    with daqdata(tmp_path) as d, d.stub() as stub:
-        # Boot start failed: the daemon serves (InitHpIo can repair it), DaqData does not.
-        assert d.daemon.health("") == SERVING
+    # The boot-time start fails (its data directory is missing) and is not retried soon.
+    extra = {
+        "daqdata": {"filesystem_poll": {"enabled": True}, "hp_io_restart_backoff_seconds": [300]},
+        "hp_io": {"data_dir": str(tmp_path / "not-yet")},
+    }
+    with daqdata(tmp_path, extra, wait=False) as d, d.stub() as stub:
+        d.daemon.wait_answering()
+        # It answers (InitHpIo can repair it) but says it is not serving, and why.
+        until(lambda: d.daemon.health("") == NOT_SERVING, what="overall NOT_SERVING")
         assert d.daemon.health("daqdata.DaqData") == NOT_SERVING
-        blocker.unlink()
+        until(lambda: "restarting in 300 s" in d.log(), what="the restart to be scheduled")
         reply = stub.InitHpIo(init_request(data_dir=str(tmp_path / "data")), timeout=20)
         assert reply.success
         until(lambda: d.daemon.health("daqdata.DaqData") == SERVING, what="DaqData SERVING")
+        until(lambda: d.daemon.health("") == SERVING, what="overall SERVING")
         with grpc.insecure_channel(d.target) as channel:
             watch = health_pb2_grpc.HealthStub(channel).Watch(
                 health_pb2.HealthCheckRequest(service=""), timeout=30
@@ -293,6 +299,22 @@ def test_health_follows_hp_io_and_shutdown(tmp_path: Path) -> None:
             d.daemon.proc.send_signal(signal.SIGTERM)
             assert next(watch).status == NOT_SERVING
         assert d.daemon.proc.wait(timeout=30) == 0
+
+
+def test_failed_boot_start_is_retried_until_hp_io_runs(tmp_path: Path) -> None:
+    data = tmp_path / "later"
+    extra = {
+        "daqdata": {"filesystem_poll": {"enabled": True}, "hp_io_restart_backoff_seconds": [0.2]},
+        "hp_io": {"data_dir": str(data)},
+    }
+    with daqdata(tmp_path, extra, wait=False) as d:
+        d.daemon.wait_answering()
+        until(lambda: "restarting in 0.2 s" in d.log(), what="a scheduled restart")
+        assert d.daemon.health("daqdata.DaqData") == NOT_SERVING
+        data.mkdir()
+        until(lambda: d.daemon.health("") == SERVING, what="hp_io up by itself")
+        assert d.daemon.health("daqdata.DaqData") == SERVING
+        assert "hp_io restarted after: " in d.log()
 
 
 def test_max_concurrent_streams_then_the_next_is_refused(tmp_path: Path) -> None:
@@ -321,13 +343,12 @@ def test_max_concurrent_streams_then_the_next_is_refused(tmp_path: Path) -> None
         producer.close()
 
 
-def test_hp_io_failure_ends_streams_unavailable_with_the_reason(tmp_path: Path) -> None:
-    # The simulator is part of hp_io; when its run directory vanishes it fails at the next
-    # file roll-over, which stops hp_io.
-    sim = tmp_path / "sim"
-    extra = {
+def _failing_simulator(sim: Path, backoff: float) -> dict[str, Any]:
+    """Settings whose simulator fails at its next file roll-over once `sim` is removed."""
+    return {
         "daqdata": {
             "filesystem_poll": {"enabled": True},
+            "hp_io_restart_backoff_seconds": [backoff],
             "simulator": {
                 "mode": "filesystem_poll",
                 "frames_per_pff": 2,
@@ -336,23 +357,46 @@ def test_hp_io_failure_ends_streams_unavailable_with_the_reason(tmp_path: Path) 
             },
         }
     }
-    with daqdata(tmp_path, extra) as d, d.stub() as stub:
+
+
+def _break_simulator(d: DaqData, sim: Path) -> None:
+    def remove_run_dir() -> bool:
+        shutil.rmtree(sim, ignore_errors=True)
+        return "hp_io stopped" in d.log() or "simulator filesystem_poll failed" in d.log()
+
+    until(remove_run_dir, what="the simulator to fail")
+
+
+def test_hp_io_failure_ends_streams_unavailable_with_the_reason(tmp_path: Path) -> None:
+    # The simulator is part of hp_io; when its run directory vanishes it fails at the next
+    # file roll-over, which stops hp_io (restarted only after 300 s here).
+    sim = tmp_path / "sim"
+    with daqdata(tmp_path, _failing_simulator(sim, 300)) as d, d.stub() as stub:
         reply = stub.InitHpIo(init_request(simulate_daq=True, force=True), timeout=20)
         assert reply.success, reply.error_message
         call = stub.StreamImages(stream_request(), timeout=30)
         next(call)
-
-        def remove_run_dir() -> bool:
-            shutil.rmtree(sim, ignore_errors=True)
-            return "hp_io stopped" in d.log() or "simulator filesystem_poll failed" in d.log()
-
-        until(remove_run_dir, what="the simulator to fail")
+        _break_simulator(d, sim)
         err = rpc_error(lambda: list(call))
         assert err.code() == grpc.StatusCode.UNAVAILABLE
         assert err.details().startswith("hp_io stopped: simulator filesystem_poll failed: ")
         until(lambda: d.daemon.health("daqdata.DaqData") == NOT_SERVING, what="NOT_SERVING")
+        until(lambda: d.daemon.health("") == NOT_SERVING, what="overall NOT_SERVING")
         err = rpc_error(lambda: next(stub.StreamImages(stream_request(), timeout=10)))
         assert (err.code(), err.details()) == (
             grpc.StatusCode.FAILED_PRECONDITION,
             "hp_io task is not valid.",
         )
+
+
+def test_failed_hp_io_restarts_by_itself_and_streams_again(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    with daqdata(tmp_path, _failing_simulator(sim, 0.5)) as d, d.stub() as stub:
+        reply = stub.InitHpIo(init_request(simulate_daq=True, force=True), timeout=20)
+        assert reply.success, reply.error_message
+        next(stub.StreamImages(stream_request(), timeout=30))
+        _break_simulator(d, sim)
+        until(lambda: "hp_io restarted after: simulator filesystem_poll failed" in d.log())
+        until(lambda: d.daemon.health("") == SERVING, what="overall SERVING again")
+        response = next(stub.StreamImages(stream_request(), timeout=30))
+        assert response.pano_image.module_id == 224  # the simulator's module, flowing again

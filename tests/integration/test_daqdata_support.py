@@ -76,6 +76,7 @@ def _stub(target: str) -> Iterator[pb_grpc.DaqDataStub]:
 def settings_for(tmp: Path, port: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Daemon settings with every path under `tmp` and the given loopback port."""
     (tmp / "data").mkdir(parents=True, exist_ok=True)
+    (tmp / "grpc").mkdir(exist_ok=True)  # the daemon never creates directories
     settings: dict[str, Any] = {
         "daqdata": {
             "listen": [f"127.0.0.1:{port}", f"unix://{tmp / 'grpc' / 'daqdata.sock'}"],

@@ -18,8 +18,9 @@ import pytest
 
 from panoseti_appliance.config.models import HashpipeSourceConfig
 from panoseti_appliance.daqdata.frame import Frame
-from panoseti_appliance.daqdata.sources.base import SourceError
 from panoseti_appliance.daqdata.sources.hashpipe import HashpipeListener
+from panoseti_appliance.runtime.inherited import Inherited, inspect_fd
+from panoseti_appliance.runtime.listen import ListenError
 from tests.producers import (
     WAIT,
     Collected,
@@ -117,7 +118,7 @@ def test_socket_group_is_applied(tmp_path: Path) -> None:
 
 def test_unknown_group_is_a_clear_error(tmp_path: Path) -> None:
     listener = HashpipeListener(_cfg(tmp_path, socket_group="no-such-group-xyz"))
-    with pytest.raises(SourceError, match=r"socket_group 'no-such-group-xyz' does not exist"):
+    with pytest.raises(ListenError, match=r"socket_group 'no-such-group-xyz' does not exist"):
         listener.open()
     assert not any(tmp_path.glob("*.sock"))
 
@@ -135,9 +136,12 @@ def test_non_socket_path_fails_naming_dp_and_path(tmp_path: Path) -> None:
     path = tmp_path / "hp.dp_img16.sock"
     path.write_text("not a socket")
     listener = HashpipeListener(_cfg(tmp_path))
-    with pytest.raises(SourceError) as err:
+    with pytest.raises(ListenError) as err:
         listener.open()
-    assert str(err.value) == f"uds source img16: {path} exists and is not a socket"
+    assert str(err.value) == (
+        f"uds source img16 (daqdata.hashpipe.socket_template): {path} exists and is not a "
+        "socket; move that file away or choose another path (it is never deleted for you)"
+    )
     assert path.read_text() == "not a socket"
     # The ph256 socket bound before the failure is cleaned up again.
     assert not (tmp_path / "hp.dp_ph256.sock").exists()
@@ -147,7 +151,7 @@ def test_socket_in_use_is_refused(tmp_path: Path) -> None:
     first = HashpipeListener(_cfg(tmp_path))
     first.open()
     try:
-        with pytest.raises(SourceError, match="in use by another running server"):
+        with pytest.raises(ListenError, match="in use by another running server"):
             HashpipeListener(_cfg(tmp_path)).open()
     finally:
         first.close()
@@ -155,7 +159,7 @@ def test_socket_in_use_is_refused(tmp_path: Path) -> None:
 
 def test_missing_directory_fails_clearly(tmp_path: Path) -> None:
     cfg = HashpipeSourceConfig(socket_template=str(tmp_path / "nope" / "{dp}.sock"))
-    with pytest.raises(SourceError, match=r"uds source img8: .* directory .*nope does not exist"):
+    with pytest.raises(ListenError, match=r"uds source img8 .* directory .*nope does not exist"):
         HashpipeListener(cfg).open()
 
 
@@ -262,7 +266,9 @@ async def test_adopted_socket_is_used_and_not_unlinked(tmp_path: Path) -> None:
     inherited = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     inherited.bind(str(path))
     inherited.listen()
-    listener = HashpipeListener(_cfg(tmp_path), inherited={"ph256": inherited})
+    listener = HashpipeListener(_cfg(tmp_path))
+    passed = Inherited([inspect_fd(inherited.detach(), "ph256")])
+    listener.open(passed)
     async with running(listener) as r:
         assert listener.paths()["ph256"] == str(path)
         assert not (tmp_path / "hp.dp_ph256.sock").exists()
@@ -278,9 +284,13 @@ async def test_adopted_socket_is_used_and_not_unlinked(tmp_path: Path) -> None:
 
 def test_adopting_a_non_stream_socket_is_refused(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as dgram:
-        listener = HashpipeListener(_cfg(tmp_path), inherited={"img16": dgram})
-        with pytest.raises(SourceError, match=r"uds source img16: .*not an AF_UNIX stream"):
-            listener.open()
+        dgram.bind(str(tmp_path / "hp.dp_img16.sock"))
+        passed = Inherited([inspect_fd(os.dup(dgram.fileno()), "img16")])
+        listener = HashpipeListener(_cfg(tmp_path))
+        with pytest.raises(
+            ListenError, match=r"uds source img16: .*not a listening AF_UNIX stream"
+        ):
+            listener.open(passed)
 
 
 async def test_sink_failure_is_counted_and_reading_continues(tmp_path: Path) -> None:

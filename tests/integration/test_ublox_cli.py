@@ -167,7 +167,7 @@ def test_daemon_refuses_a_bad_start_chip(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(exe), "--config", str(config)], capture_output=True, text=True, timeout=60, check=False
     )
-    assert done.returncode == 2
+    assert done.returncode == 78  # EX_CONFIG: the unit does not restart it
     assert "ublox.init_on_start: init_on_start needs a chip to initialise" in done.stderr
     config.write_text(
         "ublox:\n  init_on_start: true\n  chips: [{uid: DF03A241BC, device: /dev/null,\n"
@@ -176,7 +176,7 @@ def test_daemon_refuses_a_bad_start_chip(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(exe), "--config", str(config)], capture_output=True, text=True, timeout=60, check=False
     )
-    assert done.returncode == 2
+    assert done.returncode == 78
     assert (
         "ublox.chips (DF03A241BC): cfg_key_settings[0].value: CFG_TP_FREQ_TP1: 1.5 is not an "
         "integer" in done.stderr

@@ -5,35 +5,41 @@ of `be16(module) + JSON header + b"\\n\\n*" + pixels` on a non-blocking socket. 
 taken as success by the producer, so the stream can carry torn frames followed directly by the
 next frame. `HashpipeFramer` is the sans-I/O parser that validates every frame and resynchronises
 on the next frame start; `HashpipeListener` owns the listening sockets (bound here or adopted
-from systemd) for the daemon's lifetime and runs one reader per producer connection.
+from systemd) for the daemon's lifetime, runs one reader per producer connection, and keeps the
+connections open across restarts (daqdata.handover).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import grp
 import json
 import logging
 import os
 import re
 import socket
-import stat
 import time
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from panoseti_appliance.config.models import HashpipeSourceConfig
 from panoseti_appliance.daqdata.frame import Frame, FrameSink
-from panoseti_appliance.daqdata.sources.base import (
-    SourceError,
-    SourceStats,
-    deliver,
-    format_counts,
+from panoseti_appliance.daqdata.handover import (
+    CONN_PREFIX,
+    Drain,
+    Resumed,
+    conn_name,
+    new_token,
+    save_bytes,
 )
+from panoseti_appliance.daqdata.sources.base import SourceStats, deliver, format_counts
 from panoseti_appliance.pff import HEADER_END, MAX_HEADER_BYTES, header_problem
 from panoseti_appliance.products import DataProduct, by_name
+from panoseti_appliance.runtime.inherited import Inherited, Passed
+from panoseti_appliance.runtime.listen import ListenError, check_unix_path
+from panoseti_appliance.runtime.logs import fields
+from panoseti_appliance.runtime.notify import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,11 @@ LISTEN_BACKLOG = 64
 #: Linux SO_RCVBUFFORCE (not exported by the socket module): exceeds net.core.rmem_max when
 #: the process has CAP_NET_ADMIN.
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+#: accept(2) errors that pass (out of descriptors or memory, an aborted handshake): back off and
+#: retry. Any other error means the listening socket itself is broken.
+RETRYABLE_ACCEPT_ERRORS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO}
+)
 
 
 def set_receive_buffer(sock: socket.socket, want: int) -> int:
@@ -99,6 +110,10 @@ class HashpipeFramer:
     def buffered(self) -> int:
         """Bytes held while waiting for the rest of a frame."""
         return len(self._buf)
+
+    def pending(self) -> bytes:
+        """The bytes received but not yet framed (an incomplete frame, or garbage being skipped)."""
+        return bytes(self._buf)
 
     @property
     def drops(self) -> int:
@@ -205,37 +220,61 @@ class HashpipeFramer:
 
 
 class _Connection:
-    """One producer connection: its framer, counters and burst-logging state."""
+    """One producer connection: its socket, framer, counters and hand-over state."""
 
-    def __init__(self, dp: DataProduct, conn_id: int, parent: SourceStats) -> None:
+    def __init__(
+        self,
+        dp: DataProduct,
+        conn_id: int,
+        parent: SourceStats,
+        sock: socket.socket,
+        token: str,
+        stored: bool,
+    ) -> None:
+        self.dp = dp
+        self.sock = sock
+        self.token = token
+        self.stored = stored
         self.framer = HashpipeFramer(dp, parent)
         self.label = f"uds {dp.name} connection #{conn_id}"
         self.in_burst = False
         self.burst_start_drops = 0
+        self.raw = bytearray()  # read while handing over, never framed here
+        self.kept = False  # handed to the next process instead of closed
+        self.task: asyncio.Task[None] | None = None
 
 
 class HashpipeListener:
     """The Hashpipe sockets, one per configured data product, for the daemon's lifetime.
 
-    `open()` binds them (or adopts sockets passed by systemd, by data-product name); `run()`
-    accepts any number of producer connections and hands every valid frame to the sink with
-    `file="uds_<dp>"` and a per-(module, dp) frame number that survives reconnects.
+    `open()` adopts the sockets systemd passed (matched by bound path against the template, or
+    by a FileDescriptorName equal to the data product) and binds the others; `run()` accepts any
+    number of producer connections and hands every valid frame to the sink with
+    `file="uds_<dp>"` and a per-(module, dp) frame number that survives reconnects. Connections
+    are kept across restarts through systemd's fd store (see daqdata.handover).
     """
 
     name = "uds"
 
     def __init__(
-        self, cfg: HashpipeSourceConfig, inherited: Mapping[str, socket.socket] | None = None
+        self,
+        cfg: HashpipeSourceConfig,
+        notifier: Notifier | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self.cfg = cfg
         self.stats = SourceStats()
-        self._inherited = dict(inherited or {})
+        self.notifier = notifier or Notifier()
+        self._drain = drain
         self._dps = [by_name(n) for n in dict.fromkeys(cfg.data_products)]
         self._socks: dict[str, socket.socket] = {}
         self._paths: dict[str, str] = {}
         self._bound: dict[str, int] = {}  # dp -> inode of the socket file we created
         self._frame_numbers: dict[tuple[int, str], int] = {}
+        self._modules_seen: set[tuple[int, str]] = set()
         self._conn_ids = 0
+        self._conns: dict[int, _Connection] = {}
+        self._handing_over = False
 
     def paths(self) -> dict[str, str]:
         """Socket path per data product (as configured, or as adopted from systemd)."""
@@ -245,25 +284,47 @@ class HashpipeListener:
         """The open listening socket per data product (empty before open / after close)."""
         return dict(self._socks)
 
-    def open(self) -> None:
-        """Bind or adopt every configured socket; SourceError names the dp and path on failure."""
+    @property
+    def producers(self) -> int:
+        """Producer connections open now."""
+        return len(self._conns)
+
+    def open(self, inherited: Inherited | None = None) -> None:
+        """Adopt or bind every configured socket; ListenError names the dp, path and fix."""
         if self._socks:
             return
         try:
             for dp in self._dps:
-                inherited = self._inherited.get(dp.name)
-                if inherited is not None:
-                    self._adopt(dp, inherited)
+                passed = self._passed_for(dp, inherited) if inherited is not None else None
+                if passed is not None:
+                    assert inherited is not None
+                    self._adopt(dp, inherited.claim_socket(passed))
                 else:
                     self._bind(dp)
         except BaseException:
             self.close()
             raise
 
+    def _path(self, dp: DataProduct) -> str:
+        return self.cfg.socket_template.format(dp=dp.name)
+
+    def _passed_for(self, dp: DataProduct, inherited: Inherited) -> Passed | None:
+        path = os.path.normpath(self._path(dp))
+        for passed in inherited.unclaimed():
+            if passed.kind == "file" or passed.name.startswith(CONN_PREFIX):
+                continue
+            if passed.name == dp.name or (
+                isinstance(passed.address, str) and os.path.normpath(passed.address) == path
+            ):
+                return passed
+        return None
+
     def _adopt(self, dp: DataProduct, sock: socket.socket) -> None:
-        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-            raise SourceError(
-                f"uds source {dp.name}: the inherited socket named {dp.name!r} is not an "
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM or not listening:
+            sock.close()
+            raise ListenError(
+                f"uds source {dp.name}: the socket systemd passed for {dp.name} is not a listening "
                 "AF_UNIX stream socket; fix ListenStream= in panoseti-daqdata.socket"
             )
         sock.setblocking(False)
@@ -271,15 +332,16 @@ class HashpipeListener:
         name = sock.getsockname()
         self._paths[dp.name] = name if isinstance(name, str) else repr(name)
         log.info(
-            "uds source %s: adopted listening socket %s from systemd", dp, self._paths[dp.name]
+            "uds source %s: adopted listening socket %s from systemd",
+            dp,
+            self._paths[dp.name],
+            extra=fields(dp=dp.name),
         )
 
     def _bind(self, dp: DataProduct) -> None:
-        path = self.cfg.socket_template.format(dp=dp.name)
+        path = self._path(dp)
         where = f"uds source {dp.name}: {path}"
-        if not Path(path).parent.is_dir():
-            raise SourceError(f"{where}: directory {Path(path).parent} does not exist")
-        self._remove_stale(where, path)
+        check_unix_path(path, f"uds source {dp.name} (daqdata.hashpipe.socket_template)")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             sock.bind(path)
@@ -291,7 +353,7 @@ class HashpipeListener:
                 try:
                     gid = grp.getgrnam(self.cfg.socket_group).gr_gid
                 except KeyError:
-                    raise SourceError(
+                    raise ListenError(
                         f"{where}: socket_group {self.cfg.socket_group!r} does not exist; "
                         "create it or set daqdata.hashpipe.socket_group to an existing group"
                     ) from None
@@ -302,8 +364,14 @@ class HashpipeListener:
         except OSError as exc:
             if dp.name not in self._socks:
                 sock.close()
-            raise SourceError(f"{where}: {exc.strerror or exc}") from exc
-        log.info("uds source %s: listening on %s (mode %o)", dp, path, self.cfg.socket_mode)
+            raise ListenError(f"{where}: {exc.strerror or exc}; choose another path") from exc
+        log.info(
+            "uds source %s: listening on %s (mode %o)",
+            dp,
+            path,
+            self.cfg.socket_mode,
+            extra=fields(dp=dp.name),
+        )
 
     def _check_receive_buffer(self, dp: DataProduct, sock: socket.socket) -> None:
         want = self.cfg.receive_buffer_bytes
@@ -319,31 +387,20 @@ class HashpipeListener:
                 want,
             )
 
-    @staticmethod
-    def _remove_stale(where: str, path: str) -> None:
-        """Unlink a leftover socket file; refuse anything else, or a socket someone serves."""
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise SourceError(f"{where}: {exc.strerror}") from exc
-        if not stat.S_ISSOCK(st.st_mode):
-            raise SourceError(f"{where} exists and is not a socket")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            try:
-                probe.connect(path)
-            except OSError:
-                pass  # nobody listens: stale
-            else:
-                raise SourceError(f"{where} is in use by another running server; stop it first")
-        try:
-            os.unlink(path)
-        except OSError as exc:
-            raise SourceError(f"{where}: cannot remove stale socket: {exc.strerror}") from exc
+    def wedged(self) -> str | None:
+        """Why a Hashpipe socket can no longer take producers (a closed listener), or None."""
+        for dp_name, sock in self._socks.items():
+            if sock.fileno() == -1:
+                return f"the Hashpipe socket for {dp_name} ({self._paths.get(dp_name)}) is closed"
+        return None
 
     def close(self) -> None:
-        """Close the sockets; unlink only the socket files this listener created."""
+        """Close every connection and socket; unlink only the socket files this listener created."""
+        for conn in list(self._conns.values()):
+            if conn.task is not None:
+                conn.task.cancel()
+            if not conn.kept:
+                conn.sock.close()
         for dp_name, sock in self._socks.items():
             sock.close()
             ino = self._bound.get(dp_name)
@@ -355,76 +412,129 @@ class HashpipeListener:
         self._socks.clear()
         self._bound.clear()
 
-    async def run(self, sink: FrameSink, ready: asyncio.Event) -> None:
-        """Accept and read connections until cancelled (opening the sockets first if needed)."""
-        self.open()
-        readers: set[asyncio.Task[None]] = set()
-        try:
-            async with asyncio.TaskGroup() as tg:
-                for dp in self._dps:
-                    tg.create_task(self._accept_loop(dp, self._socks[dp.name], sink, readers))
-                ready.set()
-        finally:
-            for task in readers:
-                task.cancel()
-            if readers:
-                await asyncio.gather(*readers, return_exceptions=True)
+    # ---- serving ----------------------------------------------------------------------------
 
-    async def _accept_loop(
-        self,
-        dp: DataProduct,
-        sock: socket.socket,
-        sink: FrameSink,
-        readers: set[asyncio.Task[None]],
-    ) -> None:
+    async def run(self, sink: FrameSink, ready: asyncio.Event | None = None) -> None:
+        """Accept producer connections on every socket until cancelled (`ready` set once on).
+
+        Opens the sockets first if `open()` was not called. Connections taken back from the
+        previous process (the drain) are resumed first. An accept error that retrying cannot fix
+        ends this task (its supervisor restarts it, and a socket that stays broken ends the
+        daemon so systemd can hand it fresh ones).
+        """
+        self.open()
+        if self._drain is not None:
+            drain, self._drain = self._drain, None
+            for resumed in drain.take():
+                self._resume(resumed, sink)
+        async with asyncio.TaskGroup() as tg:
+            for dp in self._dps:
+                tg.create_task(self._accept_loop(dp, self._socks[dp.name], sink))
+            if ready is not None:
+                ready.set()
+
+    def _resume(self, resumed: Resumed, sink: FrameSink) -> None:
+        dp = next((d for d in self._dps if d.name == resumed.dp), None)
+        if dp is None:
+            log.warning(
+                "dropping a stored producer connection for %s: not a configured data product",
+                resumed.dp,
+            )
+            resumed.sock.close()
+            self.notifier.remove_fd(conn_name(resumed.dp, resumed.token))
+            return
+        conn = self._track(dp, resumed.sock, resumed.token, stored=True)
+        self.stats.add("resumed")
+        log.info(
+            "%s: resumed from the previous process (%d bytes waiting)",
+            conn.label,
+            len(resumed.data),
+            extra=fields(dp=dp.name),
+        )
+        conn.task = asyncio.create_task(
+            self._read_loop(conn, sink, bytes(resumed.data), resumed.ended),
+            name=conn.label,
+        )
+
+    def _track(self, dp: DataProduct, sock: socket.socket, token: str, stored: bool) -> _Connection:
+        self._conn_ids += 1
+        conn = _Connection(dp, self._conn_ids, self.stats, sock, token, stored)
+        self._conns[self._conn_ids] = conn
+        return conn
+
+    async def _accept_loop(self, dp: DataProduct, sock: socket.socket, sink: FrameSink) -> None:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                conn, _ = await loop.sock_accept(sock)
+                sock_conn, _ = await loop.sock_accept(sock)
             except OSError as exc:
-                # EMFILE and friends: keep the socket, back off instead of spinning.
-                log.warning("uds source %s: accept failed: %s", dp, exc)
+                if exc.errno not in RETRYABLE_ACCEPT_ERRORS:
+                    raise
+                # Out of descriptors or memory: keep the socket, back off instead of spinning.
+                log.warning("uds source %s: accept failed: %s", dp, exc, extra=fields(dp=dp.name))
                 self.stats.add("accept_errors")
                 await asyncio.sleep(1.0)
                 continue
-            self._conn_ids += 1
+            token = new_token()
+            stored = self.notifier.store_fd(sock_conn.fileno(), conn_name(dp.name, token))
+            conn = self._track(dp, sock_conn, token, stored)
             self.stats.add("connections")
-            task = asyncio.create_task(self._read_loop(dp, conn, self._conn_ids, sink))
-            readers.add(task)
-            task.add_done_callback(readers.discard)
+            log.info("%s: producer connected", conn.label, extra=fields(dp=dp.name))
+            conn.task = asyncio.create_task(self._read_loop(conn, sink), name=conn.label)
 
     async def _read_loop(
-        self, dp: DataProduct, conn: socket.socket, conn_id: int, sink: FrameSink
+        self, conn: _Connection, sink: FrameSink, first: bytes = b"", ended: bool = False
     ) -> None:
         loop = asyncio.get_running_loop()
-        state = _Connection(dp, conn_id, self.stats)
-        log.info("%s: producer connected", state.label)
+        dp = conn.dp
         reason = "end of stream"
         try:
-            conn.setblocking(False)
+            conn.sock.setblocking(False)
             with contextlib.suppress(OSError):
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.receive_buffer_bytes)
-            while True:
+                conn.sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_RCVBUF, self.cfg.receive_buffer_bytes
+                )
+            data = first
+            while data or not ended:
+                if data:
+                    if self._handing_over:
+                        conn.raw += data
+                    else:
+                        self._consume(conn, data, sink)
+                if ended:
+                    break
                 try:
-                    data = await loop.sock_recv(conn, RECV_BYTES)
+                    data = await loop.sock_recv(conn.sock, RECV_BYTES)
                 except OSError as exc:
                     reason = exc.strerror or str(exc)
                     break
-                if not data:
-                    break
-                frames = state.framer.feed(data)
-                self._log_drops(state, bool(frames))
-                for module, header, pixels in frames:
-                    self._deliver(sink, dp, module, header, pixels)
+                ended = not data
+        except asyncio.CancelledError:
+            conn.kept = self._handing_over and conn.stored
+            raise
+        except Exception as exc:
+            reason = f"reader failed: {exc!r}"
+            log.exception("%s: reader failed", conn.label, extra=fields(dp=dp.name))
         finally:
-            conn.close()
-            self.stats.add("disconnections")
-            log.info(
-                "%s: closed (%s); %s",
-                state.label,
-                reason,
-                format_counts(state.framer.stats.snapshot()),
-            )
+            self._conns = {k: c for k, c in self._conns.items() if c is not conn}
+            if not conn.kept:
+                conn.sock.close()
+                if conn.stored:
+                    self.notifier.remove_fd(conn_name(dp.name, conn.token))
+                self.stats.add("disconnections")
+                log.info(
+                    "%s: closed (%s); %s",
+                    conn.label,
+                    reason,
+                    format_counts(conn.framer.stats.snapshot()),
+                    extra=fields(dp=dp.name),
+                )
+
+    def _consume(self, conn: _Connection, data: bytes, sink: FrameSink) -> None:
+        frames = conn.framer.feed(data)
+        self._log_drops(conn, bool(frames))
+        for module, header, pixels in frames:
+            self._deliver(sink, conn.dp, module, header, pixels)
 
     def _deliver(
         self, sink: FrameSink, dp: DataProduct, module: int, header: dict[str, Any], pixels: bytes
@@ -432,19 +542,60 @@ class HashpipeListener:
         key = (module, dp.name)
         number = self._frame_numbers.get(key, 0)
         self._frame_numbers[key] = number + 1
+        if key not in self._modules_seen:
+            self._modules_seen.add(key)
+            log.info(
+                "uds source %s: first frame from module %d",
+                dp,
+                module,
+                extra=fields(module=module, dp=dp.name),
+            )
         frame = Frame(module, dp, header, pixels, f"uds_{dp.name}", number, time.time_ns())
         deliver(sink, frame, self.stats, log)
+
+    # ---- restart hand-over ------------------------------------------------------------------
+
+    def begin_handover(self) -> None:
+        """From now on read producers raw, without framing: what follows goes to the next
+        process (the daemon is stopping and no longer publishes)."""
+        self._handing_over = True
+
+    async def handover(self) -> None:
+        """Stop reading; leave every stored connection, and what was read of it but not framed,
+        in systemd's fd store for the next process. Unstored connections are closed."""
+        self._handing_over = True
+        conns = list(self._conns.values())
+        tasks = [c.task for c in conns if c.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        kept = 0
+        for conn in conns:
+            if not conn.kept:
+                continue
+            ended = _read_available(conn.sock, conn.raw)
+            data = conn.framer.pending() + bytes(conn.raw)
+            if ended:
+                self.notifier.remove_fd(conn_name(conn.dp.name, conn.token))
+            elif data:
+                save_bytes(self.notifier, conn.dp.name, conn.token, data)
+            conn.sock.close()
+            kept += 0 if ended else 1
+        if kept:
+            log.info("handed %d producer connection(s) to the next process", kept)
 
     @staticmethod
     def _log_drops(state: _Connection, emitted: bool) -> None:
         """One warning when a burst of drops starts, one info line when frames flow again."""
         drops = state.framer.drops
+        dp = fields(dp=state.dp.name)
         if not state.in_burst and drops > state.burst_start_drops:
             state.in_burst = True
             log.warning(
                 "%s: dropping bad bytes (%s); resynchronising on the next frame start",
                 state.label,
                 state.framer.last_reason,
+                extra=dp,
             )
         if state.in_burst and emitted:
             state.in_burst = False
@@ -453,5 +604,20 @@ class HashpipeListener:
                 state.label,
                 drops - state.burst_start_drops,
                 format_counts(state.framer.stats.snapshot()),
+                extra=dp,
             )
             state.burst_start_drops = drops
+
+
+def _read_available(sock: socket.socket, into: bytearray) -> bool:
+    """Append what the socket holds now without waiting; True if the producer closed it."""
+    while True:
+        try:
+            chunk = sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        if not chunk:
+            return True
+        into += chunk

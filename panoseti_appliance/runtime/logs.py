@@ -1,8 +1,9 @@
-"""Logging set-up shared by both daemons: journald under systemd, plain text on stderr otherwise.
+"""Logging for both daemons: journald with structured fields under systemd, plain text otherwise.
 
 Under systemd a line written to stderr loses its level (everything becomes "info" in the
 journal), so when the daemon's stderr *is* the journal we log to journald natively instead and keep
-the priority, the logger name and the program as SYSLOG_IDENTIFIER.
+the priority, the logger name, the program as SYSLOG_IDENTIFIER and the fields `fields()` adds to a
+record (`journalctl -u panoseti-daqdata DATA_PRODUCT=img16`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,38 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from panoseti_appliance.config.models import LoggingConfig
 
 #: The stderr format; the journal adds its own timestamp and identifier.
 STDERR_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JOURNAL_FORMAT = "%(name)s: %(message)s"
+#: syslog(3) LOG_ERR, the journal priority of a start-up failure.
+PRIORITY_ERROR = 3
+
+
+def fields(
+    *,
+    module: int | None = None,
+    dp: object = None,
+    peer: str | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """`extra=` for a log call: journal fields an operator filters on (absent ones omitted).
+
+    The journal keeps upper-case record attributes as fields; the stderr format ignores them.
+    """
+    out: dict[str, Any] = {}
+    if module is not None:
+        out["MODULE_ID"] = module
+    if dp is not None:
+        out["DATA_PRODUCT"] = str(dp)
+    if peer is not None:
+        out["PEER"] = peer
+    if device is not None:
+        out["DEVICE"] = device
+    return out
 
 
 def stderr_is_journal(environ: Mapping[str, str] | None = None) -> bool:
@@ -35,6 +62,20 @@ def stderr_is_journal(environ: Mapping[str, str] | None = None) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
+def report_startup_failure(program: str, text: str) -> None:
+    """Say why the daemon cannot start, before logging is configured (a bad config, say).
+
+    Into the journal at error priority when stderr is the journal (one entry, the same text
+    `panoseti config check` prints), else onto stderr.
+    """
+    if stderr_is_journal():
+        from systemd import journal
+
+        journal.send(text, PRIORITY=str(PRIORITY_ERROR), SYSLOG_IDENTIFIER=program)
+    else:
+        print(f"{program}: {text}", file=sys.stderr, flush=True)
 
 
 def _journal_handler(program: str) -> logging.Handler:

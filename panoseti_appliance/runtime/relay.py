@@ -1,0 +1,137 @@
+"""Serve a listening socket systemd passed us through the gRPC server.
+
+grpcio cannot take an already-listening socket (its Python API only binds addresses itself;
+grpc/grpc#19133), so the server also listens on a private unix socket and every connection
+accepted on the inherited socket is spliced to it, byte for byte in both directions, with
+asyncio's flow control so neither side buffers without bound. The cost is one extra copy per
+byte on those connections only; addresses the daemon binds itself are served by gRPC directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+from panoseti_appliance.runtime.logs import fields
+
+log = logging.getLogger(__name__)
+
+
+class _Half(asyncio.Protocol):
+    """One side of a spliced connection; writes what it receives to its partner."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.partner: _Half | None = None
+        self._early: list[bytes] = []  # received before the partner connected
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def attach(self, partner: _Half) -> None:
+        self.partner = partner
+        assert partner.transport is not None
+        for chunk in self._early:
+            partner.transport.write(chunk)
+        self._early.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.partner is None or self.partner.transport is None:
+            self._early.append(data)
+        else:
+            self.partner.transport.write(data)
+
+    def eof_received(self) -> bool:
+        if self.partner is not None and self.partner.transport is not None:
+            if self.partner.transport.can_write_eof():
+                self.partner.transport.write_eof()
+            return True  # keep our write side open until the partner finishes too
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.partner is not None and self.partner.transport is not None:
+            self.partner.transport.close()
+
+    # Flow control: when our transport's buffer is full, stop reading the partner.
+    def pause_writing(self) -> None:
+        if self.partner is not None and self.partner.transport is not None:
+            self.partner.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.partner is not None and self.partner.transport is not None:
+            self.partner.transport.resume_reading()
+
+
+class _Inbound(_Half):
+    """A client connection on the inherited socket; dials the gRPC server when it arrives."""
+
+    def __init__(self, relay: Relay) -> None:
+        super().__init__()
+        self._relay = relay
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        task = asyncio.get_running_loop().create_task(self._dial())
+        self._relay.track(task)
+
+    async def _dial(self) -> None:
+        assert self.transport is not None
+        peer = self._relay.peer_of(self.transport)
+        self.transport.pause_reading()
+        loop = asyncio.get_running_loop()
+        try:
+            _, upstream = await loop.create_unix_connection(_Half, self._relay.target)
+        except OSError as exc:
+            log.warning("%s: cannot reach the gRPC server: %s", self._relay.label, exc)
+            self.transport.close()
+            return
+        upstream.partner = self
+        self.attach(upstream)
+        upstream.attach(self)
+        self.transport.resume_reading()
+        log.debug("%s: client %s", self._relay.label, peer, extra=fields(peer=peer))
+
+
+class Relay:
+    """Accept on `sock` (inherited, listening) and splice each connection to `target`."""
+
+    def __init__(self, sock: socket.socket, target: str, label: str) -> None:
+        self.sock = sock
+        self.target = target
+        self.label = label
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def peer_of(transport: asyncio.BaseTransport) -> str:
+        peer = transport.get_extra_info("peername")
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else f"unix:{peer or '?'}"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.sock.setblocking(False)
+        if self.sock.family == socket.AF_UNIX:
+            self._server = await loop.create_unix_server(lambda: _Inbound(self), sock=self.sock)
+        else:
+            self._server = await loop.create_server(lambda: _Inbound(self), sock=self.sock)
+
+    def serving(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            self._server = None
+        else:
+            self.sock.close()
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,122 @@
+"""The supervisor: what happens when a daemon's long-running task ends or fails."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from panoseti_appliance.runtime.supervisor import Policy, Supervisor
+
+FAST = (0.01, 0.02)
+
+
+async def _until(check: object, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():  # type: ignore[operator]
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+async def test_a_failed_task_is_logged_once_with_traceback_and_restarted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs = 0
+    changes = 0
+
+    def changed() -> None:
+        nonlocal changes
+        changes += 1
+
+    async def flaky() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise KeyError("boom")
+        await asyncio.Event().wait()
+
+    sup = Supervisor(backoff=FAST, on_change=changed)
+    with caplog.at_level(logging.INFO, logger="panoseti_appliance.runtime.supervisor"):
+        sup.spawn("listener", flaky)
+        await _until(lambda: sup.problems())
+        assert sup.problems() == ["listener failed (KeyError: 'boom'); restarting in 0.01 s"]
+        await _until(lambda: runs == 2 and not sup.problems())
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["task listener failed: KeyError: 'boom'"]
+    assert errors[0].exc_info is not None  # the traceback, once
+    assert changes >= 2  # health and STATUS were asked to follow both changes
+    assert not sup.fatal.is_set()
+    await sup.stop()
+
+
+async def test_a_task_that_keeps_failing_ends_the_daemon() -> None:
+    async def broken() -> None:
+        raise OSError("socket gone")
+
+    sup = Supervisor(backoff=FAST, give_up_after=3)
+    sup.spawn("listener", broken)
+    await asyncio.wait_for(sup.fatal.wait(), 10)
+    assert sup.fatal_reason == "task listener failed 3 time(s); last: OSError: socket gone"
+    await sup.stop()
+
+
+async def test_a_returning_task_has_failed_too_and_exit_policy_is_fatal_at_once() -> None:
+    async def returns() -> None:
+        return None
+
+    sup = Supervisor(backoff=FAST)
+    sup.spawn("watchdog", returns, Policy.EXIT)
+    await asyncio.wait_for(sup.fatal.wait(), 10)
+    assert sup.fatal_reason == "task watchdog failed 1 time(s); last: ended unexpectedly"
+    await sup.stop()
+
+
+async def test_report_hands_an_expected_failure_to_its_owner_without_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reasons: list[str] = []
+
+    async def source() -> None:
+        raise ValueError("data_dir is gone")
+
+    sup = Supervisor(backoff=FAST)
+    with caplog.at_level(logging.ERROR, logger="panoseti_appliance.runtime.supervisor"):
+        sup.spawn("poll source", source, Policy.REPORT, reasons.append, expected=(ValueError,))
+        await _until(lambda: reasons)
+    assert reasons == ["poll source failed: data_dir is gone"]
+    assert [r.exc_info for r in caplog.records] == [None]
+    assert sup.names() == [] and not sup.fatal.is_set()  # the owner decides what follows
+
+
+async def test_a_finite_task_may_finish_and_cancelling_is_not_a_failure() -> None:
+    async def goal() -> None:
+        await asyncio.sleep(0)
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    sup = Supervisor(backoff=FAST)
+    sup.spawn("reopen", goal, finite=True)
+    handle = sup.spawn("status", forever)
+    await _until(lambda: sup.names() == ["status"])
+    await handle.stop()
+    assert sup.names() == [] and sup.problems() == [] and not sup.fatal.is_set()
+
+
+async def test_a_long_run_resets_the_failure_count() -> None:
+    runs = 0
+
+    async def fails_after_a_while() -> None:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.05)
+        raise RuntimeError("transient")
+
+    # Every run lasts longer than stable_after, so no streak of failures ever builds up.
+    sup = Supervisor(backoff=FAST, stable_after=0.01, give_up_after=2)
+    sup.spawn("transient", fails_after_a_while)
+    await _until(lambda: runs >= 4)
+    assert not sup.fatal.is_set()
+    await sup.stop()
