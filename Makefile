@@ -5,9 +5,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := libsystemd-dev pkg-config gcc python3-dev python3-venv
+# The system tests (tests/system): a real systemd in a container booted from a debootstrapped
+# Debian root, and a real kernel with udev in a QEMU VM (installed without recommends).
+SYSTEST_DEB_PACKAGES := systemd-container debootstrap
+SYSTEST_VM_DEB_PACKAGES := qemu-system-x86
+# Under `make test` as root a missing system-test prerequisite fails the run instead of skipping.
+SYSTEST_REQUIRED ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 DEMO_DURATION ?= 10
 
-.PHONY: demo test setup deb protos lint typecheck pytest clean
+.PHONY: demo test setup deb systest-deb protos lint typecheck pytest clean
 
 demo: setup
 	$(PY) tools/demo.py --duration $(DEMO_DURATION)
@@ -17,15 +23,26 @@ test: setup lint typecheck pytest
 
 setup: deb $(VENV)/.installed protos
 
-# Install the Debian packages the build needs, only when one is missing (CI runs as root;
-# elsewhere sudo is used if present).
-deb:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt-install,PACKAGES[,APT-GET OPTIONS]): install the Debian packages of PACKAGES that are
+# missing, if any (CI runs as root; elsewhere sudo is used if present).
+define apt-install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(2) $$missing; \
 	fi
+endef
+
+# The Debian packages the build needs.
+deb:
+	$(call apt-install,$(DEB_PACKAGES))
+
+# The Debian packages the system tests need (their Debian root and wheels are cached outside the
+# clone, in PANOSETI_SYSTEST_CACHE or /var/cache/panoseti-systest; see tests/system/README.md).
+systest-deb:
+	$(call apt-install,$(SYSTEST_DEB_PACKAGES))
+	$(call apt-install,$(SYSTEST_VM_DEB_PACKAGES),--no-install-recommends)
 
 $(VENV)/.installed: pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 required"; exit 1; }
@@ -44,8 +61,8 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-pytest: setup
-	$(VENV)/bin/pytest -q
+pytest: setup systest-deb
+	PANOSETI_SYSTEST_REQUIRED=$(SYSTEST_REQUIRED) $(VENV)/bin/pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info panoseti_appliance/_proto demo-output

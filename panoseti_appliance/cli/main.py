@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pff": ("pff", "inspect PFF data files"),
     "sim": ("sim", "run the DAQ simulator against a DaqData daemon or a data directory"),
     "emulate-f9t": ("emulate", "run a fake ZED-F9T receiver on a pseudo-terminal"),
+    "install-units": (
+        "install_units",
+        "install the systemd units, udev rule, sysusers.d and tmpfiles.d entries",
+    ),
 }
 SUBCOMMAND_MODULES: tuple[str, ...] = tuple(module for module, _ in SUBCOMMANDS.values())
 
