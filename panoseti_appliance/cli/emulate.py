@@ -1,4 +1,4 @@
-"""`panoseti emulate-f9t`: run a fake ZED-F9T receiver on a pseudo-terminal.
+"""`panoseti emulate-f9t`: run a fake ZED-F9T receiver on a pseudo-terminal or an existing tty.
 
 Prints exactly one line `device: <path>` on stdout once the receiver is ready (scripts and tests
 wait for it), logs to stderr, and runs until SIGTERM or SIGINT, then cleans up and exits 0.
@@ -57,10 +57,20 @@ def _llh(text: str) -> tuple[float, float, float]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "emulate-f9t",
-        help="run a fake ZED-F9T receiver on a pseudo-terminal",
-        description="Emulate a u-blox ZED-F9T on a pty for tests and demos; prints 'device: PATH'.",
+        help="run a fake ZED-F9T receiver on a pseudo-terminal or an existing tty",
+        description=(
+            "Emulate a u-blox ZED-F9T on a new pty (or on an existing tty with --tty) for tests"
+            " and demos; prints 'device: PATH'."
+        ),
     )
-    parser.add_argument("--link", help="stable symlink to the pty (needed to survive re-plug)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--link", help="stable symlink to the pty (needed to survive re-plug)")
+    where.add_argument(
+        "--tty",
+        metavar="PATH",
+        help="serve this existing tty instead of a new pty, e.g. /dev/ttyGS0 (the gadget side of"
+        " a USB CDC-ACM link); it is reopened whenever the link hangs up",
+    )
     parser.add_argument(
         "--epoch", type=_positive, default=1.0, help="seconds per navigation epoch (default 1)"
     )
@@ -97,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
             register_csv=args.register_csv,
             replay=args.replay,
             position_llh=args.position or DEFAULT_LLH,
+            tty_path=args.tty,
         )
         emulator.nak_keys = {_key_id(emulator.store.table, key) for key in args.nak_key}
     except (OSError, ValueError) as exc:

@@ -1,7 +1,9 @@
 """A faithful ZED-F9T timing receiver on a pseudo-terminal, for tests and the demo (spec ublox.md §F).
 
 The daemon opens `device_path` with pyserial exactly as it opens `/dev/ttyACM0`, so the whole path
-(port ownership, framing, reply routing, unplug detection) is exercised for real. The emulator
+(port ownership, framing, reply routing, unplug detection) is exercised for real. With `tty_path`
+the receiver serves an existing serial device instead of a pty: the gadget side (`/dev/ttyGS0`) of
+a USB CDC-ACM link, so the host side is a real `/dev/ttyACMn` that udev and systemd see. The emulator
 answers MON-VER, SEC-UNIQID, CFG-VALSET (with transactions) and CFG-VALGET like the receiver,
 emits TIM-TP / NAV-TIMEUTC / NAV-PVT at the rates configured through CFG_MSGOUT_UBX_*_USB, and
 has fault hooks for every failure InitF9t must report (wrong model or UID, NAK, stored value
@@ -41,6 +43,9 @@ MSGOUT_USB_KEYS: dict[tuple[int, int], int] = {
 }
 READ_CHUNK = 4096
 POLL_INTERVAL_S = 0.2
+#: Least time between two attempts to open a lost `tty_path`, so a link that keeps failing is
+#: retried a few times a second instead of in a busy loop.
+REOPEN_INTERVAL_S = 0.2
 DEFAULT_UID = 0xDF03A241BC
 DEFAULT_LLH = (37.4219999, -122.0840575, 12.345)
 
@@ -84,6 +89,36 @@ def replay_epochs(frames: list[bytes]) -> list[list[bytes]]:
     return epochs
 
 
+def open_raw_tty(path: str) -> int:
+    """Open an existing terminal device non-blocking, without making it our controlling tty, raw.
+
+    Non-blocking because a gadget tty whose host side is not reading (or not bound at all) stops
+    taking bytes: output is then dropped, as a real receiver drops what nobody collects, instead of
+    stalling the receiver. Raw on every open because a tty reopened after a hang-up starts again
+    from its driver's defaults, whose echo would send the host's own requests back to it.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        if not os.isatty(fd):
+            raise ValueError(f"{path} is not a terminal device; give a tty such as /dev/ttyGS0")
+        tty.setraw(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_some(fd: int) -> tuple[bytes, str]:
+    """The bytes waiting on a non-blocking fd, and why the line is gone if it is ("" if not)."""
+    try:
+        data = os.read(fd, READ_CHUNK)
+    except BlockingIOError:
+        return b"", ""
+    except OSError as exc:  # EIO: the other end of a tty went away
+        return b"", exc.strerror or str(exc)
+    return data, "" if data else "hang-up (end of file)"
+
+
 def _swap_symlink(link: Path, target: str) -> None:
     """Point `link` at `target` atomically (a temporary symlink renamed over the old one)."""
     if link.exists() and not link.is_symlink():
@@ -108,7 +143,12 @@ class F9tEmulator:
         register_csv: str | Path | None = None,
         replay: str | Path | None = None,
         position_llh: tuple[float, float, float] = DEFAULT_LLH,
+        tty_path: str | Path | None = None,
     ) -> None:
+        if tty_path is not None and link is not None:
+            raise ValueError(
+                "link is a symlink to the emulator's own pty; with tty_path the device is that tty"
+            )
         if not epoch_s > 0:
             raise ValueError(f"epoch_s must be > 0 seconds, got {epoch_s}")
         if not 0 <= unique_id < 1 << 40:
@@ -118,6 +158,7 @@ class F9tEmulator:
         self.epoch_s = epoch_s
         self.position_llh = position_llh
         self.link = Path(link) if link is not None else None
+        self.tty_path = str(tty_path) if tty_path is not None else None
         table = KeyTable.from_csv(register_csv) if register_csv else KeyTable.from_database()
         self.store = RegisterStore(table)
         self._replay = replay_epochs(load_replay(replay)) if replay else None
@@ -134,8 +175,10 @@ class F9tEmulator:
         self._pty_path = ""
         self._io_lock = threading.Lock()
         self._emit_lock = threading.Lock()
-        self._master: int | None = None
-        self._slave: int | None = None
+        self._fd: int | None = None  # the receiver's end: the pty master or the opened tty_path
+        self._slave: int | None = None  # pty mode: the slave, kept open (see docs/emulator.md)
+        self._reopen_at = 0.0  # tty mode: monotonic time of the next attempt to open a lost link
+        self._link_lost = False
         self._generation = 0
         self._splitter = FrameSplitter()
         self._stop = threading.Event()
@@ -147,7 +190,7 @@ class F9tEmulator:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the pty (raw mode) and start the RX and epoch threads."""
+        """Open the pty or `tty_path` (raw mode) and start the RX and epoch threads."""
         if self._threads:
             raise RuntimeError("emulator already started")
         self._wake_r, self._wake_w = os.pipe()
@@ -193,6 +236,7 @@ class F9tEmulator:
 
     def unplug(self) -> None:
         """Vanish like a USB unplug: close the pty (client reads raise) and remove the symlink."""
+        self._pty_only("unplug")
         self._unplug_fds()
         self._remove_link()
         self._wake()
@@ -204,6 +248,7 @@ class F9tEmulator:
         Like a real power cycle, RAM is rebuilt from defaults, FLASH and BBR, so a setting written
         only to RAM is lost; the daemon re-runs its InitF9t plan after a re-plug.
         """
+        self._pty_only("replug")
         if self.link is None:
             raise ValueError("replug needs a stable symlink: create the emulator with link=PATH")
         self._unplug_fds()
@@ -216,32 +261,72 @@ class F9tEmulator:
         """The value of `key` (id or name) that a VALGET on `layer` would report (None if absent)."""
         return self.store.value(key, layer)
 
-    # -- pty plumbing ------------------------------------------------------------------------
+    def _pty_only(self, what: str) -> None:
+        if self.tty_path is not None:
+            raise ValueError(
+                f"{what} acts on the emulator's own pty; on tty_path {self.tty_path} unplug the"
+                " real link instead (e.g. unbind the USB gadget)"
+            )
+
+    # -- pty and tty plumbing ----------------------------------------------------------------
 
     def _plug(self) -> None:
+        if self.tty_path is not None:
+            self._attach(open_raw_tty(self.tty_path), None, self.tty_path)
+            self.device_path = self.tty_path
+            return
         master, slave = os.openpty()
         tty.setraw(slave)
         os.set_blocking(master, False)
         path = os.ttyname(slave)
-        with self._io_lock:
-            self._master, self._slave = master, slave
-            self._generation += 1
-            self._splitter = FrameSplitter()
-            self._pty_path = path
+        self._attach(master, slave, path)
         if self.link is not None:
             _swap_symlink(self.link, path)
             self.device_path = str(self.link)
         else:
             self.device_path = path
 
+    def _attach(self, fd: int, slave: int | None, path: str) -> None:
+        with self._io_lock:
+            self._fd, self._slave = fd, slave
+            self._generation += 1
+            self._splitter = FrameSplitter()
+            self._pty_path = path
+
     def _unplug_fds(self) -> None:
         with self._io_lock:
-            fds = (self._master, self._slave)
-            self._master = self._slave = None
+            fds = (self._fd, self._slave)
+            self._fd = self._slave = None
             self._generation += 1
         for fd in fds:
             if fd is not None:
                 os.close(fd)
+
+    def _lose_link(self, generation: int, why: str) -> None:
+        """tty mode: the link hung up (gadget unbound, pty master closed); close it, retry later."""
+        with self._io_lock:
+            if generation != self._generation or self._fd is None:
+                return
+            fd, self._fd = self._fd, None
+            self._generation += 1
+        os.close(fd)
+        self._reopen_at = time.monotonic() + REOPEN_INTERVAL_S
+        self._link_lost = True
+        log.warning("link %s lost (%s); reopening it until it is back", self.tty_path, why)
+
+    def _reopen(self) -> None:
+        """tty mode: one attempt to open the lost link again (a failure is retried later)."""
+        assert self.tty_path is not None
+        self._reopen_at = time.monotonic() + REOPEN_INTERVAL_S
+        try:
+            fd = open_raw_tty(self.tty_path)
+        except (OSError, ValueError) as exc:
+            log.debug("cannot reopen %s yet: %s", self.tty_path, exc)
+            return
+        self._attach(fd, None, self.tty_path)
+        if self._link_lost:
+            log.info("link %s is back", self.tty_path)
+            self._link_lost = False
 
     def _remove_link(self) -> None:
         if self.link is not None and self.link.is_symlink():
@@ -261,10 +346,11 @@ class F9tEmulator:
         if self.noise:
             frame = self._noise() + frame
         with self._io_lock:
-            if self._master is None:
+            if self._fd is None:
                 return
+            # EAGAIN: nobody reads (dropped); EIO: a hung-up tty, which the RX loop notices.
             with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self._master, frame)
+                os.write(self._fd, frame)
 
     def _noise(self) -> bytes:
         """An NMEA sentence and a few garbage bytes that contain no UBX/NMEA/RTCM sync."""
@@ -277,23 +363,31 @@ class F9tEmulator:
     def _rx_loop(self) -> None:
         while not self._stop.is_set():
             with self._io_lock:
-                fd, generation = self._master, self._generation
+                fd, generation = self._fd, self._generation
+            timeout = POLL_INTERVAL_S
+            if fd is None and self.tty_path is not None:
+                timeout = self._reopen_at - time.monotonic()
+                if timeout <= 0:
+                    self._reopen()
+                    continue
             watch = [self._wake_r] if fd is None else [fd, self._wake_r]
             try:
-                readable, _, _ = select.select(watch, [], [], POLL_INTERVAL_S)
+                readable, _, _ = select.select(watch, [], [], timeout)
             except (OSError, ValueError):  # the fd was closed by unplug() meanwhile
                 continue
             if self._wake_r in readable:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 64)
+            if fd is None or fd not in readable:
+                continue
             with self._io_lock:
-                if fd is None or generation != self._generation or fd not in readable:
+                if generation != self._generation:
                     continue
-                try:
-                    data = os.read(fd, READ_CHUNK)
-                except (BlockingIOError, OSError):
-                    continue
+                data, gone = _read_some(fd)
                 frames = self._splitter.feed(data)
+            # Only a tty_path hangs up: the pty mode keeps its own slave open.
+            if gone and self.tty_path is not None:
+                self._lose_link(generation, gone)
             for frame in frames:
                 self._handle(frame)
 

@@ -16,6 +16,9 @@ import pytest
 import serial
 from pyubx2 import ERR_IGNORE, UBX_PROTOCOL, UBXMessage, UBXReader
 
+from panoseti_appliance.ublox import f9tmessages as msg
+from panoseti_appliance.ublox.ubxframes import FrameSplitter, build_frame
+
 DEADLINE_S = 30.0
 CAPTURE = Path(__file__).resolve().parents[1] / "data" / "ubx_packets.jsonl"
 
@@ -94,6 +97,32 @@ def test_sigint_also_exits_0(emulator: tuple[subprocess.Popen[str], str]) -> Non
     assert rc == 0, err
 
 
+def test_tty_mode_serves_an_existing_tty_and_outlives_its_hang_up() -> None:
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)
+    proc, device = _start("--tty", path, "--epoch", "0.05")
+    try:
+        assert device == path
+        poll = build_frame(*msg.MON_VER)
+        splitter, frames = FrameSplitter(), []
+        deadline = time.monotonic() + DEADLINE_S
+        os.write(master, poll)
+        while not frames and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                frames = splitter.feed(os.read(master, 4096))
+        assert [(f.cls_id, f.msg_id) for f in frames] == [msg.MON_VER]  # no echo of the poll
+        assert b"MOD=ZED-F9T\0" in frames[0].payload
+    finally:
+        os.close(master)  # hangs the emulator's tty up: it must keep running
+    time.sleep(0.5)
+    assert proc.poll() is None
+    rc, out, err = _stop(proc)
+    assert rc == 0, err
+    assert out == "" and "Traceback" not in err
+    assert f"link {path} lost" in err
+
+
 def test_replay_mode_serves_the_capture() -> None:
     proc, device = _start("--replay", str(CAPTURE), "--epoch", "0.05")
     try:
@@ -112,6 +141,9 @@ def test_replay_mode_serves_the_capture() -> None:
         (["--position", "1,2"], "--position '1,2' must be LAT,LON,HEIGHT_M"),
         (["--nak-key", "CFG_NOT_A_KEY"], "--nak-key 'CFG_NOT_A_KEY' is neither"),
         (["--replay", "/nonexistent/ubx.jsonl"], "/nonexistent/ubx.jsonl"),
+        (["--tty", "/dev/null"], "/dev/null is not a terminal device"),
+        (["--tty", "/nonexistent/ttyGS0"], "/nonexistent/ttyGS0"),
+        (["--tty", "/dev/ttyGS0", "--link", "/tmp/f9t"], "not allowed with argument"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_option(args: list[str], message: str) -> None:
