@@ -115,11 +115,11 @@ class DaqDataService:
         await self.engine.close()
 
     async def close(self) -> None:
-        if self.listener is not None:
-            await self.listener.handover()
-            self.listener.close()
         if self.runtime is not None:
             self._log_counters_once(logging.INFO)
+        if self.listener is not None:  # last: the producers are unread from here on
+            await self.listener.handover()
+            self.listener.close()
 
     def _log_counters_once(self, level: int) -> None:
         log.log(

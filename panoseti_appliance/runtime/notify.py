@@ -1,18 +1,16 @@
 """sd_notify(3) for the daemons: READY, STATUS, STOPPING, the watchdog and the fd store.
 
 Every call goes through systemd.daemon.notify and is a no-op without NOTIFY_SOCKET, so the
-daemons call them unconditionally and behave the same with or without systemd.
+daemons call them unconditionally and behave the same with or without systemd. Import-light (a
+restarted daemon uses it before anything else is loaded): logging is imported only to warn.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping, Sequence
 
 from systemd import daemon
-
-log = logging.getLogger(__name__)
 
 
 class Notifier:
@@ -35,7 +33,9 @@ class Notifier:
             return bool(daemon.notify("\n".join(assignments), fds=list(fds)))
         except OSError as exc:
             if not self._warned:
-                log.warning("sd_notify %s failed: %s", assignments[0], exc)
+                import logging
+
+                logging.getLogger(__name__).warning("sd_notify %s failed: %s", assignments[0], exc)
                 self._warned = True
             return False
 

@@ -21,9 +21,10 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -263,7 +264,10 @@ class Runner:
 
 
 async def serve(service: Service, inherited: Inherited) -> int:
-    """Run `service` until SIGTERM/SIGINT (exit 0) or until a task cannot be kept running (70)."""
+    """Run `service` until SIGTERM/SIGINT (exit 0) or until a task cannot be kept running (70).
+
+    Returns only when it could not start (69, 70); otherwise it ends the process (`exit_now`).
+    """
     runner = Runner(service, inherited)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -279,7 +283,20 @@ async def serve(service: Service, inherited: Inherited) -> int:
         return os.EX_SOFTWARE
     code = await runner.wait()
     await runner.stop()
-    return code
+    exit_now(code)
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process at once, logs flushed, without tearing the interpreter down.
+
+    Everything is stopped and handed over by now, and a restarted daemon waits for this process
+    to end (its producers unread meanwhile): finishing the event loop and the interpreter (grpc's
+    objects and threads) would only delay it.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run(
@@ -289,7 +306,9 @@ def run(
     argv: Sequence[str] | None = None,
     inherited: Inherited | None = None,
 ) -> int:
-    """A daemon's main(): parse the command line, load the configuration, serve; the exit code.
+    """A daemon's main(): parse the command line, load the configuration, serve, exit.
+
+    Returns only for a configuration problem (78); otherwise the process exits with the code.
 
     `create` builds the service from the configuration and may raise ConfigError for checks of
     its own (they exit 78 like any configuration problem).
@@ -308,9 +327,8 @@ def run(
         passed.close_unclaimed()
         return os.EX_CONFIG
     try:
-        return asyncio.run(serve(service, passed))
+        code = asyncio.run(serve(service, passed))
     except Exception:
         log.exception("%s failed", program)
-        return os.EX_SOFTWARE
-    finally:
-        logging.shutdown()
+        code = os.EX_SOFTWARE
+    exit_now(code)

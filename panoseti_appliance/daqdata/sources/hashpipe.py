@@ -426,14 +426,14 @@ class HashpipeListener:
         if self._drain is not None:
             drain, self._drain = self._drain, None
             for resumed in drain.take():
-                self._resume(resumed, sink)
+                self._resume(resumed, sink, drain.began_after)
         async with asyncio.TaskGroup() as tg:
             for dp in self._dps:
                 tg.create_task(self._accept_loop(dp, self._socks[dp.name], sink))
             if ready is not None:
                 ready.set()
 
-    def _resume(self, resumed: Resumed, sink: FrameSink) -> None:
+    def _resume(self, resumed: Resumed, sink: FrameSink, began_after: float) -> None:
         dp = next((d for d in self._dps if d.name == resumed.dp), None)
         if dp is None:
             log.warning(
@@ -446,9 +446,11 @@ class HashpipeListener:
         conn = self._track(dp, resumed.sock, resumed.token, stored=True)
         self.stats.add("resumed")
         log.info(
-            "%s: resumed from the previous process (%d bytes waiting)",
+            "%s: resumed from the previous process (%d bytes waiting; read again %.0f ms "
+            "after exec)",
             conn.label,
             len(resumed.data),
+            began_after * 1000,
             extra=fields(dp=dp.name),
         )
         conn.task = asyncio.create_task(
