@@ -104,26 +104,13 @@ def boot(
     result_dir = run_dir / "result"
     result_dir.mkdir()
     upper = run_dir / "upper"
-    interpreter = f"{VENV}/bin/python" if scenario.suffix == ".py" else "/bin/sh"
-    unit = _UNIT_TEMPLATE.format(
-        name=scenario.name,
-        interpreter=interpreter,
-        payload=PAYLOAD_DIR,
-        runtime=max(5, int(timeout - _SHUTDOWN_MARGIN)),
-    )
     placed: dict[str, bytes | Path] = {
-        f"{PAYLOAD_DIR}/checklib.py": CHECKLIB,
-        f"{PAYLOAD_DIR}/{scenario.name}": scenario,
-        f"/etc/systemd/system/{UNIT}": unit.encode(),
+        **scenario_files(scenario, _UNIT_TEMPLATE, max(5, int(timeout - _SHUTDOWN_MARGIN))),
         "/etc/systemd/journald.conf.d/panoseti-systest.conf": _JOURNALD_DROPIN.encode(),
         **(files or {}),
     }
     with node.mounted(upper) as root:
-        for path, content in placed.items():
-            place(root, path, content)
-        wants = root / "etc/systemd/system/multi-user.target.wants" / UNIT
-        wants.parent.mkdir(parents=True, exist_ok=True)
-        wants.symlink_to(f"/etc/systemd/system/{UNIT}")
+        install_scenario(root, placed)
         returncode, seconds = _run_container(root, result_dir, run_dir / "console.log", timeout)
     # The console is a pty: systemd's "\r\n" arrives as "\r\r\n".
     console = (run_dir / "console.log").read_bytes().replace(b"\r", b"").decode(errors="replace")
@@ -137,6 +124,33 @@ def boot(
         run_dir=run_dir,
         seconds=seconds,
     )
+
+
+def scenario_files(scenario: Path, unit_template: str, runtime: int) -> dict[str, bytes | Path]:
+    """checklib, the scenario and its test unit: what every boot (container or VM) places.
+
+    A .py scenario runs with the venv's python, anything else with /bin/sh; `unit_template` is
+    formatted with name, interpreter, payload and runtime (the unit's RuntimeMaxSec=).
+    """
+    interpreter = f"{VENV}/bin/python" if scenario.suffix == ".py" else "/bin/sh"
+    unit = unit_template.format(
+        name=scenario.name, interpreter=interpreter, payload=PAYLOAD_DIR, runtime=runtime
+    )
+    return {
+        f"{PAYLOAD_DIR}/checklib.py": CHECKLIB,
+        f"{PAYLOAD_DIR}/{scenario.name}": scenario,
+        f"/etc/systemd/system/{UNIT}": unit.encode(),
+    }
+
+
+def install_scenario(root: Path, placed: Mapping[str, bytes | Path]) -> None:
+    """Write `placed` into the root and make multi-user.target want the test unit."""
+    for path, content in placed.items():
+        place(root, path, content)
+    wants = root / "etc/systemd/system/multi-user.target.wants" / UNIT
+    wants.parent.mkdir(parents=True, exist_ok=True)
+    wants.unlink(missing_ok=True)
+    wants.symlink_to(f"/etc/systemd/system/{UNIT}")
 
 
 def place(root: Path, path: str, content: bytes | Path) -> None:

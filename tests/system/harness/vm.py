@@ -27,8 +27,8 @@ from tempfile import mkdtemp
 from typing import Any
 
 from .checks import read_checks
-from .container import CHECKLIB, PAYLOAD_DIR, UNIT, BootResult, place
-from .rootfs import VENV, Node, cache_key, cached, debian_root, overlay, run, run_in
+from .container import PAYLOAD_DIR, BootResult, install_scenario, scenario_files
+from .rootfs import Node, cache_key, cached, debian_root, overlay, run, run_in
 
 log = logging.getLogger("panoseti.systest")
 
@@ -161,31 +161,17 @@ def boot_vm(
     result_dir = run_dir / "result"
     result_dir.mkdir()
     image = run_dir / "root.img"
-    interpreter = f"{VENV}/bin/python" if scenario.suffix == ".py" else "/bin/sh"
-    unit = _UNIT_TEMPLATE.format(
-        name=scenario.name,
-        interpreter=interpreter,
-        payload=PAYLOAD_DIR,
-        runtime=max(10, int(timeout - _BOOT_ALLOWANCE)),
-    )
     placed: dict[str, bytes | Path] = {
         PAYLOAD_DIR: VM_PAYLOAD,
-        f"{PAYLOAD_DIR}/checklib.py": CHECKLIB,
-        f"{PAYLOAD_DIR}/{scenario.name}": scenario,
-        f"/etc/systemd/system/{UNIT}": unit.encode(),
+        **scenario_files(scenario, _UNIT_TEMPLATE, max(10, int(timeout - _BOOT_ALLOWANCE))),
         "/etc/fstab": _FSTAB.encode(),
         "/etc/hostname": b"panoseti-vm\n",
         **(files or {}),
     }
     t0 = time.monotonic()
     with overlay(layers, run_dir / "upper") as root:
-        for path, content in placed.items():
-            place(root, path, content)
+        install_scenario(root, placed)
         (root / "result").mkdir(exist_ok=True)
-        wants = root / "etc/systemd/system/multi-user.target.wants" / UNIT
-        wants.parent.mkdir(parents=True, exist_ok=True)
-        wants.unlink(missing_ok=True)
-        wants.symlink_to(f"/etc/systemd/system/{UNIT}")
         make_image(root, image)
     image_seconds = time.monotonic() - t0
     try:

@@ -70,12 +70,22 @@ def scenario() -> None:
     )
     got = images(5)
     check("the stream works after both", len(got) == 5 and got[0].module_id == 7)
+    stored = show(SERVICE, "NFileDescriptorStore")
     stats = feed.stop()["ph256"]
     check(
         "the producer stayed connected through both kills (fd store)",
-        stats.get("connects") == 1 and not stats.get("send_errors"),
-        str(stats),
+        stats.get("connects") == 1 and not stats.get("send_errors") and stored == "1",
+        f"{stats}; NFileDescriptorStore {stored}",
     )
+    feed = Feed(["ph256"], rate_hz=100).start()
+    wait_for(lambda: show(SERVICE, "NFileDescriptorStore") == "1", 20)
+    sh("systemctl", "stop", SERVICE)
+    check(
+        "systemctl stop empties the store: the connection closes",
+        show(SERVICE, "NFileDescriptorStore") == "0",
+        f"NFileDescriptorStore {show(SERVICE, 'NFileDescriptorStore')} after stop",
+    )
+    feed.stop()
 
 
 if __name__ == "__main__":
