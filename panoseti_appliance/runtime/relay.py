@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
+from typing import Any
 
 from panoseti_appliance.runtime.logs import fields
 
@@ -118,7 +120,11 @@ class Relay:
         loop = asyncio.get_running_loop()
         self.sock.setblocking(False)
         if self.sock.family == socket.AF_UNIX:
-            self._server = await loop.create_unix_server(lambda: _Inbound(self), sock=self.sock)
+            # The socket file is systemd's: never unlinked here (Python 3.13 would, by default).
+            keep: dict[str, Any] = {"cleanup_socket": False} if sys.version_info >= (3, 13) else {}
+            self._server = await loop.create_unix_server(
+                lambda: _Inbound(self), sock=self.sock, **keep
+            )
         else:
             self._server = await loop.create_server(lambda: _Inbound(self), sock=self.sock)
 

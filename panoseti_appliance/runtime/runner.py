@@ -143,7 +143,7 @@ class Monitor:
     def refresh(self) -> None:
         self._wake.set()
 
-    async def _apply(self) -> None:
+    async def apply(self) -> None:
         problems = self.problems()
         if problems != self.current and not self.stopping:
             if problems:
@@ -158,7 +158,7 @@ class Monitor:
         loop = asyncio.get_running_loop()
         next_status = loop.time() + STATUS_INTERVAL
         while True:
-            await self._apply()
+            await self.apply()
             if loop.time() >= next_status:
                 self.notifier.status(self.status_line(self.current or []))
                 next_status = loop.time() + STATUS_INTERVAL
@@ -228,7 +228,7 @@ class Runner:
         log.info("listening on %s", ", ".join(service.listen_addresses))
         runtime = Runtime(self.supervisor, self.notifier, self.health, self.monitor.refresh)
         await service.start(runtime)
-        await self.monitor._apply()
+        await self.monitor.apply()
         self.notifier.ready(self.monitor.status_line(self.monitor.current or []))
         self.supervisor.spawn("monitor", self.monitor.run, Policy.EXIT)
         period = watchdog_period()

@@ -37,9 +37,11 @@ class Policy(enum.Enum):
 
 
 def describe(exc: BaseException | None) -> str:
-    """A one-line reason for a task's end."""
+    """A one-line reason for a task's end (the errors inside a TaskGroup's ExceptionGroup)."""
     if exc is None:
         return "ended unexpectedly"
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe(inner) for inner in exc.exceptions)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

@@ -132,6 +132,47 @@ def test_an_invalid_configuration_exits_78_before_listening(tmp_path: Path, daem
     assert not list(tmp_path.glob("*.sock"))
 
 
+def test_set_overrides_every_layer_and_is_checked_like_the_rest(tmp_path: Path) -> None:
+    port, other = free_tcp_port(), free_tcp_port()
+    config = _config(tmp_path, "panoseti-daqdata", [f"127.0.0.1:{port}"])
+    bad = subprocess.run(
+        [
+            str(BIN / "panoseti-daqdata"),
+            "--config",
+            str(config),
+            "--set",
+            "daqdata.max_concurrent_rpcs=0",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert bad.returncode == 78
+    assert "command line: daqdata.max_concurrent_rpcs: " in bad.stderr
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(BIN / "panoseti-daqdata"),
+                "--config",
+                str(config),
+                "--set",
+                f'daqdata.listen=["127.0.0.1:{other}"]',
+                "--set",
+                "daqdata.max_concurrent_rpcs=3",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_env(),
+        )
+    try:
+        _wait_ping(f"127.0.0.1:{other}")  # the address from --set, not the file's
+    finally:
+        assert _stop(proc) == 0
+    assert f"listening on 127.0.0.1:{other}" in log.read_text()
+
+
 def _wait_ping(target: str, timeout: float = WAIT) -> None:
     with grpc.insecure_channel(target) as channel:
         stub = pb_grpc.DaqDataStub(channel)

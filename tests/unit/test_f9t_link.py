@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import os
+import threading
 import time
 import tty
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -314,3 +315,60 @@ async def test_a_damaged_header_is_given_up_when_no_more_bytes_come(
     assert item.rx_time <= between  # stamped when read, not when released
     stats = link.framing
     assert (stats.given_up, stats.skipped_bytes, stats.pending_bytes) == (1, 2, 0)
+
+
+async def test_a_healthy_link_is_not_wedged(pty: Pty, link: UbxLink) -> None:
+    pty.send(TIM_TP)
+    sub = link.subscribe(10)
+    assert isinstance(await next_item(sub), UbxFrame)
+    assert link.wedged() is None
+    assert link.frames_received == 1
+
+
+async def test_a_reader_stuck_in_the_driver_is_wedged(pty: Pty, link: UbxLink) -> None:
+    # A driver that never returns from read() (the edge of the physical world, played here):
+    # the reader stops turning, and ten seconds later the link calls itself wedged.
+    stuck = asyncio.Event()
+    release = threading.Event()
+    port = link._port
+    assert port is not None
+    real_read = port.read
+
+    def read_forever(n: int = 1) -> bytes:
+        asyncio.run_coroutine_threadsafe(_set(stuck), loop)
+        release.wait()
+        return real_read(n)
+
+    loop = asyncio.get_running_loop()
+    port.read = read_forever  # type: ignore[method-assign]
+    await asyncio.wait_for(stuck.wait(), WAIT)
+    try:
+        now = time.monotonic()
+        assert link.wedged(now) is None
+        reason = link.wedged(now + link_module.WEDGED_S + 1)
+        assert reason is not None and reason.startswith(
+            f"the F9T reader of {pty.path} made no progress"
+        )
+    finally:
+        release.set()
+
+
+async def _set(event: asyncio.Event) -> None:
+    event.set()
+
+
+async def test_a_reader_that_fails_loses_the_link_with_the_reason(
+    pty: Pty, watched_link: tuple[UbxLink, list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    link, lost = watched_link
+    port = link._port
+    assert port is not None
+
+    def broken_read(n: int = 1) -> bytes:
+        raise ValueError("driver returned nonsense")
+
+    port.read = broken_read  # type: ignore[method-assign]
+    await until(lambda: bool(lost), "the link to be lost")
+    assert lost == ["reader failed: ValueError('driver returned nonsense')"]
+    assert not link.alive
+    assert any(r.exc_info for r in caplog.records if "reader of" in r.getMessage())

@@ -120,3 +120,14 @@ async def test_a_long_run_resets_the_failure_count() -> None:
     await _until(lambda: runs >= 4)
     assert not sup.fatal.is_set()
     await sup.stop()
+
+
+def test_describe_names_the_errors_inside_a_task_group() -> None:
+    from panoseti_appliance.runtime.supervisor import describe
+
+    group = ExceptionGroup("unhandled errors in a TaskGroup", [OSError("bad fd")])
+    assert describe(group) == "OSError: bad fd"
+    assert (
+        describe(ExceptionGroup("x", [KeyError("a"), ValueError()])) == "KeyError: 'a'; ValueError"
+    )
+    assert describe(None) == "ended unexpectedly"
