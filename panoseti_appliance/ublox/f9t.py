@@ -14,6 +14,7 @@ from typing import Any
 
 from pyubx2 import POLL, UBXMessage
 
+from panoseti_appliance.runtime.logs import fields
 from panoseti_appliance.ublox.link import ACK_ACK, ACK_CLASS, UbxLink, ack_keys
 from panoseti_appliance.ublox.parsed import UbxFrame
 from panoseti_appliance.ublox.plan import (
@@ -211,5 +212,11 @@ async def run_plan(link: UbxLink, plan: F9tPlan, ack_timeout: float) -> Receiver
         await write_plan(link, plan, ack_timeout)
         await verify(link, plan, ack_timeout)
     info = ReceiverInfo(model, fw, prot, uid)
-    log.info("F9T %s configured with %d keys", info.describe(), len(plan.items))
+    log.info(
+        "F9T %s on %s configured with %d keys",
+        info.describe(),
+        plan.device,
+        len(plan.items),
+        extra=fields(device=plan.device),
+    )
     return info

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import serial
 
+from panoseti_appliance.runtime.logs import fields
 from panoseti_appliance.ublox.parsed import UbxFrame
 from panoseti_appliance.ublox.ubxframes import (
     MAX_PAYLOAD,
@@ -254,6 +255,7 @@ class UbxLink:
             self.device,
             stats.describe(),
             self.parse_errors,
+            extra=fields(device=self.device),
         )
 
     # ---- asyncio-facing API (call on the loop) ----------------------------------------------
@@ -389,7 +391,9 @@ class UbxLink:
                 reason = str(exc) or type(exc).__name__
                 break
             except Exception as exc:  # a bug: the link is unusable; the daemon re-opens it
-                log.exception("F9T reader of %s failed", self.device)
+                log.exception(
+                    "F9T reader of %s failed", self.device, extra=fields(device=self.device)
+                )
                 reason = f"reader failed: {exc!r}"
                 break
             frames: list[RawFrame] = []
@@ -399,7 +403,9 @@ class UbxLink:
                 frames = self._splitter.feed(data)
             reason = self._deliver(frames + self._give_up_if_stale(time.monotonic()))
         if reason is not None and not self._stop.is_set():
-            log.error("F9T device %s lost: %s", self.device, reason)
+            log.error(
+                "F9T device %s lost: %s", self.device, reason, extra=fields(device=self.device)
+            )
             self._stop.set()
             self._writes.put(None)
             self._post(self._lost, reason)
@@ -473,7 +479,12 @@ class UbxLink:
             except DEVICE_ERRORS as exc:
                 reason = f"write failed: {exc}"
                 if not self._stop.is_set():
-                    log.error("F9T device %s lost: %s", self.device, reason)
+                    log.error(
+                        "F9T device %s lost: %s",
+                        self.device,
+                        reason,
+                        extra=fields(device=self.device),
+                    )
                     self._stop.set()
                     try:
                         port.cancel_read()

@@ -372,7 +372,12 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
             try:
                 info = await self._bring_up(plan)
             except InitFailure as exc:
-                log.warning("InitF9t failed: %s", exc)
+                log.warning(
+                    "InitF9t from %s failed: %s",
+                    context.peer(),
+                    exc,
+                    extra=fields(device=plan.device, peer=context.peer()),
+                )
                 return pb.InitF9tResponse(
                     init_status=pb.InitF9tResponse.FAILURE, message=str(exc), f9t_config=echo
                 )
@@ -460,7 +465,12 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
             await context.abort(exc.code, exc.message)
             return
         sub = link.subscribe(self.max_read_queue_size)
-        log.info("CaptureUblox from %s: patterns %s", context.peer(), list(request.patterns))
+        log.info(
+            "CaptureUblox from %s: patterns %s",
+            context.peer(),
+            list(request.patterns),
+            extra=fields(device=link.device, peer=context.peer()),
+        )
         try:
             for frame in sub.cached:
                 if matches(compiled, frame.identity):
