@@ -49,9 +49,8 @@ log = logging.getLogger(__name__)
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-#: How often problems are re-evaluated, and how often STATUS= is refreshed.
+#: How often health and STATUS= are re-evaluated (and at once on a change the service reports).
 CHECK_INTERVAL = 1.0
-STATUS_INTERVAL = 5.0
 
 
 class Service(Protocol):
@@ -127,6 +126,7 @@ class Monitor:
         self.health = runtime_health
         self.notifier = notifier
         self.current: list[str] | None = None
+        self._sent: str | None = None
         self._wake = asyncio.Event()
         self.stopping = False
 
@@ -144,24 +144,26 @@ class Monitor:
         self._wake.set()
 
     async def apply(self) -> None:
+        """Health from the problems now; STATUS= whenever its line changed."""
+        if self.stopping:
+            return
         problems = self.problems()
-        if problems != self.current and not self.stopping:
+        if problems != self.current:
             if problems:
                 log.error("not serving fully: %s", "; ".join(problems))
             elif self.current:
                 log.info("serving again")
             self.current = problems
             await self.health.set("", NOT_SERVING if problems else SERVING)
-            self.notifier.status(self.status_line(problems))
+        line = self.status_line(problems)
+        if line != self._sent:
+            self.notifier.status(line)
+            self._sent = line
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_status = loop.time() + STATUS_INTERVAL
+        """Re-evaluate every CHECK_INTERVAL, and at once when something says it changed."""
         while True:
             await self.apply()
-            if loop.time() >= next_status:
-                self.notifier.status(self.status_line(self.current or []))
-                next_status = loop.time() + STATUS_INTERVAL
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), CHECK_INTERVAL)
