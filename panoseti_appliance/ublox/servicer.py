@@ -93,6 +93,21 @@ def matches(compiled: list[re.Pattern[str]], name: str) -> bool:
     return not compiled or any(p.match(name) for p in compiled)
 
 
+def device_present(path: str) -> bool:
+    """Whether the receiver's device node (or its symlink) is there to be opened.
+
+    A node with no permission bits at all is one the kernel has removed: devtmpfs clears its
+    mode before unlinking it, and a copy bind-mounted into a unit's private /dev (BindPaths=)
+    stays behind in that state. Treated as present, re-opening it fails with EACCES and the
+    daemon would warn about permissions instead of waiting for the receiver.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_IMODE(mode) != 0
+
+
 def _struct(data: dict[str, Any]) -> Struct:
     out = Struct()
     out.update(data)
@@ -239,7 +254,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         retries = ReinitRetries(plan.device)
         waiting_logged = False
         while not self._shutting_down:
-            if not os.path.exists(plan.device):
+            if not device_present(plan.device):
                 self._attempted.set()
                 if not waiting_logged:
                     self._state = f"waiting for {plan.device} to appear"
@@ -276,7 +291,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
     async def _wait_while_present(self, device: str, delay: float) -> None:
         """Sleep `delay` seconds, or less if the device path vanishes meanwhile."""
         deadline = asyncio.get_running_loop().time() + delay
-        while os.path.exists(device) and not self._shutting_down:
+        while device_present(device) and not self._shutting_down:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return
