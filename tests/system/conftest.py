@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.harness import require, rootfs, wheels
+from tests.system.harness import require, rootfs, vm, wheels
 
 PROJECT = Path(__file__).resolve().parents[2]
 SYSTEM_DIR = Path(__file__).resolve().parent
@@ -33,3 +33,11 @@ def node_root(tmp_path_factory: pytest.TempPathFactory) -> rootfs.Node:
     house = wheels.wheelhouse(PROJECT / "pyproject.toml")
     wheel = wheels.project_wheel(PROJECT, scratch / "wheel")
     return rootfs.prepare_node(house, wheel, scratch)
+
+
+@pytest.fixture(scope="module")
+def vm_node(request: pytest.FixtureRequest) -> rootfs.Node:
+    """The session's node root, once QEMU is known to be there (skip before building anything)."""
+    require(vm.TOOLS)
+    node: rootfs.Node = request.getfixturevalue("node_root")
+    return node

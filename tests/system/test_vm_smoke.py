@@ -7,19 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.system.harness import require
 from tests.system.harness.rootfs import Node
-from tests.system.harness.vm import TOOLS, VM_PAYLOAD, boot_vm, verdict
+from tests.system.harness.vm import VM_PAYLOAD, boot_vm, verdict
 
 SCENARIOS = Path(__file__).parent / "scenarios"
-
-
-@pytest.fixture(scope="module")
-def vm_node(request: pytest.FixtureRequest) -> Node:
-    """The session's node root, once QEMU is known to be there (skip before building anything)."""
-    require(TOOLS)
-    node: Node = request.getfixturevalue("node_root")
-    return node
 
 
 def test_usb_receiver_answers_through_cdc_acm_across_replug(vm_node: Node) -> None:

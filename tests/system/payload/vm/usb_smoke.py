@@ -14,70 +14,30 @@ unplug stops it.
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import select
-import signal
-import subprocess
 import termios
 import time
 import tty
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
-from checklib import RESULT_DIR, check, main, sh, show, wait_for
+from checklib import check, main, sh, show, wait_for
 from usbgadget import AcmGadget
+from vmsteps import (
+    EMULATOR_LOG,
+    TIMINGS,
+    check_booted,
+    measure_imports,
+    record,
+    start_emulator,
+    stop_emulator,
+    timed,
+    udev_properties,
+)
 
-VENV = "/opt/panoseti/venv"
 UBLOX_UNIT = "panoseti-ubloxcontrol@ttyACM0.service"
 UBLOX_LINK = "/dev/ublox-f9t"
-PYTHON = f"{VENV}/bin/python"
-EMULATOR_LOG = RESULT_DIR / "emulator.log"
-#: Generous: python with grpc and pyubx2 starts in seconds under TCG, not milliseconds.
-START_TIMEOUT_S = 180.0
 ANSWER_TIMEOUT_S = 30.0
-TIMINGS: dict[str, float] = {}
-T = TypeVar("T")
-
-
-def record(name: str, seconds: float | None) -> None:
-    """Keep one timing in timings.json at once (-1 for a wait that timed out)."""
-    TIMINGS[name] = -1.0 if seconds is None else round(seconds, 3)
-    (RESULT_DIR / "timings.json").write_text(json.dumps(TIMINGS, indent=1) + "\n")
-
-
-def timed(name: str, step: Callable[[], T]) -> T:
-    """Run `step`, keeping how many seconds it took under `name` in timings.json."""
-    t0 = time.monotonic()
-    try:
-        return step()
-    finally:
-        record(name, time.monotonic() - t0)
-
-
-def measure_imports() -> None:
-    """Python start-up under TCG, each in a fresh interpreter (a second run took as long)."""
-    for code in (
-        "pass",
-        "import grpc",
-        "import grpc, panoseti_appliance",
-        "import panoseti_appliance.ublox.emulator",
-    ):
-        done = timed(f"python -c '{code}'", functools.partial(sh, PYTHON, "-c", code, timeout=300))
-        if done.returncode != 0:
-            check(f"python -c '{code}'", False, done.stderr)
-
-
-def system_state() -> str:
-    return sh("systemctl", "is-system-running").stdout.strip()
-
-
-def udev_properties(device: str) -> dict[str, str]:
-    sh("udevadm", "settle", "--timeout=30")
-    out = sh("udevadm", "info", "--query=property", f"--name={device}").stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def ask_mon_ver(device: str) -> bytes | None:
@@ -120,36 +80,8 @@ def check_answer(name: str, device: str | None) -> None:
     )
 
 
-def start_emulator(gadget_tty: str) -> subprocess.Popen[str]:
-    log = EMULATOR_LOG.open("w")
-    proc = subprocess.Popen(
-        [f"{VENV}/bin/panoseti", "emulate-f9t", "--tty", gadget_tty, "--epoch", "1"],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    assert proc.stdout is not None
-    ready = select.select([proc.stdout], [], [], START_TIMEOUT_S)[0]
-    line = proc.stdout.readline().strip() if ready else ""
-    check(
-        "panoseti emulate-f9t --tty serves the gadget's tty",
-        line == f"device: {gadget_tty}",
-        repr(line),
-    )
-    return proc
-
-
 def scenario() -> None:
-    record("scenario start (s since boot)", float(Path("/proc/uptime").read_text().split()[0]))
-    waited = wait_for(lambda: system_state() not in ("initializing", "starting"), timeout=60)
-    state = system_state()
-    failed = sh("systemctl", "list-units", "--failed", "--plain", "--no-legend").stdout.strip()
-    analyze = sh("systemd-analyze", "time").stdout.strip().splitlines()
-    check(
-        "systemd finished booting",
-        waited is not None and state in ("running", "degraded"),
-        f"state {state!r}; {analyze[0] if analyze else '?'}; failed units: {failed or 'none'}",
-    )
+    check_booted()
     measure_imports()
 
     has_unit = sh("systemctl", "cat", "panoseti-ubloxcontrol@.service").returncode == 0
@@ -170,18 +102,7 @@ def scenario() -> None:
         if has_unit:
             check_ublox_unit(gadget)
     finally:
-        emulator.send_signal(signal.SIGTERM)
-        try:
-            rc = emulator.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
-            rc = emulator.wait()
-        text = EMULATOR_LOG.read_text()
-        check(
-            "the emulator exits 0 on SIGTERM without a traceback",
-            rc == 0 and "Traceback" not in text,
-            f"exit {rc}; log:\n{text.strip()}",
-        )
+        stop_emulator(emulator)
         gadget.remove()
 
 
