@@ -80,7 +80,7 @@ class UbloxService:
             runtime.set_health(SERVICE_NAME, up)
             runtime.changed()
 
-        servicer.attach(runtime.supervisor, link_changed)
+        servicer.attach(runtime.supervisor, link_changed, runtime.changed)
         if self.plan is not None:
             await servicer.start_with(self.plan)
 

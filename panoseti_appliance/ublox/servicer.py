@@ -134,18 +134,35 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         self._closing: set[asyncio.Task[None]] = set()  # links being closed after device loss
         self._supervisor: Supervisor | None = None
         self._link_changed: Callable[[bool], None] = lambda up: None
+        self._state_changed: Callable[[], None] = lambda: None
         self._frames_before = 0  # frames received by links already closed
         self._info: ReceiverInfo | None = None
-        self._state = "idle (no InitF9t yet)"
+        self._state_text = "idle (no InitF9t yet)"
         #: Set when the re-open loop made its first attempt, or found no device to try.
         self._attempted = asyncio.Event()
 
     # ---- what the runner sees ---------------------------------------------------------------
 
-    def attach(self, supervisor: Supervisor, link_changed: Callable[[bool], None]) -> None:
-        """Run the re-open loop under the daemon's supervisor; report link up/down."""
+    def attach(
+        self,
+        supervisor: Supervisor,
+        link_changed: Callable[[bool], None],
+        state_changed: Callable[[], None],
+    ) -> None:
+        """Run the re-open loop under the daemon's supervisor; report link up/down and every
+        change of the receiver's state (health, STATUS=)."""
         self._supervisor = supervisor
         self._link_changed = link_changed
+        self._state_changed = state_changed
+
+    @property
+    def _state(self) -> str:
+        return self._state_text
+
+    @_state.setter
+    def _state(self, text: str) -> None:
+        self._state_text = text
+        self._state_changed()
 
     @property
     def device(self) -> str | None:
