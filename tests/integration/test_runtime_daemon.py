@@ -27,7 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
 from tests.activation import NotifyListener, spawn_with_fds
 from tests.daemons import free_tcp_port
-from tests.producers import HashpipeProducer
+from tests.producers import HashpipeProducer, garbage, socket_frame
 
 BIN = Path(sys.executable).parent
 DAEMONS = ("panoseti-daqdata", "panoseti-ubloxcontrol")
@@ -380,3 +380,64 @@ def test_a_restart_hands_producers_to_the_next_process_and_loses_no_frame(
     assert _frames_in(first_text) + _frames_in(second_text) == sent
     assert sent > 400
     assert store.stored() == []  # the ended connection left the store
+
+
+def test_what_the_fd_store_hands_back_is_checked_like_any_producer_input(
+    tmp_path: Path,
+) -> None:
+    """A stored connection for a product this daemon does not serve is closed with a warning;
+    stored bytes that are not a frame are skipped by the framer like any garbage on the wire."""
+    store = NotifyListener(tmp_path / "notify")
+    held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    held.bind(str(tmp_path / "hp_ph256.sock"))
+    held.listen()
+    stray, stray_peer = socket.socketpair()  # stored for img8, which is not configured
+    kept, producer = socket.socketpair()  # stored for ph256
+    saved = os.memfd_create("saved")
+    os.write(saved, garbage(300) + socket_frame("ph256", 4, 0).wire)
+    port = free_tcp_port()
+    config = _config(tmp_path, "panoseti-daqdata", [f"127.0.0.1:{port}"])
+    log = tmp_path / "daemon.log"
+    fds = [
+        (held.fileno(), "hashpipe"),
+        (stray.fileno(), "hpconn.img8.aaaa"),
+        (kept.fileno(), "hpconn.ph256.bbbb"),
+        (saved, "hpdata.ph256.bbbb"),
+    ]
+    with log.open("wb") as out:
+        proc = spawn_with_fds(
+            [
+                str(BIN / "panoseti-daqdata"),
+                "--config",
+                str(config),
+                "--set",
+                'daqdata.hashpipe.data_products=["ph256"]',
+            ],
+            fds,
+            env={**_env(), **store.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    for sock in (held, stray, kept):
+        sock.close()
+    os.close(saved)
+    try:
+        _wait_ping(f"127.0.0.1:{port}")
+        stray_peer.settimeout(WAIT)
+        assert stray_peer.recv(16) == b""  # closed by the daemon
+        producer.sendall(socket_frame("ph256", 4, 1).wire)
+        store.wait_for("FDSTOREREMOVE")
+        deadline = time.monotonic() + WAIT
+        while "resynchronised" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+    finally:
+        producer.close()
+        assert _stop(proc) == 0
+        store.close()
+    text = log.read_text()
+    assert "dropping a stored producer connection for img8: not a configured data product" in text
+    assert "uds ph256 connection #1: dropping bad bytes (bad_start)" in text
+    assert _frames_in(text) == 2  # the stored frame behind the garbage, and the live one
+    removed = {m["FDNAME"] for m in store.messages if m.get("FDSTOREREMOVE") == "1"}
+    assert {"hpdata.ph256.bbbb", "hpconn.img8.aaaa"} <= removed

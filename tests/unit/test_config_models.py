@@ -81,6 +81,21 @@ def test_direct_construction_ignores_the_environment(monkeypatch: pytest.MonkeyP
             ":2: daqdata.shutdown_grace_period:",
             "finite",
         ),
+        (
+            "daqdata:\n  hp_io_restart_backoff_seconds: []\n",
+            ":2: daqdata.hp_io_restart_backoff_seconds:",
+            "at least 1 item",
+        ),
+        (
+            "daqdata:\n  hp_io_restart_backoff_seconds: [1, 0]\n",
+            ":2: daqdata.hp_io_restart_backoff_seconds[1]:",
+            "greater than 0",
+        ),
+        (
+            "daqdata:\n  listen: ['systemd:']\n",
+            ":2: daqdata.listen:",
+            "FileDescriptorName=",
+        ),
     ],
 )
 def test_bad_values_name_file_line_key_and_bound(
@@ -230,7 +245,14 @@ def test_f9t_config_applies_the_chip_merge_rule(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["0.0.0.0:50051", "[::]:50051", "localhost:1", "unix:///run/x.sock", "unix:relative.sock"],
+    [
+        "0.0.0.0:50051",
+        "[::]:50051",
+        "localhost:1",
+        "unix:///run/x.sock",
+        "unix:relative.sock",
+        "systemd:grpc",
+    ],
 )
 def test_good_listen_addresses(address: str) -> None:
     assert check_listen_address(address) == address
@@ -245,6 +267,8 @@ def test_good_listen_addresses(address: str) -> None:
         ("[zz]:1", "not an IPv6"),
         ("unix://", "socket path"),
         ("bad host:1", "not a host name"),
+        ("systemd:", "FileDescriptorName= of a socket unit"),
+        ("systemd:a:b", "FileDescriptorName= of a socket unit"),
     ],
 )
 def test_bad_listen_addresses(address: str, fragment: str) -> None:
