@@ -124,9 +124,6 @@ class Supervised:
         self._run()
         self.supervisor.changed()
 
-    def done(self) -> bool:
-        return self.task is None or (self.task.done() and self._retry is None)
-
     def cancel(self) -> None:
         """Stop the task for good (not a failure)."""
         self._cancelled = True
