@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -285,7 +286,7 @@ class HpIo:
             ready = asyncio.Event()
             handle = self._spawn(
                 f"{source.name} source",
-                lambda source=source, ready=ready: source.run(self._source_sink, ready),  # type: ignore[misc]
+                functools.partial(source.run, self._source_sink, ready),
                 self._failed_callback(self._generation),
             )
             self._tasks.append(handle)
@@ -362,7 +363,6 @@ class HpIo:
         while True:
             delay = schedule[min(attempt, len(schedule) - 1)]
             self.problem = f"hp_io stopped ({reason}); restarting in {delay:g} s"
-            self._notify_state()
             log.warning("%s", self.problem)
             await asyncio.sleep(delay)
             async with self.lock:
@@ -379,11 +379,6 @@ class HpIo:
             break
         self._recovery = None
         self.problem = None
-        self._notify_state()
-
-    def _notify_state(self) -> None:
-        for callback in self._state_listeners:
-            callback(self.state)
 
     async def stop(self) -> None:
         """RUNNING → STOPPING → IDLE: stop sources and simulator, clear the hub. Hold `lock`."""
