@@ -41,7 +41,9 @@ def scenario() -> None:
         show(SERVICE, "ActiveState"),
     )
 
-    feed = Feed(["ph256", "img16"], rate_hz=100).start()
+    # Hashpipe's own pace (one frame per module and product every 100 ms): what it writes while
+    # the service starts waits in its send buffer (about 49 img16 frames) and must all arrive.
+    feed = Feed(["ph256", "img16"], rate_hz=10).start()
     took = wait_for(lambda: show(SERVICE, "ActiveState") == "active", timeout=60, interval=0.02)
     check(
         "a producer's first connection starts the service",
