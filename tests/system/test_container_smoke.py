@@ -15,10 +15,7 @@ SCENARIOS = Path(__file__).parent / "scenarios"
 
 def test_node_boots_with_the_appliance_installed(node_root: Node) -> None:
     result = boot(node_root, SCENARIOS / "smoke.py", timeout=120)
-    result.assert_passed()
-    names = {c.name for c in result.checks}
-    assert "panoseti --version" in names
-    assert "systemd sees panoseti-daqdata.socket" in names
+    result.assert_passed("panoseti --version", "systemd sees panoseti-daqdata.socket")
     # The journal comes back with its fields: the scenario's own lines, tagged with its unit.
     logged = result.messages(_SYSTEMD_UNIT=UNIT)
     assert any(m.startswith("CHECK PASS panoseti --version") for m in logged), logged

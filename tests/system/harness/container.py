@@ -80,10 +80,14 @@ class BootResult:
             if all(_text(entry.get(k)) == v for k, v in fields.items())
         ]
 
-    def assert_passed(self) -> None:
-        """Print the checks; fail unless the scenario exited 0 and every check passed."""
+    def assert_passed(self, *names: str) -> None:
+        """Print the checks; fail unless the scenario exited 0 and every check passed, and every
+        check in `names` was recorded (a scenario that skipped one cannot pass)."""
         tail = "\n".join(self.console.splitlines()[-60:])
         assert_all_passed(self.checks, self.returncode, f"\n--- console (last lines) ---\n{tail}")
+        recorded = {c.name for c in self.checks}
+        missing = [name for name in names if name not in recorded]
+        assert not missing, f"missing checks: {missing}"
 
 
 def boot(

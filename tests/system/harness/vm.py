@@ -200,6 +200,15 @@ def boot_vm(
     )
 
 
+def print_timings(result: BootResult) -> None:
+    """The guest's step timings (result/timings.json, if the scenario wrote them) and QEMU's
+    total, into the test's output (`pytest -rP` shows them)."""
+    timings = result.run_dir / "result" / "timings.json"
+    if timings.exists():
+        print("guest timings (s):", json.dumps(json.loads(timings.read_text()), indent=1))
+    print(f"QEMU start to power-off: {result.seconds:.1f} s")
+
+
 def make_image(root: Path, image: Path) -> None:
     """An ext4 image holding the tree `root`, with room to spare for what the boot writes."""
     used = int(run(["du", "-s", "-x", "--block-size=1M", str(root)]).split()[0])
