@@ -117,6 +117,18 @@ class NotifyListener:
             assert result is not None
             return result
 
+    def wait_stored(self, prefix: str, timeout: float = 30.0) -> list[str]:
+        """Wait until a descriptor whose FDNAME starts with `prefix` is in the store; the names.
+
+        The sender may have exited already: its last messages can still be on their way here.
+        """
+        with self._cond:
+            if not self._cond.wait_for(
+                lambda: any(name.startswith(prefix) for name, _ in self._store), timeout
+            ):
+                raise TimeoutError(f"nothing named {prefix}* stored within {timeout}s")
+            return [name for name, _ in self._store]
+
     def stored(self) -> list[tuple[int, str]]:
         """(descriptor, FDNAME) of everything in the store now, as a restart would pass it."""
         with self._lock:

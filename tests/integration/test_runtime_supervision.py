@@ -24,6 +24,7 @@ from panoseti_appliance.runtime.runner import Runner
 from tests.activation import NotifyListener
 from tests.daemons import free_tcp_port
 from tests.integration.test_daqdata_support import settings_for
+from tests.producers import until
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -55,14 +56,6 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[DaqDataService, Runner]
         await runner.stop()
 
 
-async def _until(check: object, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():  # type: ignore[operator]
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
-
-
 async def _health(runner: Runner, service: str = "") -> int:
     reply = await runner.health.Check(health_pb2.HealthCheckRequest(service=service), None)
     return int(reply.status)
@@ -91,13 +84,14 @@ async def test_a_failed_task_is_reported_and_restarted(
     monkeypatch.setattr(HashpipeListener, "_accept_loop", accept_that_fails_once)
     caplog.set_level(logging.INFO, logger="panoseti_appliance")
     async with running(tmp_path) as (_, runner):
-        await _until(
-            lambda: any("PROBLEM: hashpipe listener failed" in s for s in _statuses(notify))
+        await until(
+            lambda: any("PROBLEM: hashpipe listener failed" in s for s in _statuses(notify)),
+            "STATUS= to name the failed task",
         )
         assert await _health(runner) == NOT_SERVING
         # Restarted after the first back-off (1 s): serving again, and STATUS says so.
-        await _until(lambda: not runner.supervisor.problems())
-        await _until(lambda: runner.monitor.current == [])
+        await until(lambda: not runner.supervisor.problems(), "the restart")
+        await until(lambda: runner.monitor.current == [], "health to follow")
         assert await _health(runner) == SERVING
         assert _statuses(notify)[-1].startswith("hp_io RUNNING; ")
     failed = [
@@ -120,7 +114,9 @@ async def test_a_dead_listener_stops_the_watchdog(
         assert service.listener is not None
         sock = service.listener.listening_sockets()["ph256"]
         sock.close()  # the listener can take no more producers, and nothing inside notices
-        await _until(lambda: any("withholding" in r.getMessage() for r in caplog.records))
+        await until(
+            lambda: any("withholding" in r.getMessage() for r in caplog.records), "the gate"
+        )
         pings = sum(1 for m in list(notify.messages) if m.get("WATCHDOG") == "1")
         await asyncio.sleep(1.0)  # five watchdog periods
         assert sum(1 for m in list(notify.messages) if m.get("WATCHDOG") == "1") == pings

@@ -8,27 +8,19 @@ import logging
 import pytest
 
 from panoseti_appliance.runtime.supervisor import Policy, Supervisor
+from tests.producers import until
 
 FAST = (0.01, 0.02)
-
-
-async def _until(check: object, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():  # type: ignore[operator]
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
 
 
 async def test_a_failed_task_is_logged_once_with_traceback_and_restarted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     runs = 0
-    changes = 0
+    seen: list[list[str]] = []  # the problems at each change the supervisor reports
 
     def changed() -> None:
-        nonlocal changes
-        changes += 1
+        seen.append(sup.problems())
 
     async def flaky() -> None:
         nonlocal runs
@@ -40,13 +32,12 @@ async def test_a_failed_task_is_logged_once_with_traceback_and_restarted(
     sup = Supervisor(backoff=FAST, on_change=changed)
     with caplog.at_level(logging.INFO, logger="panoseti_appliance.runtime.supervisor"):
         sup.spawn("listener", flaky)
-        await _until(lambda: sup.problems())
-        assert sup.problems() == ["listener failed (KeyError: 'boom'); restarting in 0.01 s"]
-        await _until(lambda: runs == 2 and not sup.problems())
+        await until(lambda: runs == 2 and not sup.problems(), "the restart")
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert [r.getMessage() for r in errors] == ["task listener failed: KeyError: 'boom'"]
     assert errors[0].exc_info is not None  # the traceback, once
-    assert changes >= 2  # health and STATUS were asked to follow both changes
+    # Health and STATUS were asked to follow both changes: the failure, then the restart.
+    assert seen == [["listener failed (KeyError: 'boom'); restarting in 0.01 s"], []]
     assert not sup.fatal.is_set()
     await sup.stop()
 
@@ -84,7 +75,7 @@ async def test_report_hands_an_expected_failure_to_its_owner_without_traceback(
     sup = Supervisor(backoff=FAST)
     with caplog.at_level(logging.ERROR, logger="panoseti_appliance.runtime.supervisor"):
         sup.spawn("poll source", source, Policy.REPORT, reasons.append, expected=(ValueError,))
-        await _until(lambda: reasons)
+        await until(lambda: bool(reasons), "the owner to be told")
     assert reasons == ["poll source failed: data_dir is gone"]
     assert [r.exc_info for r in caplog.records] == [None]
     assert sup.names() == [] and not sup.fatal.is_set()  # the owner decides what follows
@@ -100,7 +91,7 @@ async def test_a_finite_task_may_finish_and_cancelling_is_not_a_failure() -> Non
     sup = Supervisor(backoff=FAST)
     sup.spawn("reopen", goal, finite=True)
     handle = sup.spawn("status", forever)
-    await _until(lambda: sup.names() == ["status"])
+    await until(lambda: sup.names() == ["status"], "the finite task to finish")
     await handle.stop()
     assert sup.names() == [] and sup.problems() == [] and not sup.fatal.is_set()
 
@@ -117,7 +108,7 @@ async def test_a_long_run_resets_the_failure_count() -> None:
     # Every run lasts longer than stable_after, so no streak of failures ever builds up.
     sup = Supervisor(backoff=FAST, stable_after=0.01, give_up_after=2)
     sup.spawn("transient", fails_after_a_while)
-    await _until(lambda: runs >= 4)
+    await until(lambda: runs >= 4, "four runs")
     assert not sup.fatal.is_set()
     await sup.stop()
 
