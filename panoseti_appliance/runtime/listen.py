@@ -144,13 +144,13 @@ def check_tcp_address(address: str, what: str) -> None:
         )
     except socket.gaierror as exc:
         raise ListenError(f"{what}: cannot resolve {host!r} ({exc}); fix the address") from None
-    for family, kind, proto, _, sockaddr in infos[:1]:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as exc:
-                raise ListenError(_bind_problem(what, address, exc)) from None
+    family, kind, proto, _, sockaddr = infos[0]  # what gRPC binds first
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            raise ListenError(_bind_problem(what, address, exc)) from None
 
 
 def _bind_problem(what: str, address: str, exc: OSError) -> str:

@@ -90,7 +90,6 @@ class _Inbound(_Half):
             log.warning("%s: cannot reach the gRPC server: %s", self._relay.label, exc)
             self.transport.close()
             return
-        upstream.partner = self
         self.attach(upstream)
         upstream.attach(self)
         self.transport.resume_reading()

@@ -94,7 +94,6 @@ class Runtime:
     """What a running service gets from the runner."""
 
     supervisor: Supervisor
-    notifier: Notifier
     health: health.aio.HealthServicer
     #: Ask for health and STATUS to be re-evaluated now (state changed).
     changed: Callable[[], None]
@@ -228,7 +227,7 @@ class Runner:
         await self.server.start()
         await self.listeners.start()
         log.info("listening on %s", ", ".join(service.listen_addresses))
-        runtime = Runtime(self.supervisor, self.notifier, self.health, self.monitor.refresh)
+        runtime = Runtime(self.supervisor, self.health, self.monitor.refresh)
         await service.start(runtime)
         await self.monitor.apply()
         self.notifier.ready(self.monitor.status_line(self.monitor.current or []))
