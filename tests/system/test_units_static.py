@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from panoseti_appliance.cli.install_units import install
-from tests.system.harness import REQUIRED_ENV
+from tests.prerequisites import unavailable
 
 #: The most exposure `systemd-analyze security` may report for any service (0 safe … 10 unsafe).
 MAX_EXPOSURE = 2.5
@@ -40,13 +40,6 @@ EXPOSURE = re.compile(r"Overall exposure level for (\S+): (\d+(?:\.\d+)?)")
 def analyze() -> str:
     """The systemd-analyze program."""
     return tool("systemd-analyze")
-
-
-def unavailable(message: str) -> None:
-    """Skip in one line; fail instead under `make test` (PANOSETI_SYSTEST_REQUIRED=1)."""
-    if os.environ.get(REQUIRED_ENV, "") not in ("", "0"):
-        pytest.fail(f"{message} ({REQUIRED_ENV} is set)", pytrace=False)
-    pytest.skip(message)
 
 
 def tool(name: str) -> str:

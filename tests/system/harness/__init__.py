@@ -12,10 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.prerequisites import unavailable
 
-#: Set by `make test`: a missing prerequisite then fails the system tests instead of skipping them.
-REQUIRED_ENV = "PANOSETI_SYSTEST_REQUIRED"
 #: The tools every system test needs, and the Debian package each comes from.
 TOOLS = {
     "systemd-nspawn": "systemd-container",
@@ -40,10 +38,7 @@ def require(tools: dict[str, str] | None = None) -> None:
     missing = missing_prerequisites(tools)
     if not missing:
         return
-    message = "system tests need " + ", ".join(missing)
-    if os.environ.get(REQUIRED_ENV, "") not in ("", "0"):
-        pytest.fail(f"{message} ({REQUIRED_ENV} is set)", pytrace=False)
-    pytest.skip(message)
+    unavailable("system tests need " + ", ".join(missing))
 
 
 def _has_overlayfs() -> bool:
