@@ -9,11 +9,13 @@ DEB_PACKAGES := libsystemd-dev pkg-config gcc python3-dev python3-venv
 # Debian root, and a real kernel with udev in a QEMU VM (installed without recommends).
 SYSTEST_DEB_PACKAGES := systemd-container debootstrap
 SYSTEST_VM_DEB_PACKAGES := qemu-system-x86
+# The live-window tests: a virtual X server, and Tk for matplotlib's TkAgg windows.
+DESK_DEB_PACKAGES := xvfb python3-tk
 # Under `make test` as root a missing system-test prerequisite fails the run instead of skipping.
 SYSTEST_REQUIRED ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 DEMO_DURATION ?= 10
 
-.PHONY: demo test setup deb systest-deb protos lint typecheck pytest clean
+.PHONY: demo test setup deb systest-deb desk-deb protos lint typecheck pytest clean
 
 demo: setup
 	$(PY) tools/demo.py --duration $(DEMO_DURATION)
@@ -44,6 +46,10 @@ systest-deb:
 	$(call apt-install,$(SYSTEST_DEB_PACKAGES))
 	$(call apt-install,$(SYSTEST_VM_DEB_PACKAGES),--no-install-recommends)
 
+# X and Tk for the live-window tests (tests/integration/test_plot_windows.py).
+desk-deb:
+	$(call apt-install,$(DESK_DEB_PACKAGES))
+
 $(VENV)/.installed: pyproject.toml setup.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 required"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,7 +67,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-pytest: setup systest-deb
+pytest: setup systest-deb desk-deb
 	PANOSETI_SYSTEST_REQUIRED=$(SYSTEST_REQUIRED) $(VENV)/bin/pytest -q
 
 clean:

@@ -2,8 +2,9 @@
 """`make demo`: a DaqData node on the bundled sample run, watched live by the client.
 
 1. Prints a short summary of the sample run bundled in the package (PFF files, frames, times).
-2. Starts `panoseti-daqdata` as a subprocess with everything in a temporary directory (config,
-   gRPC unix socket, Hashpipe socket paths) on a free loopback port.
+2. Starts `panoseti-daqdata` as a subprocess (`panoseti_appliance.localnode`) with everything in
+   a temporary directory (config, gRPC unix socket, Hashpipe socket paths) on a free loopback
+   port.
 3. Calls InitHpIo with simulate_daq through the client, which starts the Hashpipe emulator (the
    `uds` simulator) inside the daemon for modules 1 and 254, restamping frames to "now".
 4. Streams every image for --duration seconds, feeding PanoImagePreviewer and
@@ -17,38 +18,25 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
-from panoseti_appliance import pff, sample_data
+from panoseti_appliance import localnode, pff, sample_data
 from panoseti_appliance.cli.daq import dp_name, stop_on_signals
 from panoseti_appliance.daqdata.client import DaqDataClient
 from panoseti_appliance.daqdata.parse import parse_response
 from panoseti_appliance.daqdata.plot import PanoImagePreviewer, PulseHeightDistribution
 
 REPO = Path(__file__).resolve().parent.parent
-MODULES = (1, 254)
-#: Simulator step period: each step sends one img16 and one ph256 frame per module.
-SIM_INTERVAL_SECONDS = 0.02
-#: hp_io interval; streams at -1 get images this often at most.
-HP_IO_INTERVAL_SECONDS = 0.01
-START_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 20.0
-PR_SET_PDEATHSIG = 1
+MODULES = localnode.DEFAULT_MODULE_IDS
+SIM_INTERVAL_SECONDS = localnode.SIMULATOR_INTERVAL_SECONDS
+HP_IO_INTERVAL_SECONDS = localnode.HP_IO_INTERVAL_SECONDS
 
 console = Console(soft_wrap=True, highlight=False)
 
@@ -65,81 +53,6 @@ def pff_summary() -> None:
             first = datetime.fromtimestamp(min(secs), UTC).strftime("%Y-%m-%d %H:%M:%S")
             span = f", host time {first} UTC + {max(secs) - min(secs):.1f} s"
         console.print(f"  {dp:6} {path.name}: {len(frames)} frames of {frames[0].size} B{span}")
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the daemon child: receive SIGTERM when the demo process dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def daqdata_daemon(workdir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """panoseti-daqdata configured through PANOSETI_* variables, stopped with SIGTERM."""
-    config = workdir / "panoseti.yaml"
-    config.write_text("# demo: every setting comes from PANOSETI_* environment variables\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PANOSETI_")}
-    env.update(
-        {
-            "PANOSETI_DAQDATA__LISTEN": f'["127.0.0.1:{port}", "unix://{workdir}/daqdata.sock"]',
-            "PANOSETI_DAQDATA__HASHPIPE__SOCKET_TEMPLATE": f"{workdir}/hashpipe_grpc.dp_{{dp}}.sock",
-            "PANOSETI_DAQDATA__SIMULATOR__MODE": "uds",
-            "PANOSETI_DAQDATA__SIMULATOR__MODULE_IDS": str(list(MODULES)),
-            "PANOSETI_DAQDATA__SIMULATOR__UPDATE_INTERVAL_SECONDS": str(SIM_INTERVAL_SECONDS),
-            "PANOSETI_DAQDATA__SIMULATOR__SIM_DATA_DIR": str(workdir / "sim"),
-            "PANOSETI_HP_IO__DATA_DIR": str(workdir),
-            "PANOSETI_HP_IO__UPDATE_INTERVAL_SECONDS": str(HP_IO_INTERVAL_SECONDS),
-            "PANOSETI_LOGGING__TARGET": "stderr",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    exe = Path(sys.executable).parent / "panoseti-daqdata"
-    log = (workdir / "daqdata.log").open("wb")
-    proc = subprocess.Popen(
-        [str(exe), "--config", str(config)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=workdir,
-        start_new_session=True,  # Ctrl-C reaches the demo only; it stops the daemon itself
-        preexec_fn=_die_with_parent,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-        if proc.returncode == 0:
-            console.print("daemon stopped cleanly")
-        else:
-            console.print(f"[red]daemon exited with {proc.returncode}[/]; its log:")
-            console.print((workdir / "daqdata.log").read_text(errors="replace")[-4000:])
-
-
-def wait_for_server(
-    client: DaqDataClient, target: str, proc: subprocess.Popen[bytes], stop: threading.Event
-) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not client.is_daq_host_valid(target):
-        if proc.poll() is not None:
-            raise RuntimeError(f"panoseti-daqdata exited with {proc.returncode} while starting")
-        if stop.is_set() or time.monotonic() > deadline:
-            raise RuntimeError(
-                f"panoseti-daqdata did not answer Ping within {START_TIMEOUT_SECONDS:.0f} s"
-            )
-        time.sleep(0.1)
 
 
 def watch(client: DaqDataClient, duration: float, stop: threading.Event, out: Path) -> None:
@@ -187,29 +100,36 @@ def main() -> int:
     out = args.out.absolute()
     stop = threading.Event()
     pff_summary()
-    with (
-        stop_on_signals(stop),
-        tempfile.TemporaryDirectory(prefix="panoseti-demo-") as tmp,
-    ):
-        workdir = Path(tmp)
-        port = free_loopback_port()
-        target = f"127.0.0.1:{port}"
-        console.print(
-            f"[bold]Starting panoseti-daqdata[/] on {target} (work dir {workdir}); "
-            f"Hashpipe emulator for modules {', '.join(map(str, MODULES))}"
-        )
+    modules = ", ".join(map(str, MODULES))
+    console.print(
+        f"[bold]Starting panoseti-daqdata[/] with the Hashpipe emulator for modules {modules}"
+    )
+    with stop_on_signals(stop):
         try:
-            with daqdata_daemon(workdir, port) as proc, DaqDataClient(hosts=[target]) as client:
-                with console.status("waiting for the daemon…"):
-                    wait_for_server(client, target, proc, stop)
+            with console.status("waiting for the daemon…"):
+                node = localnode.start_daqdata(MODULES, simulator_interval=SIM_INTERVAL_SECONDS)
+        except (RuntimeError, TimeoutError) as exc:
+            console.print(f"[red]demo failed:[/] {exc}")
+            return 1
+        console.print(f"panoseti-daqdata serving on {node.target} (work dir {node.workdir})")
+        failed = False
+        try:
+            with DaqDataClient(hosts=[node.target]) as client:
                 sim_cfg = {"update_interval_seconds": HP_IO_INTERVAL_SECONDS, "force": True}
                 if not client.init_sim(None, sim_cfg):
                     raise RuntimeError("InitHpIo(simulate_daq) failed; see the messages above")
                 watch(client, args.duration, stop, out)
         except Exception as exc:
             console.print(f"[red]demo failed:[/] {exc}")
-            return 1
-    return 0
+            failed = True
+        finally:
+            rc = node.stop()
+    if rc == 0:
+        console.print("daemon stopped cleanly")
+    else:
+        console.print(f"[red]daemon exited with {rc}[/]; its log:")
+        console.print(node.log()[-4000:])
+    return 1 if failed or rc != 0 else 0
 
 
 if __name__ == "__main__":

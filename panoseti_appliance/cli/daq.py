@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 
@@ -46,6 +46,7 @@ from panoseti_appliance.products import UnknownDataProduct, by_layout
 
 if TYPE_CHECKING:
     # Imported where used: grpc, pandas and the client would slow every `panoseti` command.
+    from panoseti_appliance.cli.window import LivePlot
     from panoseti_appliance.daqdata.client import DaqDataClient
     from panoseti_appliance.daqdata.hosts import ConfigInput
 
@@ -53,6 +54,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Stream interval meaning "as fast as the server's hp_io allows" (spec §B.1).
 FASTEST = -1.0
 INIT_TIMEOUT_SECONDS = 15.0
+P = TypeVar("P", bound="LivePlot")
 
 _console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger(__name__)
@@ -524,9 +526,16 @@ class _Rate:
         return f"{self.total} images in {dt:.1f} s = {self.total / dt:.1f} images/s"
 
 
-def _check_display(png: str | None) -> None:
-    if png is None and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise CliError("no display for a window: render headless with --png OUT (and --duration S)")
+def _plot(make: Callable[[bool], P], png: str | None) -> P:
+    """The plot off-screen with --png, else in a window (or one line saying why there is none)."""
+    if png is not None:
+        return make(False)
+    from panoseti_appliance.cli.window import WindowUnavailable, open_window
+
+    try:
+        return open_window(lambda: make(True))
+    except WindowUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 def _plot_loop(
@@ -545,39 +554,50 @@ def _plot_loop(
         _stop_after(stop, args.duration),
         _console.status(f"{what}: waiting for images…") as status,
     ):
-        for _target, parsed in _stream(client, args, stop, movie, pulse_height, interval):
+        images = _stream(client, args, stop, movie, pulse_height, interval)
+        if not args.png:
+            from panoseti_appliance.cli.window import feed_window
+
+            images = feed_window(images, plot, stop)
+        for _target, parsed in images:
             plot.update(parsed)
             if rate.add() is not None:
                 status.update(f"{what}: {rate.total} images received")
     if args.png:
         out = plot.save_png(args.png)
         print(f"{what}: {rate.summary()}; wrote {out.absolute()}")
+    else:
+        print(f"{what}: {rate.summary()}; {'stopped' if plot.window_open else 'window closed'}")
     return 0
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
     from panoseti_appliance.daqdata.plot import PanoImagePreviewer
 
-    _check_display(args.png)
-    previewer = PanoImagePreviewer(
-        module_id_whitelist=args.module_ids,
-        plot_update_interval=args.refresh_period,
-        interactive=args.png is None,
-    )
+    def make(interactive: bool) -> PanoImagePreviewer:
+        return PanoImagePreviewer(
+            module_id_whitelist=args.module_ids,
+            plot_update_interval=args.refresh_period,
+            interactive=interactive,
+        )
+
+    previewer = _plot(make, args.png)
     return _plot_loop(args, previewer, True, True, args.refresh_period, "view")
 
 
 def _cmd_phdist(args: argparse.Namespace) -> int:
     from panoseti_appliance.daqdata.plot import PulseHeightDistribution
 
-    _check_display(args.png)
-    try:
-        distribution = PulseHeightDistribution(
+    def make(interactive: bool) -> PulseHeightDistribution:
+        return PulseHeightDistribution(
             args.durations,
             args.module_ids,
             plot_update_interval=args.refresh_period,
-            interactive=args.png is None,
+            interactive=interactive,
         )
+
+    try:
+        distribution = _plot(make, args.png)
     except ValueError as exc:
         raise CliError(f"--durations: {exc}") from exc
     return _plot_loop(args, distribution, False, True, FASTEST, "phdist")

@@ -9,6 +9,7 @@ the current state, so the same objects serve an observer's screen, a notebook an
 from __future__ import annotations
 
 import importlib
+import io
 import math
 import textwrap
 import time
@@ -31,15 +32,18 @@ from panoseti_appliance import pff
 PH, MOVIE = "PULSE_HEIGHT", "MOVIE"
 COLORMAP = "plasma"
 LINE_STYLES = ("-", "--", ":", "-.")
+PNG_DPI = 100
 
 
 class _Surface:
     """Where a figure is shown: off-screen Agg, a pyplot window, or a notebook cell."""
 
     def __init__(self, figsize: tuple[float, float], interactive: bool, jupyter: bool) -> None:
-        self.interactive = interactive
+        # A notebook cell gets PNGs, never a window: pyplot figures would also be shown again by
+        # the inline backend at the end of the cell.
+        self.interactive = interactive and not jupyter
         self.jupyter = jupyter
-        if interactive:
+        if self.interactive:
             import matplotlib.pyplot as plt
 
             self.figure: Figure = plt.figure(figsize=figsize, layout="constrained")
@@ -47,29 +51,84 @@ class _Surface:
             self.figure = Figure(figsize=figsize, layout="constrained")
             FigureCanvasAgg(self.figure)
         self._handle: Any = None
+        self._shown = False
+
+    @property
+    def window_open(self) -> bool:
+        """False once the window was closed; always True off-screen and in a notebook."""
+        if not self.interactive:
+            return True
+        import matplotlib.pyplot as plt
+
+        return bool(plt.fignum_exists(self.figure.number))
 
     def resize(self, figsize: tuple[float, float]) -> None:
-        self.figure.set_size_inches(*figsize, forward=self.interactive)
+        self.figure.set_size_inches(*figsize, forward=self.interactive and self.window_open)
 
     def show(self) -> None:
         if self.jupyter:
-            display = importlib.import_module("IPython.display").display
+            ipython = importlib.import_module("IPython.display")
+            # IPython shows a bare Figure as text unless pyplot's inline backend was set up, so
+            # the cell gets the rendered PNG itself; updates replace it in place.
+            image = ipython.Image(data=self.png_bytes(), format="png")
             if self._handle is None:
-                self._handle = display(self.figure, display_id=True)
+                self._handle = ipython.display(image, display_id=True)
             else:
-                self._handle.update(self.figure)
+                self._handle.update(image)
         elif self.interactive:
-            import matplotlib.pyplot as plt
-
+            if not self.window_open:
+                return
+            if not self._shown:
+                self.figure.show()
+                self._shown = True
             self.figure.canvas.draw_idle()
-            plt.pause(0.001)
+            self.figure.canvas.flush_events()
         # Off-screen: nothing to show; pixels are rendered only when saved.
+
+    def process_events(self, seconds: float) -> None:
+        """Let the window handle input and redraws for `seconds` (a plain sleep without one)."""
+        if self.interactive and self._shown and self.window_open:
+            self.figure.canvas.start_event_loop(seconds)
+        else:
+            time.sleep(seconds)
+
+    def png_bytes(self) -> bytes:
+        out = io.BytesIO()
+        self.figure.savefig(out, format="png", dpi=PNG_DPI)
+        return out.getvalue()
 
     def save_png(self, path: str | Path) -> Path:
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        self.figure.savefig(out, format="png", dpi=100)
+        self.figure.savefig(out, format="png", dpi=PNG_DPI)
         return out
+
+
+class _Plot:
+    """What both plots share: their surface, the window state and PNG output."""
+
+    _surface: _Surface
+
+    @property
+    def figure(self) -> Figure:
+        return self._surface.figure
+
+    @property
+    def window_open(self) -> bool:
+        """False once the user closed the plot's window (`interactive=True`)."""
+        return self._surface.window_open
+
+    def process_events(self, seconds: float) -> None:
+        """Keep the window responsive (and closable) for `seconds` while no images arrive."""
+        self._surface.process_events(seconds)
+
+    def draw(self) -> None:
+        raise NotImplementedError
+
+    def save_png(self, path: str | Path) -> Path:
+        """Draw the current state and write the figure as a PNG."""
+        self.draw()
+        return self._surface.save_png(path)
 
 
 class _Throttle:
@@ -134,7 +193,7 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-class PanoImagePreviewer:
+class PanoImagePreviewer(_Plot):
     """One row per module: its newest pulse-height image (left) and movie image (right)."""
 
     def __init__(
@@ -171,10 +230,6 @@ class PanoImagePreviewer:
         self._axes: dict[tuple[int, str], Axes] = {}
         self._artists: dict[tuple[int, str], AxesImage] = {}
         self._start: str | None = None
-
-    @property
-    def figure(self) -> Figure:
-        return self._surface.figure
 
     def _figsize(self, rows: int) -> tuple[float, float]:
         return (4.2 * len(self.types), self.row_height * rows + 0.8)
@@ -247,11 +302,6 @@ class PanoImagePreviewer:
             artist.colorbar.update_ticks()
         ax.set_title(_panel_title(parsed, self.text_width), fontsize=self.font_size, loc="left")
 
-    def save_png(self, path: str | Path) -> Path:
-        """Draw the newest images and write the figure as a PNG."""
-        self.draw()
-        return self._surface.save_png(path)
-
 
 @dataclass
 class _Window:
@@ -263,7 +313,7 @@ class _Window:
     maxima: dict[int, list[int]] = field(default_factory=dict)
 
 
-class PulseHeightDistribution:
+class PulseHeightDistribution(_Plot):
     """Histograms of the per-image maximum pulse height per module, over tumbling windows."""
 
     def __init__(
@@ -290,10 +340,6 @@ class PulseHeightDistribution:
         self._surface = _Surface(
             (8.0, max(2.9 * len(durations), 6.0)), interactive, jupyter_notebook
         )
-
-    @property
-    def figure(self) -> Figure:
-        return self._surface.figure
 
     def update(self, parsed: Mapping[str, Any], now: float | None = None) -> bool:
         """Record one pulse-height image's maximum (movie images are ignored). True if redrawn."""
@@ -352,8 +398,3 @@ class PulseHeightDistribution:
                 ax.legend(title="Module")
         fig.suptitle("Distribution of Max Pulse-Heights")
         self._surface.show()
-
-    def save_png(self, path: str | Path) -> Path:
-        """Draw the current windows and write the figure as a PNG."""
-        self.draw()
-        return self._surface.save_png(path)
