@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,15 +23,12 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from panoseti_appliance.localnode import free_loopback_port
+
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
-
-
-def free_tcp_port() -> int:
-    """A currently free loopback port (the daemon binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: The tests' name for it.
+free_tcp_port = free_loopback_port
 
 
 def env_overrides(settings: Mapping[str, Any], prefix: str = "PANOSETI") -> dict[str, str]:
