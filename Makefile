@@ -9,13 +9,17 @@ DEB_PACKAGES := libsystemd-dev pkg-config gcc python3-dev python3-venv
 # Debian root, and a real kernel with udev in a QEMU VM (installed without recommends).
 SYSTEST_DEB_PACKAGES := systemd-container debootstrap
 SYSTEST_VM_DEB_PACKAGES := qemu-system-x86
+# Nix 2.8 parses every .nix file and evaluates the NixOS module (tests/integration/test_nixos_module.py)
+# with nixpkgs' lib/ from NIXPKGS_LIB, by default the vendored copy beside the clone when it exists.
+NIX_DEB_PACKAGES := nix-bin
+NIXPKGS_LIB ?= $(abspath $(wildcard ../shared/vendor/nixpkgs-lib/lib))
 # The live-window tests: a virtual X server, and Tk for matplotlib's TkAgg windows.
 DESK_DEB_PACKAGES := xvfb python3-tk
 # Under `make test` as root a missing system-test prerequisite fails the run instead of skipping.
 SYSTEST_REQUIRED ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 DEMO_DURATION ?= 10
 
-.PHONY: demo test setup deb systest-deb desk-deb protos lint typecheck pytest clean
+.PHONY: demo test setup deb systest-deb nix-deb desk-deb protos lint typecheck pytest clean
 
 demo: setup
 	$(PY) tools/demo.py --duration $(DEMO_DURATION)
@@ -26,9 +30,11 @@ test: setup lint typecheck pytest
 setup: deb $(VENV)/.installed protos
 
 # $(call apt-install,PACKAGES[,APT-GET OPTIONS]): install the Debian packages of PACKAGES that are
-# missing, if any (CI runs as root; elsewhere sudo is used if present).
+# missing, if any (CI runs as root; elsewhere sudo is used if present). Without dpkg (NixOS, where
+# `nix develop` provides them) it only names them.
 define apt-install
-	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@command -v dpkg >/dev/null || { echo "no dpkg: make sure these are installed: $(1)"; exit 0; }; \
+	missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -45,6 +51,10 @@ deb:
 systest-deb:
 	$(call apt-install,$(SYSTEST_DEB_PACKAGES))
 	$(call apt-install,$(SYSTEST_VM_DEB_PACKAGES),--no-install-recommends)
+
+# Nix for the NixOS module's tests.
+nix-deb:
+	$(call apt-install,$(NIX_DEB_PACKAGES),--no-install-recommends)
 
 # X and Tk for the live-window tests (tests/integration/test_plot_windows.py).
 desk-deb:
@@ -67,8 +77,8 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
-pytest: setup systest-deb desk-deb
-	PANOSETI_SYSTEST_REQUIRED=$(SYSTEST_REQUIRED) $(VENV)/bin/pytest -q
+pytest: setup systest-deb nix-deb desk-deb
+	PANOSETI_SYSTEST_REQUIRED=$(SYSTEST_REQUIRED) NIXPKGS_LIB=$(NIXPKGS_LIB) $(VENV)/bin/pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info panoseti_appliance/_proto demo-output
