@@ -293,6 +293,17 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
                     info = await self._bring_up(plan)
                 except (RpcAbort, InitFailure, LinkLost) as exc:
                     self._attempted.set()
+                    if not device_present(plan.device):
+                        # Unplugged while being opened: the kernel clears the node's mode
+                        # before removing it, so the open failed with EACCES. Wait for the
+                        # receiver to come back, as for any unplug; nothing to warn about.
+                        log.debug(
+                            "F9T %s went away during re-init: %s",
+                            plan.device,
+                            exc,
+                            extra=fields(device=plan.device),
+                        )
+                        continue
                     delay, level, line = retries.failed(str(exc))
                     self._state = f"failing: {exc}; retrying in {delay:g} s"
                     log.log(level, "%s", line, extra=fields(device=plan.device))
