@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_framer.py              # img16 and ph256, 4000 frames each
     .venv/bin/python bench/bench_framer.py --frames 20000
 
-This is the part of UDS ingest that runs in Python for every frame Hashpipe sends (spec §C.3):
+This is the part of UDS ingest that runs in Python for every frame Hashpipe sends:
 find the frame, decode and check its JSON header (`pff.header_problem`, the rule every ingest
 path shares) and slice the pixels. The stream is fed in 64 KiB chunks, as the socket reader
 does. Best of 7 rounds (wall clock), because the shared development machine's speed varies by up

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Client-side parsing cost: µs per StreamImagesResponse → parsed image dict (spec §E.3, §H).
+"""Client-side parsing cost: µs per StreamImagesResponse → parsed image dict (docs/clients.md).
 
     .venv/bin/python bench/bench_parse.py            # ph256 (real recording) and img16 (sample)
     .venv/bin/python bench/bench_parse.py --repeat 20000

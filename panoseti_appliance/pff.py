@@ -1,4 +1,4 @@
-"""PFF frames: read, write, find the last complete frame, names, White Rabbit time (spec pff.md).
+"""PFF frames: read, write, find the last complete frame, names, White Rabbit time (docs/pff.md).
 
 A PFF file is a bare concatenation of frames (`JSON header` `\\n\\n*` `pixels`) with no file header,
 index or length prefix, so everything here is defensive: the pixel count comes from the data
@@ -27,9 +27,9 @@ from panoseti_appliance.products import DataProduct, UnknownDataProduct, by_name
 
 #: Bytes between the JSON header and the pixels.
 HEADER_END = b"\n\n*"
-#: TAI - UTC, fixed (pff.md §4).
+#: TAI - UTC, fixed (docs/pff.md, "Two clocks: host time and White Rabbit time").
 TAI_UTC_OFFSET_S = 37
-#: Longest JSON header we accept while looking for HEADER_END (pff.md §6 reads 4 KiB).
+#: Longest JSON header we accept while looking for HEADER_END.
 MAX_HEADER_BYTES = 4096
 #: Timing fields of every quabo record.
 TIME_FIELDS = ("pkt_num", "pkt_tai", "pkt_nsec", "tv_sec", "tv_usec")
@@ -419,7 +419,7 @@ def _frame_at(data: bytes, dp: DataProduct, offset: int, file: str) -> PffFrame 
 
 
 class FileTail:
-    """Follow one growing file and return its last complete frame (pff.md §6).
+    """Follow one growing file and return its last complete frame.
 
     Keeps (inode, frame_size, last good offset and index) between calls, so a call normally reads
     only the last frame (plus the first frame once per file). A changed inode or a shrunken file
@@ -574,7 +574,7 @@ def _quabo_record(f: Mapping[str, Any]) -> str:
 def format_header(
     dp: DataProduct, fields: Mapping[str, Any], layout: HeaderLayout = "file"
 ) -> bytes:
-    """The producer's fixed-width JSON header (pff.md §3).
+    """The producer's fixed-width JSON header (docs/pff.md, "Fixed-width headers").
 
     For ph256, `fields` is flat (quabo_num, pkt_num, pkt_tai, pkt_nsec, tv_sec, tv_usec); for the
     4-quabo products it maps quabo_0..quabo_3 to dicts of the same fields (without quabo_num).
@@ -645,7 +645,7 @@ def header_time_fields(header: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def wr_to_unix(pkt_tai: int, pkt_nsec: int, tv_sec: int) -> WrTime:
-    """White Rabbit to Unix time, exact to the nanosecond, with desync detection (pff.md §4)."""
+    """White Rabbit to Unix time, exact to the nanosecond, with desync detection (docs/pff.md)."""
     tai = int(pkt_tai)
     nsec = int(pkt_nsec)
     host = int(tv_sec)

@@ -1,4 +1,4 @@
-"""The four PANOSETI data products and their fixed properties (spec pff.md §2).
+"""The four PANOSETI data products and their fixed properties (docs/pff.md, "Data products").
 
 Every module that needs a shape, a pixel width or a dtype asks this table, so the facts live in
 one place: the format does not describe itself, and a wrong guess silently corrupts images.
@@ -71,7 +71,7 @@ PH1024 = DataProduct(
     "ph1024", ImageType.PULSE_HEIGHT, 32, 32, 2, np.dtype("int16"), np.dtype("<i2")
 )
 
-#: All products, in the order streams deliver them within one tick (spec daqdata.md §B.1).
+#: All products, in the order a stream delivers them in one tick (docs/daqdata.md, "StreamImages").
 ALL: tuple[DataProduct, ...] = (IMG16, IMG8, PH256, PH1024)
 BY_NAME: dict[str, DataProduct] = {dp.name: dp for dp in ALL}
 NAMES: tuple[str, ...] = tuple(sorted(BY_NAME))

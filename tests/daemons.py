@@ -1,4 +1,4 @@
-"""Start the appliance's daemons as real subprocesses for tests (design.md §7).
+"""Start the appliance's daemons as real subprocesses for tests (docs/development.md, "Tests").
 
 Each daemon gets an empty config file plus PANOSETI_* environment overrides (ephemeral loopback
 port, sockets and data under the test's tmp dir), and is considered up when grpc.health.v1 says

@@ -1,9 +1,9 @@
 """Test producers that behave like the real ones: Hashpipe on its sockets, the DAQ writing run dirs.
 
-Hashpipe socket side (spec daqdata.md §C.3): each frame is ONE sendmsg of the four pieces
-`be16(module)`, the socket-layout JSON header, `b"\\n\\n*"` and the little-endian pixels, exactly
-like Hashpipe's writev; `send_torn` sends only a prefix (what a short writev leaves behind) and
-`send_garbage` sends noise.
+Hashpipe socket side (docs/ingestion.md, "What travels on a socket"): each frame is ONE sendmsg
+of the four pieces `be16(module)`, the socket-layout JSON header, `b"\\n\\n*"` and the
+little-endian pixels, exactly like Hashpipe's writev; `send_torn` sends only a prefix (what a
+short writev leaves behind) and `send_garbage` sends noise.
 
     with HashpipeProducer(path, "ph256") as p:
         sent = p.send(module=3)            # a valid frame; returns what was sent
@@ -11,10 +11,10 @@ like Hashpipe's writev; `send_torn` sends only a prefix (what a short writev lea
         p.send_garbage(100)
         p.reconnect()
 
-Filesystem side (pff.md §5): `write_run(data_dir, module, dp, n, seqno)` creates
-`data_dir/module_<m>/<run>/start_….dp_<dp>.bpp_<n>.module_<m>.seqno_<s>.pff` with `n` frames in
-the file writer's layout; `append_frames` grows an existing file. Pixels and `pkt_num` are
-derived from (module, index) so a test can tell exactly which frame arrived.
+Filesystem side (docs/ingestion.md, "File polling"): `write_run(data_dir, module, dp, n, seqno)`
+creates `data_dir/module_<m>/<run>/start_….dp_<dp>.bpp_<n>.module_<m>.seqno_<s>.pff` with `n`
+frames in the file writer's layout; `append_frames` grows an existing file. Pixels and `pkt_num`
+are derived from (module, index) so a test can tell exactly which frame arrived.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`panoseti daq`: talk to DaqData servers (spec daqdata.md §F).
+"""`panoseti daq`: talk to DaqData servers.
 
     panoseti daq --host localhost ping
     panoseti daq --daq-config daq_config.json --net-config network_config.json hosts
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from panoseti_appliance.daqdata.hosts import ConfigInput
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-#: Stream interval meaning "as fast as the server's hp_io allows" (spec §B.1).
+#: Stream interval meaning "as fast as the server's hp_io allows" (docs/daqdata.md, "StreamImages").
 FASTEST = -1.0
 INIT_TIMEOUT_SECONDS = 15.0
 P = TypeVar("P", bound="LivePlot")

@@ -24,7 +24,7 @@ import numpy as np
 from panoseti_appliance import pff
 from panoseti_appliance.products import NAMES, DataProduct, UnknownDataProduct, by_name
 
-#: What `info` prints for a White Rabbit time when the WR and host clocks disagree (pff.md §4).
+#: What `info` prints for a White Rabbit time when the WR and host clocks disagree.
 DESYNC = "desync"
 
 

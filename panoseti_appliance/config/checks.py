@@ -125,7 +125,7 @@ def check_module_ids(ids: Sequence[int], what: str) -> list[int]:
 
 
 def normalise_uid(uid: str) -> str:
-    """A ZED-F9T SEC-UNIQID as 10 upper-case hex digits (spec ublox.md §B step 7)."""
+    """A ZED-F9T SEC-UNIQID as 10 upper-case hex digits (docs/ublox.md, "The UID")."""
     text = uid.strip().upper()
     if not UID_PATTERN.match(text):
         raise ValueError(
@@ -136,7 +136,7 @@ def normalise_uid(uid: str) -> str:
 
 
 def normalise_cfg_key(key: str) -> str:
-    """A configuration key as the receiver database names it (spec ublox.md §B.1)."""
+    """A configuration key as the receiver database names it (docs/ublox.md, "Values")."""
     text = key.strip().replace("-", "_").upper()
     if not CFG_KEY_PATTERN.match(text):
         raise ValueError(

@@ -1,6 +1,6 @@
 """Layered loading of the appliance configuration, with the origin of every value.
 
-Layers, lowest priority first (design.md §4):
+Layers, lowest priority first (docs/configuration.md, "Where settings come from"):
 
 1. the model defaults;
 2. the main file: `config_file` (a command's `--config`), else `$PANOSETI_CONFIG`, else

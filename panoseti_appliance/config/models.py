@@ -1,4 +1,4 @@
-"""pydantic models of every appliance setting (design.md §4).
+"""pydantic models of every appliance setting.
 
 Field names are a contract: the daemons, the NixOS module and operators' files use them. Every
 field is typed, bounded and described; the descriptions are the reference documentation
@@ -73,7 +73,7 @@ class _Section(BaseModel):
 
 
 class HashpipeSourceConfig(_Section):
-    """The Hashpipe Unix-socket source (spec daqdata.md §C.3): one listening socket per product."""
+    """The Hashpipe Unix-socket source: one listening socket per product (docs/ingestion.md)."""
 
     enabled: bool = Field(
         default=True, description="Ingest frames Hashpipe writes to the per-product Unix sockets."
@@ -111,7 +111,7 @@ class HashpipeSourceConfig(_Section):
         gt=0,
         le=86_400,
         description="The original's uds `read_timeout`, kept so imported files validate. The "
-        "appliance never closes an idle Hashpipe connection because of it (spec §C.3).",
+        "appliance never closes an idle Hashpipe connection because of it.",
     )
 
     @field_validator("socket_template")
@@ -127,7 +127,7 @@ class HashpipeSourceConfig(_Section):
 
 
 class FilesystemPollConfig(_Section):
-    """Sample the newest frame of each run file by polling `hp_io.data_dir` (spec §C.1)."""
+    """Sample the newest frame of each run file by polling `hp_io.data_dir` (docs/ingestion.md)."""
 
     enabled: bool = Field(
         default=False, description="Poll the run directories under hp_io.data_dir."
@@ -135,7 +135,7 @@ class FilesystemPollConfig(_Section):
 
 
 class FilesystemPipeConfig(_Section):
-    """Read frames when Hashpipe signals them on a named pipe in each run dir (spec §C.2)."""
+    """Read frames when Hashpipe signals them on a named pipe per run dir (docs/ingestion.md)."""
 
     enabled: bool = Field(
         default=False, description="Watch the read-status FIFOs in the active run dirs."
@@ -149,7 +149,7 @@ class FilesystemPipeConfig(_Section):
 
 
 class SimulatorConfig(_Section):
-    """The DAQ simulator used when InitHpIo has simulate_daq (spec daqdata.md §D)."""
+    """The DAQ simulator used when InitHpIo has simulate_daq (docs/simulator.md)."""
 
     mode: SimulationMode = Field(
         default="uds",
@@ -411,7 +411,7 @@ class HpIoConfig(_Section):
 
 
 class PositionConfig(_Section):
-    """Fixed antenna position for the receiver's time mode (spec ublox.md §B.3)."""
+    """Fixed antenna position for the receiver's time mode (docs/ublox.md, "Fixed position")."""
 
     format: Annotated[Literal["LLH", "ECEF"], BeforeValidator(_upper)] = Field(
         default="LLH", description="`LLH` (lat_deg, lon_deg, height_m) or `ECEF` (x_m, y_m, z_m)."
@@ -553,7 +553,7 @@ class ChipConfig(_Section):
 
 
 class UbloxConfig(_Section):
-    """The UbloxControl daemon and the ZED-F9T settings it applies (spec ublox.md §D)."""
+    """The UbloxControl daemon and the ZED-F9T settings it applies (docs/ublox.md)."""
 
     listen: list[str] = Field(
         default_factory=lambda: ["0.0.0.0:50052", "unix:///run/panoseti/ublox.sock"],
@@ -685,7 +685,7 @@ class UbloxConfig(_Section):
 
 
 class PortForwardingConfig(_Section):
-    """network_config port forwarding of one DAQ node (spec daqdata.md §E.1)."""
+    """network_config port forwarding of one DAQ node (docs/clients.md, "Which servers")."""
 
     status: bool = Field(
         default=False, description="Reach the node through gw_ip instead of ip_addr."

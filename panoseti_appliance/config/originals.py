@@ -1,12 +1,12 @@
 """The original panoseti_grpc JSON/JSON5 config files, translated into the appliance's layout.
 
-Supported (spec daqdata.md §G and §E.1, ublox.md §D): `daq_data_server_config.json`, hp_io files
-(`hp_io_config*.json`), `f9t_config.json5` (general keys plus `f9t_chips`, chip keys winning),
-`ublox_control_server_config.json`, `daq_config.json` and `network_config.json`. The kind is taken
-from the file name, else from the keys. Each becomes a `Layer` whose origins name the original
-file and line, so validation errors point into the file the operator actually wrote. Keys the
-original never used are accepted with a deprecation warning; keys nobody knows are warned about
-with their location and dropped.
+Supported (docs/configuration.md, "Checking and inspecting"): `daq_data_server_config.json`,
+hp_io files (`hp_io_config*.json`), `f9t_config.json5` (general keys plus `f9t_chips`, chip keys
+winning), `ublox_control_server_config.json`, `daq_config.json` and `network_config.json`. The
+kind is taken from the file name, else from the keys. Each becomes a `Layer` whose origins name
+the original file and line, so validation errors point into the file the operator actually wrote.
+Keys the original never used are accepted with a deprecation warning; keys nobody knows are warned
+about with their location and dropped.
 """
 
 from __future__ import annotations

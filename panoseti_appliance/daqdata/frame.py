@@ -1,4 +1,4 @@
-"""The in-memory Frame every ingestion source produces, and its one-time wire form (design.md §3).
+"""The in-memory Frame every ingestion source produces, and its one-time wire form.
 
 A frame is converted to protobuf lazily and at most once: the first stream that sends it builds
 the serialized `PanoImage` (Struct header plus 1024 packed varints, the expensive part) and every

@@ -1,7 +1,7 @@
-"""hp_io: the ingestion engine InitHpIo configures (spec daqdata.md §B.2, §C, §D).
+"""hp_io: the ingestion engine InitHpIo configures (docs/daqdata.md, "InitHpIo").
 
 A small state machine, IDLE → STARTING → RUNNING → STOPPING → IDLE, that starts and stops the
-enabled sources and the simulator in the spec's order and within its bounds:
+enabled sources and the simulator in this order and within these bounds:
 
 - start: filesystem simulators first (the first scan needs files), then every enabled source
   until each says it is listening or watching, then the uds/rpc simulators; bounded by
@@ -421,7 +421,7 @@ class HpIo:
         """Stop the current configuration and start `settings`; hold `lock`.
 
         Returns "" on success, else the error message: the reason, then whether the previous
-        configuration was restored or hp_io is idle (spec §B.2).
+        configuration was restored or hp_io is idle.
         """
         self._cancel_restart()
         running = self.state in (HpIoState.RUNNING, HpIoState.STOPPING)

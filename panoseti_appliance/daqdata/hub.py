@@ -3,8 +3,8 @@
 Sources publish on the event loop and never wait: publishing replaces one table entry, bumps a
 process-wide sequence number and wakes only the subscribers that are idle and want that
 (module, dp). Subscribers track, per (module, dp), the sequence number they last received, so a
-busy module can never hide a quiet one (spec daqdata.md §B.1, bug I.1), and since the sequence
-is never reset a re-init cannot make old frames look new or new ones look old (bug I.2).
+busy module can never hide a quiet one (docs/daqdata.md, "StreamImages"), and since the sequence
+is never reset a re-init cannot make old frames look new or new ones look old.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from panoseti_appliance.daqdata.frame import Frame
 from panoseti_appliance.products import ALL, DataProduct
 
-#: Order of products within one module in a tick (spec §B.1: img16, img8, ph256, ph1024).
+#: Order of products within one module in a tick: img16, img8, ph256, ph1024.
 _DP_RANK = {dp.name: rank for rank, dp in enumerate(ALL)}
 
 Key = tuple[int, str]

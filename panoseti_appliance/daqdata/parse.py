@@ -1,4 +1,4 @@
-"""PanoImage → the parsed image dict every PANOSETI client tool expects (spec daqdata.md §E.3).
+"""PanoImage → the parsed image dict every PANOSETI client tool expects (docs/clients.md).
 
 The original spent about 335 µs per image here (MessageToDict, a second parse for a debug log).
 This version reads the protobuf fields directly, converts pixels through the buffer protocol and
@@ -28,7 +28,7 @@ def image_array(pano_image: Any) -> np.ndarray:
     """Pixels as a `shape` array: uint8 (bpp 1), uint16 (MOVIE bpp 2), int16 (PULSE_HEIGHT bpp 2).
 
     The wire carries pulse heights as unsigned 16-bit values; they are reinterpreted as two's
-    complement so negative baselines read as negative (pff.md §2).
+    complement so negative baselines read as negative (docs/pff.md, "Data products").
     """
     wire = np.asarray(pano_image.image_array)
     if pano_image.bytes_per_pixel == 1:
@@ -70,7 +70,7 @@ def add_timestamps(header: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_pano_image(pano_image: Any) -> ParsedImage:
-    """One PanoImage as the parsed dict of spec §E.3 (header timestamps added)."""
+    """One PanoImage as the dict of docs/clients.md, "The parsed image" (timestamps added)."""
     return {
         "type": _TYPE_NAMES.get(pano_image.type, "UNDEFINED"),
         "header": add_timestamps(struct_to_dict(pano_image.header)),

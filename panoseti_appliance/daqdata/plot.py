@@ -1,4 +1,4 @@
-"""Live plots of DaqData streams: PanoImagePreviewer and PulseHeightDistribution (spec §F).
+"""Live plots of DaqData streams: PanoImagePreviewer and PulseHeightDistribution (docs/clients.md).
 
 Both are fed parsed image dicts with `update(parsed)` and redraw at most every
 `plot_update_interval` seconds. They draw into a window (`interactive=True`), a Jupyter notebook
@@ -147,7 +147,7 @@ class _Throttle:
 
 
 class ColourScale:
-    """Colour limits of one image type from its last `window` images (spec §F).
+    """Colour limits of one image type from its last `window` images.
 
     vmax is the 95th percentile of the recent per-image maxima and vmin the 5th percentile of
     the minima, so one hot pixel or one dark frame does not wash the panel out; each image type

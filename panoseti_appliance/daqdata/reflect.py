@@ -1,4 +1,4 @@
-"""List a server's gRPC services and the DaqData methods through server reflection (spec §E.2).
+"""List a server's gRPC services and the DaqData methods through server reflection.
 
 The original asyncio client's reflect_services was broken; here the request list and the text
 rendering are shared, and each client only performs the bidirectional call its own way.

@@ -1,4 +1,4 @@
-"""`panoseti-daqdata`: the DaqData daemon as a service of the shared runner (design.md §3-5).
+"""`panoseti-daqdata`: the DaqData daemon as a service of the shared runner (docs/daqdata.md).
 
 What is DaqData's own: the Hashpipe sockets (adopted from systemd by bound path, or bound here;
 they live for the daemon's lifetime), the hub, hp_io started from the `hp_io` section at boot, and

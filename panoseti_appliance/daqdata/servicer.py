@@ -1,6 +1,7 @@
-"""The DaqData gRPC servicer: admission, streams, InitHpIo, Ping and uploads (spec daqdata.md §B).
+"""The DaqData gRPC servicer: admission, streams, InitHpIo, Ping and uploads.
 
-Status codes and detail strings follow the spec's table (§B.5) exactly; clients match on them.
+Status codes and detail strings are exactly those of docs/daqdata.md, "What clients can call":
+clients match on them.
 StreamImages sends pre-serialized responses (see `frame.Frame.response_bytes`), so this service is
 registered with `add_to_server` here rather than the generated helper: the wire messages are the
 same, only the server skips re-serializing a shared PanoImage for every subscriber.
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DaqData"].full_name
 MAX_MODULE_ID = 65535
-#: How long a forced InitHpIo waits for the readers it ended to return (spec §B.2).
+#: How long a forced InitHpIo waits for the readers it ended to return.
 READER_EXIT_WAIT_S = 2.0
 
 SHUTTING_DOWN = "Server is shutting down."
@@ -78,7 +79,7 @@ class InvalidUpload(ValueError):
 
 
 def upload_frame(request: pb.UploadImageRequest) -> Frame:
-    """Validate one uploaded image (spec §B.4, in the spec's order) and make it a Frame."""
+    """Validate one uploaded image, in the order docs/daqdata.md lists the reasons; make a Frame."""
     if not request.HasField("pano_image"):
         raise InvalidUpload("pano_image is not set; put the image in UploadImageRequest.pano_image")
     image = request.pano_image
@@ -333,7 +334,7 @@ class DaqDataServicer:
     async def _validate_init(
         self, request: pb.InitHpIoRequest, context: grpc.aio.ServicerContext
     ) -> HpIoSettings:
-        """Checks 1-5 of spec §B.2, before any state change."""
+        """The checks of docs/daqdata.md, "InitHpIo", in its order, before any state change."""
         interval = request.update_interval_seconds
         if not math.isfinite(interval) or interval < self.cfg.min_hp_io_update_interval_seconds:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BELOW_MINIMUM)

@@ -1,4 +1,4 @@
-"""The DAQ simulator: replay recorded frames into the DaqData daemon (spec daqdata.md §D).
+"""The DAQ simulator: replay recorded frames into the DaqData daemon (docs/simulator.md).
 
 The daemon runs it when InitHpIo has simulate_daq=true, and `panoseti sim` runs it standalone
 against a running daemon. It loads every frame of a movie and a pulse-height file (by default
@@ -30,7 +30,7 @@ __all__ = ["HashpipeFaults", "Simulator", "SimulatorError"]
 
 log = logging.getLogger(__name__)
 
-#: Modes whose files must exist before the daemon's filesystem sources scan (spec §B.2).
+#: Modes whose files must exist before the daemon's filesystem sources scan.
 FILESYSTEM_MODES = frozenset({"filesystem_poll", "filesystem_pipe"})
 
 

@@ -1,4 +1,4 @@
-"""The daemon runner both services start through (design.md §5).
+"""The daemon runner both services start through (docs/development.md, "Layout").
 
 The data path is the services' own; what they share lives here, so a fix lands once:
 `entry` (the console scripts, import-light), `inherited` (descriptors passed by systemd),

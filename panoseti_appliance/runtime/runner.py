@@ -1,4 +1,4 @@
-"""The one start-up and shutdown sequence both daemons run (design.md §5).
+"""The one start-up and shutdown sequence both daemons run (docs/daqdata.md, "Running it").
 
 Start: configuration (`--config`, repeatable `--set`; problems printed as `panoseti config check`
 prints them, at error priority in the journal, exit 78) → gRPC server with the service, health and

@@ -1,4 +1,4 @@
-"""A faithful ZED-F9T timing receiver on a pseudo-terminal, for tests and the demo (spec ublox.md §F).
+"""A faithful ZED-F9T timing receiver on a pseudo-terminal, for tests and the demo.
 
 The daemon opens `device_path` with pyserial exactly as it opens `/dev/ttyACM0`, so the whole path
 (port ownership, framing, reply routing, unplug detection) is exercised for real. With `tty_path`

@@ -1,4 +1,4 @@
-"""Run an InitF9t plan against a receiver over a UbxLink (spec ublox.md §B steps 6-10).
+"""Run an InitF9t plan against a receiver over a UbxLink (docs/ublox.md, "InitF9t: what happens").
 
 Device-side checks that fail raise `InitFailure` (reported as init_status=FAILURE with the
 message); a vanished device raises `LinkLost` (a gRPC UNAVAILABLE). The VALGET helper is shared
@@ -119,7 +119,7 @@ def _valset_bytes(message: ValsetMessage, layers: int) -> bytes:
 
 
 def _applied_note(messages: list[ValsetMessage], failed: ValsetMessage) -> str:
-    """What stays applied after `failed` was rejected (spec §B step 8)."""
+    """What stays applied after `failed` was rejected (a NAKed transaction cancels its group)."""
     earlier_groups = sorted({m.group for m in messages if m.group < failed.group})
     done = sum(len(m.items) for m in messages if m.group < failed.group)
     if failed.transaction == TXN_NONE:

@@ -1,6 +1,6 @@
 """Frames the emulated ZED-F9T sends: MON-VER, SEC-UNIQID, ACKs and the periodic timing messages.
 
-Contents follow the real capture in tests/data/ubx_packets.jsonl (spec ublox.md §F): TIM-TP
+Contents follow the real capture in tests/data/ubx_packets.jsonl (docs/emulator.md): TIM-TP
 describes the next pulse with `towMS`/`week` in the UTC time scale, NAV-TIMEUTC carries `iTOW`
 in GPS time (UTC + 18 s) and NAV-PVT reports a time-only fix at the configured position.
 """

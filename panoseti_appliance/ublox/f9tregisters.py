@@ -1,9 +1,9 @@
 """The emulated ZED-F9T's configuration registers: key table, layers, VALSET transactions, VALGET.
 
-This is the receiver-side behaviour of CFG-VALSET/CFG-VALGET (spec ublox.md §F), kept apart from
-the pty plumbing so it can be read against the spec table line by line. Values are stored as the
-raw little-endian bytes the host sent, exactly as the receiver keeps them; `value()` decodes them
-with the key's type for inspection.
+This is the receiver-side behaviour of CFG-VALSET/CFG-VALGET (docs/emulator.md, "What it
+answers"), kept apart from the pty plumbing so it can be read against that table line by line.
+Values are stored as the raw little-endian bytes the host sent, exactly as the receiver keeps
+them; `value()` decodes them with the key's type for inspection.
 """
 
 from __future__ import annotations

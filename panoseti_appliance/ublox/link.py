@@ -1,4 +1,4 @@
-"""The one owner of the receiver's serial port (spec ublox.md §A routing rule, §B step 5, §C).
+"""The one owner of the receiver's serial port (docs/ublox.md, "UBX messages the appliance uses").
 
 Threads do only I/O: a reader thread reads whatever the port has, frames it with the project's
 `FrameSplitter` (NMEA, RTCM, noise and broken frames are skipped and counted, and a stray 0xB5

@@ -1,4 +1,4 @@
-"""A received UBX frame and its wire form, `CaptureUbloxResponse` (spec ublox.md §C).
+"""A received UBX frame and its wire form, `CaptureUbloxResponse` (docs/ublox.md).
 
 One conversion serves CaptureUblox, PollMessage and the tests, so every client sees the same
 `parsed_data`: the message's fields under their pyubx2 names (scaling applied), bytes as

@@ -1,4 +1,4 @@
-"""The InitF9t plan: validate an f9t_config and turn it into CFG-VALSET messages (spec §B, §B.3, §D).
+"""The InitF9t plan: validate an f9t_config and turn it into CFG-VALSET messages (docs/ublox.md).
 
 Everything here is pure (no I/O), so a config is judged completely before the receiver is
 touched, and every problem is reported at once, one per line, naming the field and the fix.
@@ -130,7 +130,7 @@ def split_hp(scaled: int) -> tuple[int, int]:
 
 
 def tmode_settings(position: dict[str, Any]) -> list[tuple[str, int]]:
-    """TMODE key/value pairs for a validated position (LLH or ECEF), in the spec's order."""
+    """TMODE key/value pairs for a validated position (LLH or ECEF), in the documented order."""
     acc = round(float(position["acc_m"]) * 1e4)
     head = [("CFG_TMODE_MODE", 2)]
     if position["format"] == "LLH":

@@ -1,4 +1,4 @@
-"""`panoseti-ubloxcontrol`: the UbloxControl daemon as a service of the shared runner (spec ublox.md §A-C).
+"""`panoseti-ubloxcontrol`: the UbloxControl daemon as a service of the shared runner.
 
 What is its own: the servicer, which owns the receiver link, and the start-up plan
 (`ublox.init_on_start`, validated before anything starts: a bad chip exits 78 like any

@@ -1,4 +1,4 @@
-"""The UbloxControl gRPC servicer: InitF9t, PollMessage, CaptureUblox (spec ublox.md §A-C).
+"""The UbloxControl gRPC servicer: InitF9t, PollMessage, CaptureUblox (docs/ublox.md).
 
 State is one optional `UbxLink` (None means idle) plus the last successful plan. An asyncio lock
 serialises everything that talks to the receiver (InitF9t, PollMessage, automatic re-init), so
@@ -210,7 +210,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         self._reopen = None
 
     async def _bring_up(self, plan: F9tPlan) -> ReceiverInfo:
-        """Open the device and run the plan (steps 5-9); on any failure the state is idle."""
+        """Open the device and run the plan; on any failure the state is idle."""
 
         def lost(reason: str) -> None:
             if self._link is link:

@@ -1,4 +1,4 @@
-"""ZED-F9T configuration keys: name normalisation and typed value coercion (spec ublox.md §B.1-B.2).
+"""ZED-F9T configuration keys: name normalisation and typed value coercion.
 
 The gRPC Struct delivers every JSON number as a double, while pyubx2 is strict about Python types
 (int for U/I/E/L, float for R, bytes for X). This module turns user values into exactly what
@@ -107,7 +107,7 @@ def _check_range(key: CfgKey, value: int, signed: bool) -> int:
 
 
 def coerce_value(key: CfgKey, value: object) -> int | float | bytes:
-    """Convert a user value to the Python type pyubx2 needs for `key` (spec §B.2 table).
+    """Convert a user value to the Python type pyubx2 needs for `key` (docs/ublox.md, "Values").
 
     Raises ValueError with a message naming the key and saying what is accepted.
     """

@@ -1,4 +1,4 @@
-"""Every `panoseti daq` subcommand as a subprocess against a live daemon (spec daqdata.md §F)."""
+"""Every `panoseti daq` subcommand as a subprocess against a live daemon (docs/clients.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Both clients against live `panoseti-daqdata` daemons fed by their uds simulator (spec §E.2).
+"""Both clients against live `panoseti-daqdata` daemons fed by their uds simulator.
 
 Each daemon runs as a subprocess on an ephemeral loopback port with its Hashpipe sockets and
 simulator files under the test's tmp dir; the simulator restamps frames to "now", so parsed White

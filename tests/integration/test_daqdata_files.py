@@ -1,5 +1,5 @@
 """The filesystem sources through the daemon: run files written the way the DAQ writes them
-(pff.md §5) and, for the pipe source, the 10-byte read-status records (spec daqdata.md §C.1-2).
+(docs/ingestion.md, "File polling") and, for the pipe source, the 10-byte read-status records.
 
 Both tests follow a seqno roll-over and then a new run directory.
 """

@@ -1,4 +1,4 @@
-"""InitHpIo with simulate_daq=true end to end, in each simulator mode (spec daqdata.md §B.2, §D).
+"""InitHpIo with simulate_daq=true end to end, in each simulator mode (docs/simulator.md).
 
 The daemon starts the simulator itself (filesystem modes before the sources, uds and rpc after
 them); a stream then sees the simulated module's movie and pulse-height frames; a following

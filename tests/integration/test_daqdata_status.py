@@ -1,4 +1,4 @@
-"""Every row of the DaqData status table (spec daqdata.md §B.5), against the real daemon.
+"""Every row of the DaqData status tables (docs/daqdata.md), against the real daemon.
 
 Each test is named after its row. Mid-stream ends (forced re-init, shutdown) are in
 test_daqdata_stream.py; a start failure is `test_init_start_failed_*` here.

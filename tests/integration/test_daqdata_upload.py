@@ -1,4 +1,4 @@
-"""UploadImages through the real daemon (spec daqdata.md §B.4): validation, delivery, several
+"""UploadImages through the real daemon (docs/daqdata.md): validation, delivery, several
 uploads at once, and uploads not counting as readers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""InitF9t against the pty ZED-F9T emulator, daemon as a subprocess (spec ublox.md §B).
+"""InitF9t against the pty ZED-F9T emulator, daemon as a subprocess (docs/ublox.md).
 
 The fixtures here (emulator, daemon, stub, config) are shared by the other test_ublox_* files.
 """

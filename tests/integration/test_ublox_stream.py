@@ -1,4 +1,4 @@
-"""CaptureUblox, PollMessage, force_init and unplug/replug against the emulator (spec §A, §C)."""
+"""CaptureUblox, PollMessage, force_init and unplug/replug against the emulator."""
 
 from __future__ import annotations
 

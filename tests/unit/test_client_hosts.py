@@ -1,4 +1,4 @@
-"""daq_config / network_config → gRPC targets, and their errors (spec daqdata.md §E.1)."""
+"""daq_config / network_config → gRPC targets, and their errors (docs/clients.md)."""
 
 from __future__ import annotations
 

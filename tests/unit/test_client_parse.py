@@ -1,4 +1,4 @@
-"""PanoImage → parsed image dict (spec daqdata.md §E.3), from the real ph256 recording."""
+"""PanoImage → parsed image dict (docs/clients.md), from the real ph256 recording."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_synced_header_gives_exact_wr_decimal(
     assert parsed["image_array"].dtype == dtype
     assert np.array_equal(parsed["image_array"], values)
     header = parsed["header"]
-    # pff.md §4 worked example: 1721882092.779007488 exactly, no float rounding.
+    # docs/pff.md's worked example: 1721882092.779007488 exactly, no float rounding.
     assert header["wr_unix_timestamp"] == Decimal("1721882092.779007488")
     assert header["wr_clock_desync"] is False
     assert header["pkt_unix_timestamp"] == Decimal("1721882092.7791")

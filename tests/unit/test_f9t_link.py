@@ -1,4 +1,4 @@
-"""The serial link on a real pty: framing, reply routing, cache, fan-out, device loss (spec §A, §C).
+"""The serial link on a real pty: framing, reply routing, cache, fan-out, device loss.
 
 The test plays the receiver by hand on the pty master, so every byte the link sees is explicit.
 """

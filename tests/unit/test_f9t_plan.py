@@ -1,4 +1,4 @@
-"""InitF9t config validation and planning: TMODE maths, layers, grouping, chunks (spec §B, §D)."""
+"""InitF9t config validation and planning: TMODE maths, layers, grouping, chunks."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def minimal(**extra: Any) -> dict[str, Any]:
     return {"device": "/dev/ttyACM0", "f9t_uid": UID, **extra}
 
 
-def test_shipped_config_has_49_items_in_spec_order() -> None:
+def test_shipped_config_has_49_items_in_plan_order() -> None:
     plan = validate_config(shipped())
     assert len(plan.items) == 49
     assert plan.set_mask == 3  # RAM | BBR

@@ -1,4 +1,4 @@
-"""Key normalisation and typed value coercion for InitF9t (spec ublox.md §B.1-B.2)."""
+"""Key normalisation and typed value coercion for InitF9t (docs/ublox.md, "Values")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Hashpipe socket stream parser (spec daqdata.md §C.3): exact framing, validation, resync."""
+"""The Hashpipe socket stream parser (docs/ingestion.md): exact framing, validation, resync."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every frame of the real ZED-F9T capture parses into the CaptureUblox wire form (spec §C)."""
+"""Every frame of the real ZED-F9T capture parses into the CaptureUblox wire form."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Data-file and run-directory names (pff.md §5): every spelling the field has produced."""
+"""Data-file and run-directory names (docs/pff.md): every spelling the field has produced."""
 
 from __future__ import annotations
 

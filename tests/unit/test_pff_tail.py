@@ -1,4 +1,4 @@
-"""FileTail on real files that grow, shrink, change header width and get replaced (pff.md §6)."""
+"""FileTail on real files that grow, shrink, change header width and get replaced."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """FileTail and count_frames against a model: after any sequence of producer actions they report
 the same last frame and count as reading the whole file from the start.
 
-The actions are the ones pff.md §6 lists (append, possibly stopping mid-frame; truncate; replace
+The actions are the ones docs/pff.md lists (append, possibly stopping mid-frame; truncate; replace
 with a new inode; rewrite in place from offset 0, with or without a truncate), on real ph256
 frames whose headers are either the normal 121 bytes or one byte wider (a field that outgrew its
 fixed width), so the size arithmetic is exercised on files whose frame size changes.

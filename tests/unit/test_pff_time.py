@@ -1,4 +1,4 @@
-"""White Rabbit → Unix time (pff.md §4): exact to the nanosecond, desync as a value."""
+"""White Rabbit → Unix time (docs/pff.md): exact to the nanosecond, desync as a value."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Writing frames byte-identical to the producer (pff.md §3) and reading them back."""
+"""Writing frames byte-identical to the producer (docs/pff.md) and reading them back."""
 
 from __future__ import annotations
 

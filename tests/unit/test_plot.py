@@ -1,4 +1,4 @@
-"""PanoImagePreviewer and PulseHeightDistribution rendered headless to PNG (spec daqdata.md §F)."""
+"""PanoImagePreviewer and PulseHeightDistribution rendered headless to PNG."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The data-product table both ways: by name and by what a PanoImage carries (pff.md §2)."""
+"""The data-product table both ways: by name and by what a PanoImage carries (docs/pff.md)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ TABLE = [
 
 
 @pytest.mark.parametrize(("name", "itype", "rows", "cols", "bpp", "size", "dtype"), TABLE)
-def test_table_matches_the_spec(
+def test_table_matches_the_documented_products(
     name: str, itype: ImageType, rows: int, cols: int, bpp: int, size: int, dtype: type
 ) -> None:
     dp = by_name(name)

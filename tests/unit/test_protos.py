@@ -58,7 +58,7 @@ T = {
     "message": FD.TYPE_MESSAGE,
 }
 
-# (message, number, name, type, repeated, message/enum type full name) from spec daqdata.md §A.
+# (message, number, name, type, repeated, message/enum type full name) as the original shipped them.
 DAQDATA_FIELDS = [
     ("PanoImage", 1, "type", "enum", False, "daqdata.PanoImage.Type"),
     ("PanoImage", 2, "header", "message", False, "google.protobuf.Struct"),

@@ -1,6 +1,6 @@
 """The filesystem simulator: a module run directory that grows like Hashpipe's output.
 
-Modes `filesystem_poll` and `filesystem_pipe` (spec daqdata.md §D, §C.2). For each module it
+Modes `filesystem_poll` and `filesystem_pipe` (docs/simulator.md). For each module it
 creates `<sim_data_dir>/<sim_run_dir_template>` and the daq-active marker, appends frames to
 `sim.dp_<dp>.module_<id>.seqno_<n>.pff` with a flush after each, rolls over every
 `frames_per_pff` frames per data product and keeps only the newest two files per (module, dp) so
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: Files kept per (module, dp): the one being written and the one before it.
 KEEP_FILES = 2
-#: Width of one FIFO record (spec daqdata.md §C.2).
+#: Width of one FIFO record (docs/ingestion.md, "Named-pipe signals").
 PIPE_RECORD_BYTES = 10
 
 

@@ -1,4 +1,4 @@
-"""The uds simulator: a faithful emulator of Hashpipe's snapshot producer (spec daqdata.md §C.3).
+"""The uds simulator: a faithful emulator of Hashpipe's snapshot producer (docs/simulator.md).
 
 For every configured data product it connects lazily to `socket_template.format(dp=…)` once the
 path exists, and sends each frame as one `sendmsg` of [be16(module), JSON header in the socket

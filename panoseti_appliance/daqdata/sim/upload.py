@@ -1,8 +1,8 @@
-"""The rpc simulator: one long UploadImages stream to the daemon (spec daqdata.md §B.4, §D).
+"""The rpc simulator: one long UploadImages stream to the daemon (docs/simulator.md).
 
 Each frame becomes a PanoImage (`file = "rpc_sim_<dp>.pff"`, `frame_number` = step n, the
 module id) put on a small queue that a background task streams to `rpc_target`. The step loop
-waits for room in that queue, so gRPC flow control paces the simulator as the spec intends:
+waits for room in that queue, so gRPC flow control paces the simulator:
 nothing is dropped, every data product gets its turn in step order, and at rate 0 the simulator
 runs exactly as fast as the daemon ingests. UNAVAILABLE (daemon restarting or still configuring)
 ends the call; the task reconnects with back-off and carries on. Any other error is logged and

@@ -1,4 +1,4 @@
-"""Hashpipe Unix-domain sockets: the production ingestion path (spec daqdata.md §C.3).
+"""Hashpipe Unix-domain sockets: the production ingestion path (docs/ingestion.md).
 
 Hashpipe connects to one SOCK_STREAM socket per data product and writes, per frame, one writev
 of `be16(module) + JSON header + b"\\n\\n*" + pixels` on a non-blocking socket. A short writev is
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 FRAME_MARKER = re.compile(rb'\{\s*"quabo_')
 #: The module id prefix: 2 bytes, unsigned big-endian.
 MODULE_ID_BYTES = 2
-#: How far past the module id the header end may lie (spec: 4096 + 3).
+#: How far past the module id the header end may lie.
 HEADER_WINDOW = MAX_HEADER_BYTES + len(HEADER_END)
 #: Bytes kept while looking for a marker that may be only partly received (longest real marker
 #: is 11 bytes; generous for whitespace).
@@ -55,7 +55,6 @@ TAIL_KEEP = 64
 #: Bytes needed after a frame boundary to tell whether the previous frame was torn in its last
 #: few bytes (the next frame's marker then straddles the boundary).
 STRADDLE_LOOKAHEAD = 16
-#: The per-quabo packet and time fields every header carries (pff.md §3).
 #: Drop reasons, each counted per connection and per source.
 DROP_REASONS = ("bad_start", "no_header_end", "bad_header", "torn", "torn_emitted")
 RECV_BYTES = 1 << 16
@@ -85,7 +84,7 @@ def set_receive_buffer(sock: socket.socket, want: int) -> int:
 
 
 class HashpipeFramer:
-    """Sans-I/O parser of one connection's byte stream (spec daqdata.md §C.3 robust reader).
+    """Sans-I/O parser of one connection's bytes (docs/ingestion.md, "How the reader finds frames").
 
     `feed(bytes)` returns the complete valid frames as (module id, header, pixel bytes). The
     header length is learned per frame, never assumed. A frame is emitted as soon as it is

@@ -1,4 +1,4 @@
-"""Named-pipe signal source (spec daqdata.md §C.2): read a frame when the writer says one is new.
+"""Named-pipe signal source (docs/ingestion.md): read a frame when the writer says one is new.
 
 In each module's active run dir the writer (Hashpipe or the simulator) has a FIFO and writes one
 10-byte record per frame appended: the dp name, space-padded. This source keeps each FIFO open

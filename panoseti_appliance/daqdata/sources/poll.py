@@ -1,4 +1,4 @@
-"""Filesystem poll source (spec daqdata.md §C.1): sample the newest frame of each growing file.
+"""Filesystem poll source (docs/ingestion.md): sample the newest frame of each growing file.
 
 The DAQ appends every frame (up to ~1000 frames/s per module) to files in the active run
 directory; clients only need a recent one, so this source watches data_dir recursively and, at

@@ -1,10 +1,11 @@
 """Where the DAQ writes, and reading its newest frames: shared by the poll and pipe sources.
 
-Layout (pff.md §5): `data_dir/module_<digits>/<active obs_* run>/<data files>`. The module id
-comes from the `module_<digits>` directory name only; the active run is the `obs_*` directory with
-the newest mtime, re-evaluated on every scan so a new run is followed; per data product the
-newest file is the one with the highest seqno (tie: newest mtime). Everything here blocks on the
-filesystem, so callers run it in a worker thread.
+Layout (docs/ingestion.md, "File polling"):
+`data_dir/module_<digits>/<active obs_* run>/<data files>`. The module id comes from the
+`module_<digits>` directory name only; the active run is the `obs_*` directory with the newest
+mtime, re-evaluated on every scan so a new run is followed; per data product the newest file is
+the one with the highest seqno (tie: newest mtime). Everything here blocks on the filesystem, so
+callers run it in a worker thread.
 """
 
 from __future__ import annotations
