@@ -1,4 +1,4 @@
-"""Which DaqData servers a client talks to (spec daqdata.md §E.1).
+"""Which DaqData servers a client talks to (docs/clients.md, "Which servers").
 
 Observatory run directories carry `daq_config.json` (the DAQ nodes and their data dirs) and
 optionally `network_config.json` (port forwarding through a gateway). This module turns them, or a

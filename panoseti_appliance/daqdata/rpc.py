@@ -1,4 +1,4 @@
-"""What both DaqData clients send and how they read a stream's end (spec daqdata.md §B.1, §E.2).
+"""What both DaqData clients send and how they read a stream's end (docs/clients.md, "Python").
 
 Requests, the rule for which status codes end a host's stream, and the reconnect back-off live
 here once so that the sync and the asyncio client cannot drift apart.
@@ -16,11 +16,10 @@ from typing import Any
 import grpc
 
 from panoseti_appliance._proto import daq_data_pb2
+from panoseti_appliance.retry import RetryPolicy
 
-#: Ping deadline of spec §B.3: any error within it means "host down".
+#: Ping deadline (docs/daqdata.md, "Ping"): any error within it means "host down".
 PING_TIMEOUT_SECONDS = 0.3
-#: How often a merged stream looks at its stop event (spec: at least every 0.5 s).
-STOP_POLL_SECONDS = 0.25
 #: Images buffered between the per-host readers and the consumer.
 STREAM_QUEUE_SIZE = 256
 #: Requests buffered per host by upload_images (gRPC flow control paces the rest).
@@ -33,8 +32,10 @@ ENDING_CODES = frozenset(
     {grpc.StatusCode.OK, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}
 )
 #: With reconnect=True these re-issue the same StreamImages after a back-off: the server was
-#: restarted or reconfigured under the client (spec §B.1 "how streams end").
+#: restarted or reconfigured under the client (docs/daqdata.md, "StreamImages").
 RETRY_CODES = frozenset({grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE})
+#: The back-off between those re-subscriptions: 0.2 s doubling up to 4 s, reset by an image.
+RECONNECT_RETRY = RetryPolicy(initial=0.2, factor=2.0, max_delay=4.0)
 
 #: The packaged simulate hp_io config (the original read `hp_io_config_simulate.json` from CWD).
 DEFAULT_SIM_HP_IO_CFG: Mapping[str, Any] = {
@@ -47,23 +48,6 @@ DEFAULT_SIM_HP_IO_CFG: Mapping[str, Any] = {
 HP_IO_KEYS = ("data_dir", "update_interval_seconds", "force", "simulate_daq", "module_ids")
 _IGNORED_HP_IO_KEYS = ("comments",)
 MAX_MODULE_ID = 65535
-
-
-class Backoff:
-    """Exponential back-off between reconnect attempts: 0.2 s doubling up to `cap` seconds."""
-
-    def __init__(self, initial: float = 0.2, cap: float = 4.0) -> None:
-        self.initial = initial
-        self.cap = cap
-        self._next = initial
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.cap)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 def module_id_list(module_ids: Iterable[int] | None, field: str = "module_ids") -> list[int]:
@@ -110,7 +94,7 @@ def load_hp_io_cfg(path: str | os.PathLike[str]) -> dict[str, Any]:
 def init_request(
     hp_io_cfg: Mapping[str, Any], node_data_dir: str = "", *, simulate: bool | None = None
 ) -> daq_data_pb2.InitHpIoRequest:
-    """An InitHpIoRequest from an hp_io config (spec §E.2 init_hp_io).
+    """An InitHpIoRequest from an hp_io config (docs/clients.md, "Methods (both clients)").
 
     `data_dir` comes from the config if non-empty, else the node's daq_config data_dir, else "".
     `update_interval_seconds` is required; `simulate` (init_sim) forces simulate_daq.

@@ -1,4 +1,4 @@
-"""Clients of UbloxControl servers: `UbloxControlClient` (threads) and `AioUbloxControlClient`.
+"""Clients of UbloxControl servers: `UbloxControlClient` (blocking) and `AioUbloxControlClient`.
 
 Both talk to one or more hosts (gRPC targets such as `node1:50052` or `unix:///run/panoseti/ublox.sock`),
 keep the host label on every message, and keep a capture going across daemon restarts, device
@@ -7,41 +7,36 @@ stream is re-opened with back-off. Everything else (bad pattern, unknown host, a
 was never initialised) is raised.
 
 `load_f9t_config` reads the original f9t_config JSON5 file and `chip_config` applies its merge
-rule for one receiver (spec ublox.md §D).
+rule for one receiver (docs/ublox.md, "The f9t_config file").
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
-import logging
-import queue
-import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import grpc
 import json5
 from google.protobuf.struct_pb2 import Struct
 
+from panoseti_appliance import multihost
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
+from panoseti_appliance.loopthread import BlockingWrapper, blocking, blocking_iter
+from panoseti_appliance.multihost import CallEnd, StopEvent
+from panoseti_appliance.retry import RetryPolicy
 from panoseti_appliance.ublox.parsed import error_response
-
-log = logging.getLogger(__name__)
 
 #: Stream ends after which a capture re-subscribes: daemon or device gone, re-initialised.
 RETRY_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
-BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait before re-opening a stream after `attempt` consecutive failures."""
-    return BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+#: The waits before those re-subscriptions: 0.5 s rising to 10 s, reset by a message.
+CAPTURE_RETRY = RetryPolicy(steps=(0.5, 1.0, 2.0, 5.0, 10.0))
+#: Messages buffered between the per-host readers and the consumer.
+CAPTURE_QUEUE_SIZE = 256
 
 
 def load_f9t_config(path: str | Path) -> dict[str, Any]:
@@ -85,11 +80,15 @@ class HostMessage:
     response: pb.CaptureUbloxResponse
 
 
-def stream_end_notice(err: grpc.RpcError, delay: float) -> pb.CaptureUbloxResponse:
+def stream_end_notice(end: CallEnd, delay: float) -> pb.CaptureUbloxResponse:
     """The ERROR entry a capture yields when a stream ended and will be re-opened."""
-    code = err.code()
-    name = code.name if code is not None else "UNKNOWN"
-    return error_response(f"stream ended: {name}: {err.details()}; re-subscribing in {delay:g} s")
+    return error_response(
+        f"stream ended: {end.code.name}: {end.details}; re-subscribing in {delay:g} s"
+    )
+
+
+def _announce(host: str, end: CallEnd, delay: float) -> HostMessage:
+    return HostMessage(host, stream_end_notice(end, delay))
 
 
 def should_resubscribe(code: grpc.StatusCode | None, *, reconnect: bool, streamed: bool) -> bool:
@@ -107,146 +106,33 @@ def should_resubscribe(code: grpc.StatusCode | None, *, reconnect: bool, streame
     return code in RETRY_CODES
 
 
-class UbloxControlClient:
-    """Blocking client for one or more UbloxControl hosts."""
-
-    def __init__(self, hosts: Sequence[str]) -> None:
-        if not hosts:
-            raise ValueError("hosts: give at least one UbloxControl address, e.g. localhost:50052")
-        self.hosts = list(hosts)
-        self._channels = {h: grpc.insecure_channel(h) for h in self.hosts}
-        self._stubs = {h: pb_grpc.UbloxControlStub(c) for h, c in self._channels.items()}
-
-    def __enter__(self) -> UbloxControlClient:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for channel in self._channels.values():
-            channel.close()
-
-    def init_f9t(
-        self, f9t_config: dict[str, Any], force_init: bool = False, timeout: float = 60.0
-    ) -> dict[str, pb.InitF9tResponse]:
-        """InitF9t on every host; gRPC errors are raised (code and details name the cause)."""
-        request = pb.InitF9tRequest(f9t_config=to_struct(f9t_config), force_init=force_init)
-        return {h: stub.InitF9t(request, timeout=timeout) for h, stub in self._stubs.items()}
-
-    def poll(self, patterns: Sequence[str], timeout: float = 60.0) -> list[HostMessage]:
-        """PollMessage on every host."""
-        out: list[HostMessage] = []
-        for host, stub in self._stubs.items():
-            reply = stub.PollMessage(pb.PollRequest(patterns=list(patterns)), timeout=timeout)
-            out += [HostMessage(host, r) for r in reply.gnss_packet]
-        return out
-
-    def capture(
-        self,
-        patterns: Sequence[str] = (),
-        stop_event: threading.Event | None = None,
-        reconnect: bool = True,
-    ) -> Iterator[HostMessage]:
-        """Merge CaptureUblox streams of every host until `stop_event` is set."""
-        stop = stop_event or threading.Event()
-        inbox: queue.Queue[HostMessage | BaseException | None] = queue.Queue()
-        calls: dict[str, Any] = {}
-        lock = threading.Lock()
-
-        def pump(host: str) -> None:
-            try:
-                pump_host(host)
-            finally:
-                inbox.put(None)  # this host is finished
-
-        def pump_host(host: str) -> None:
-            attempt = 0
-            streamed = False
-            while not stop.is_set():
-                request = pb.CaptureUbloxRequest(patterns=list(patterns))
-                call = self._stubs[host].CaptureUblox(request)
-                with lock:
-                    calls[host] = call
-                try:
-                    for response in call:
-                        attempt = 0
-                        streamed = True
-                        inbox.put(HostMessage(host, response))
-                    return
-                except grpc.RpcError as err:
-                    if stop.is_set():
-                        return
-                    if not should_resubscribe(err.code(), reconnect=reconnect, streamed=streamed):
-                        inbox.put(err)
-                        return
-                    delay = backoff(attempt)
-                    attempt += 1
-                    inbox.put(HostMessage(host, stream_end_notice(err, delay)))
-                    stop.wait(delay)
-
-        threads = [threading.Thread(target=pump, args=(h,), daemon=True) for h in self.hosts]
-        for thread in threads:
-            thread.start()
-        finished = 0
-        try:
-            while not stop.is_set() and finished < len(threads):
-                try:
-                    item = inbox.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if item is None:
-                    finished += 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item
-        finally:
-            stop.set()
-            with lock:
-                for call in calls.values():
-                    call.cancel()
-            for thread in threads:
-                thread.join(timeout=2.0)
-
-
-class AioUbloxControlClient:
+class AioUbloxControlClient(multihost.AioChannelClient):
     """asyncio client for one or more UbloxControl hosts."""
 
     def __init__(self, hosts: Sequence[str]) -> None:
         if not hosts:
             raise ValueError("hosts: give at least one UbloxControl address, e.g. localhost:50052")
+        super().__init__()
         self.hosts = list(hosts)
-        self._channels = {h: grpc.aio.insecure_channel(h) for h in self.hosts}
-        self._stubs = {h: pb_grpc.UbloxControlStub(c) for h, c in self._channels.items()}
 
-    async def __aenter__(self) -> AioUbloxControlClient:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
+    def _stub(self, host: str) -> pb_grpc.UbloxControlStub:
+        return pb_grpc.UbloxControlStub(self._channel(host))
 
     async def init_f9t(
         self, f9t_config: dict[str, Any], force_init: bool = False, timeout: float = 60.0
     ) -> dict[str, pb.InitF9tResponse]:
+        """InitF9t on every host; gRPC errors are raised (code and details name the cause)."""
         request = pb.InitF9tRequest(f9t_config=to_struct(f9t_config), force_init=force_init)
         replies = await asyncio.gather(
-            *(stub.InitF9t(request, timeout=timeout) for stub in self._stubs.values())
+            *(self._stub(h).InitF9t(request, timeout=timeout) for h in self.hosts)
         )
         return dict(zip(self.hosts, replies, strict=True))
 
     async def poll(self, patterns: Sequence[str], timeout: float = 60.0) -> list[HostMessage]:
+        """PollMessage on every host."""
         request = pb.PollRequest(patterns=list(patterns))
         replies = await asyncio.gather(
-            *(stub.PollMessage(request, timeout=timeout) for stub in self._stubs.values())
+            *(self._stub(h).PollMessage(request, timeout=timeout) for h in self.hosts)
         )
         return [
             HostMessage(host, r)
@@ -254,68 +140,45 @@ class AioUbloxControlClient:
             for r in reply.gnss_packet
         ]
 
-    async def capture(
+    def capture(
         self,
         patterns: Sequence[str] = (),
-        stop_event: asyncio.Event | None = None,
+        stop_event: StopEvent | None = None,
         reconnect: bool = True,
     ) -> AsyncIterator[HostMessage]:
         """Merge CaptureUblox streams of every host, each message labelled with its own host."""
-        stop = stop_event or asyncio.Event()
-        inbox: asyncio.Queue[HostMessage | BaseException | None] = asyncio.Queue()
+        request = pb.CaptureUbloxRequest(patterns=list(patterns))
 
-        async def pump(host: str) -> None:
-            try:
-                await pump_host(host)
-            finally:
-                inbox.put_nowait(None)  # this host is finished
+        def judge(host: str, end: CallEnd, state: multihost.HostState) -> multihost.Verdict:
+            if end.error is None:
+                return multihost.Verdict.END
+            streamed = state.received > 0
+            if should_resubscribe(end.code, reconnect=reconnect, streamed=streamed):
+                return multihost.Verdict.RETRY
+            return multihost.Verdict.RAISE
 
-        async def pump_host(host: str) -> None:
-            attempt = 0
-            streamed = False
-            while not stop.is_set():
-                call = self._stubs[host].CaptureUblox(
-                    pb.CaptureUbloxRequest(patterns=list(patterns))
-                )
-                try:
-                    async for response in call:
-                        attempt = 0
-                        streamed = True
-                        await inbox.put(HostMessage(host, response))
-                    return
-                except grpc.RpcError as err:
-                    if stop.is_set():
-                        return
-                    if not should_resubscribe(err.code(), reconnect=reconnect, streamed=streamed):
-                        await inbox.put(err)
-                        return
-                    delay = backoff(attempt)
-                    attempt += 1
-                    await inbox.put(HostMessage(host, stream_end_notice(err, delay)))
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
-                finally:
-                    call.cancel()
+        stream = multihost.MultiHostStream(
+            self.hosts,
+            lambda host: self._stub(host).CaptureUblox(request),
+            convert=HostMessage,
+            judge=judge,
+            policy=CAPTURE_RETRY,
+            queue_size=CAPTURE_QUEUE_SIZE,
+            on_retry=_announce,
+        )
+        return stream.items(stop_event)
 
-        tasks = [asyncio.create_task(pump(h)) for h in self.hosts]
-        stopper = asyncio.create_task(stop.wait())
-        finished = 0
-        try:
-            while not stop.is_set() and finished < len(tasks):
-                getter = asyncio.create_task(inbox.get())
-                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                    return
-                item = getter.result()
-                if item is None:
-                    finished += 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item
-        finally:
-            stopper.cancel()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+
+class UbloxControlClient(BlockingWrapper[AioUbloxControlClient]):
+    """Blocking client for one or more UbloxControl hosts: the asyncio client on a loop thread."""
+
+    def __init__(self, hosts: Sequence[str]) -> None:
+        super().__init__(AioUbloxControlClient(hosts), "ublox-client")
+
+    @property
+    def hosts(self) -> list[str]:
+        return self._aio.hosts
+
+    init_f9t = blocking(AioUbloxControlClient.init_f9t)
+    poll = blocking(AioUbloxControlClient.poll)
+    capture = blocking_iter(AioUbloxControlClient.capture)

@@ -2,16 +2,20 @@
 
 When a receiver is present but its plan keeps failing (wrong model, wrong UID, a receiver still
 booting), the daemon retries by itself. Retrying at a fixed short period would flood the journal
-with the same warning all night; this spaces the attempts out and says the same thing once.
+with the same warning all night; this spaces the attempts out (with a `RetryPolicy` of round
+numbers an operator can read) and says the same thing once.
 """
 
 from __future__ import annotations
 
 import logging
 
+from panoseti_appliance.retry import RetryPolicy
+
 #: Waits between automatic re-init attempts while the device is present but the plan fails; the
 #: last one repeats. Short at first, so a receiver that needed a moment is back within seconds.
 REOPEN_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+REOPEN_RETRY = RetryPolicy(steps=REOPEN_RETRY_S)
 
 
 class ReinitRetries:
@@ -22,22 +26,22 @@ class ReinitRetries:
     many attempts failed since the last warning; the rest go to DEBUG.
     """
 
-    def __init__(self, device: str, delays: tuple[float, ...] = REOPEN_RETRY_S) -> None:
+    def __init__(self, device: str, policy: RetryPolicy = REOPEN_RETRY) -> None:
         self.device = device
-        self.delays = delays
+        self.policy = policy
         self.attempts = 0  # failed attempts so far
         self._reported: str | None = None
         self._unreported = 0
 
     def failed(self, reason: str) -> tuple[float, int, str]:
         """(seconds to wait, log level, log line) for one more failed attempt."""
-        delay = self.delays[min(self.attempts, len(self.delays) - 1)]
+        delay = self.policy.next_delay(self.attempts)
         self.attempts += 1
         self._unreported += 1
         retry = f"retrying in {delay:g} s"
         if reason != self._reported:
             line = f"re-initialising F9T on {self.device} failed, {retry}: {reason}"
-        elif delay >= self.delays[-1]:
+        elif delay >= self.policy.ceiling:
             line = (
                 f"re-initialising F9T on {self.device} still failing after {self.attempts} "
                 f"attempts ({self._unreported} since the last warning), {retry}: {reason}"

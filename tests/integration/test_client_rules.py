@@ -1,4 +1,4 @@
-"""Client merge and end rules (spec daqdata.md §E.2) against scripted DaqData servers on loopback.
+"""Client merge and end rules (docs/clients.md, "Methods (both clients)") against scripted servers.
 
 Each server is a real grpc server on an ephemeral 127.0.0.1 port whose StreamImages follows a
 script (send n images, then end with a status; or stream until cancelled), so every end rule,
@@ -124,14 +124,14 @@ def wait_then_send(gate: threading.Event, n: int) -> Plan:
 
 
 class Server:
-    def __init__(self, module_id: int, plans: list[Plan]) -> None:
+    def __init__(self, module_id: int, plans: list[Plan], port: int = 0) -> None:
         self.servicer = ScriptedDaqData(module_id, plans)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
         daq_data_pb2_grpc.add_DaqDataServicer_to_server(self.servicer, self.server)
         reflection.enable_server_reflection(
             ["daqdata.DaqData", reflection.SERVICE_NAME], self.server
         )
-        port = self.server.add_insecure_port("127.0.0.1:0")
+        port = self.server.add_insecure_port(f"127.0.0.1:{port}")
         self.target = f"127.0.0.1:{port}"
         self.server.start()
 

@@ -1,4 +1,4 @@
-"""Requests and the reconnect back-off shared by both DaqData clients (spec daqdata.md §E.2)."""
+"""Requests shared by both DaqData clients (the reconnect back-off: test_retry.py)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,11 @@ import pytest
 
 from panoseti_appliance._proto import daq_data_pb2
 from panoseti_appliance.daqdata.rpc import (
-    Backoff,
     init_request,
     load_hp_io_cfg,
     stream_request,
     upload_request,
 )
-
-
-def test_backoff_doubles_to_its_cap_and_resets() -> None:
-    backoff = Backoff(initial=0.2, cap=4.0)
-    delays = [backoff.next_delay() for _ in range(7)]
-    assert delays == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 4.0, 4.0])
-    backoff.reset()
-    assert backoff.next_delay() == pytest.approx(0.2)
 
 
 def test_stream_request_keeps_fastest_interval_and_checks_module_ids() -> None:
