@@ -40,6 +40,7 @@ from panoseti_appliance.daqdata.sources.base import Source, SourceError, SourceS
 from panoseti_appliance.daqdata.sources.hashpipe import HashpipeListener
 from panoseti_appliance.daqdata.sources.pipe import FilesystemPipeSource
 from panoseti_appliance.daqdata.sources.poll import FilesystemPollSource
+from panoseti_appliance.retry import RetryPolicy
 from panoseti_appliance.runtime.supervisor import Policy, Supervised, Supervisor
 
 log = logging.getLogger(__name__)
@@ -358,10 +359,10 @@ class HpIo:
         self.problem = None
 
     async def _restart(self, settings: HpIoSettings, reason: str, generation: int) -> None:
-        schedule = self.cfg.hp_io_restart_backoff_seconds
+        retry = RetryPolicy(steps=tuple(self.cfg.hp_io_restart_backoff_seconds))
         attempt = 0
         while True:
-            delay = schedule[min(attempt, len(schedule) - 1)]
+            delay = retry.next_delay(attempt)
             self.problem = f"hp_io stopped ({reason}); restarting in {delay:g} s"
             log.warning("%s", self.problem)
             await asyncio.sleep(delay)

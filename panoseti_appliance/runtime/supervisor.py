@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from panoseti_appliance.retry import RetryPolicy
+
 log = logging.getLogger(__name__)
 
 TaskFactory = Callable[[], Coroutine[Any, Any, None]]
@@ -110,8 +112,7 @@ class Supervised:
             self.problem = f"{self.name} failed: {reason}"
             sup.die(f"task {self.name} failed {self.failures} time(s); last: {reason}")
             return
-        backoff = sup.backoff
-        delay = backoff[min(self.failures - 1, len(backoff) - 1)]
+        delay = sup.retry.next_delay(self.failures - 1)
         self.problem = f"{self.name} failed ({reason}); restarting in {delay:g} s"
         log.warning("task %s: restarting in %g s (failure %d)", self.name, delay, self.failures)
         sup.changed()
@@ -152,7 +153,7 @@ class Supervisor:
         give_up_after: int = 5,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        self.backoff = tuple(backoff)
+        self.retry = RetryPolicy(steps=tuple(backoff))
         self.stable_after = stable_after
         self.give_up_after = give_up_after
         self.on_change = on_change
