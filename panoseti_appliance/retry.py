@@ -1,7 +1,8 @@
 """How long to wait before trying again: one policy for every retry loop of the appliance.
 
-The DaqData and UbloxControl clients re-subscribe to a daemon that restarted, and the
-UbloxControl daemon re-initialises a receiver that is not ready yet. They all wait the same way
+The DaqData and UbloxControl clients re-subscribe to a daemon that restarted, the UbloxControl
+daemon re-initialises a receiver that is not ready yet, and both daemons restart a failed task
+(the supervisor) or a stopped hp_io. They all wait the same way
 (a delay that grows to a cap, optionally spread by jitter so that many clients of one restarted
 daemon do not come back in the same instant, optionally giving up after some attempts) and
 differ only in their numbers, so each passes its own `RetryPolicy`.
