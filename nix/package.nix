@@ -14,6 +14,17 @@ let
     packageOverrides = import ./python-overrides.nix { inherit lib; };
   };
   project = (lib.importTOML ../pyproject.toml).project;
+  # pyproject.toml's plot and client extras.
+  optional-dependencies = with python.pkgs; {
+    plot = [
+      matplotlib
+      seaborn
+    ];
+    client = [
+      pandas
+      rich
+    ];
+  };
   fs = lib.fileset;
 in
 python.pkgs.buildPythonApplication {
@@ -50,26 +61,30 @@ python.pkgs.buildPythonApplication {
     grpcio-tools
   ];
 
-  dependencies = with python.pkgs; [
-    grpcio
-    grpcio-reflection
-    grpcio-health-checking
-    protobuf
-    numpy
-    pydantic
-    pydantic-settings
-    pyyaml
-    json5
-    pyubx2
-    pyserial
-    # `systemd` in nixpkgs before the 2025 rename to `systemd-python`.
-    (python.pkgs.systemd-python or python.pkgs.systemd)
-    watchfiles
-    matplotlib
-    pandas
-    seaborn
-    rich
-  ];
+  # The core is pyproject.toml's dependencies. The appliance on NixOS is the whole tool, plots and
+  # `panoseti daq` included, so the extras (passthru.optional-dependencies) are installed too.
+  dependencies =
+    with python.pkgs;
+    [
+      grpcio
+      grpcio-reflection
+      grpcio-health-checking
+      protobuf
+      numpy
+      pydantic
+      pydantic-settings
+      pyyaml
+      json5
+      pyubx2
+      pyserial
+      # `systemd` in nixpkgs before the 2025 rename to `systemd-python`.
+      (python.pkgs.systemd-python or python.pkgs.systemd)
+      watchfiles
+    ]
+    ++ optional-dependencies.plot
+    ++ optional-dependencies.client;
+
+  inherit optional-dependencies;
 
   # The package's own installer writes the units, the rule and the entries, as it does on Debian
   # (docs/operations.md), with ExecStart= pointing at $out/bin: one layout and one substitution

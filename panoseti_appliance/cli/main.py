@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from panoseti_appliance import __version__
+from panoseti_appliance.cli.extras import extras_explained
 
 #: subcommand → (module in panoseti_appliance.cli, one-line help), in --help order.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -69,7 +70,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    with extras_explained():
+        return _run(list(sys.argv[1:] if argv is None else argv))
+
+
+def _run(args_list: list[str]) -> int:
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
     logging.basicConfig(
