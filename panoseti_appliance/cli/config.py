@@ -1,8 +1,8 @@
 """`panoseti config`: check, show, import, schema and docs of the appliance configuration.
 
 - `check [--config FILE ...]`: validate (each FILE on its own, with its drop-ins, the environment
-  and `--set`), including what InitF9t would reject in each chip's settings; print one line per
-  layer read; on problems print them and exit 1.
+  and `--set`) as the daemons do, F9T settings by InitF9t's own rules; print one line per layer
+  read; on problems print them and exit 1.
 - `show [--config FILE] [--json]`: the merged configuration and the origin of every value.
 - `import FILE...`: the YAML equivalent of original panoseti_grpc JSON/JSON5 files.
 - `schema`: the JSON Schema of the whole configuration.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,10 @@ from panoseti_appliance.config.loader import (
     overrides_from_args,
     render_problems,
 )
-from panoseti_appliance.config.models import ApplianceConfig, ChipConfig
+from panoseti_appliance.config.models import ApplianceConfig
 from panoseti_appliance.config.originals import import_original
 from panoseti_appliance.config.reference import render_markdown, repo_examples_dir
-from panoseti_appliance.config.sources import KeyPath, Layer, dotted
+from panoseti_appliance.config.sources import Layer, dotted
 from panoseti_appliance.config.yamlfile import FileProblems
 
 
@@ -104,9 +103,6 @@ def _check(args: argparse.Namespace) -> int:
     for file in files:
         try:
             loaded = load_config_details(file, overrides_from_args(args))
-            receiver = receiver_problems(loaded)
-            if receiver:
-                raise ConfigError(receiver)
         except ConfigError as err:
             status = _fail(err)
             continue
@@ -116,47 +112,6 @@ def _check(args: argparse.Namespace) -> int:
             print(_layer_line(layer))
         print(f"ok: {file or 'configuration'} is valid")
     return status
-
-
-_PLAN_KEY = re.compile(r"^(\w+)((?:\[\d+\]|\.\w+)*)$")
-
-
-def receiver_problems(loaded: LoadedConfig) -> list[str]:
-    """What InitF9t would reject in each chip's f9t_config (key names, value types, ranges).
-
-    The plan validation is the receiver's own (`ublox.plan`); its problems name keys of the flat
-    f9t_config, which are mapped back to the setting in the file (chip-level or general).
-    """
-    from panoseti_appliance.ublox.plan import InvalidConfig, validate_config
-
-    ublox = loaded.config.ublox
-    out: dict[tuple[KeyPath, str], str] = {}  # a general setting is reported once, not per chip
-    for index, chip in enumerate(ublox.chips):
-        try:
-            validate_config(ublox.f9t_config(chip))
-        except InvalidConfig as exc:
-            for problem in exc.problems:
-                key, _, message = problem.partition(": ")
-                path = _chip_setting_path(chip, index, key)
-                out.setdefault(
-                    (path, message),
-                    f"{loaded.source_of(path)}: {dotted(path)}: {message} (chip {chip.uid})",
-                )
-    return list(out.values())
-
-
-def _chip_setting_path(chip: ChipConfig, index: int, key: str) -> KeyPath:
-    match = _PLAN_KEY.match(key)
-    if match is None:
-        return ("ublox", "chips", index)
-    field = "uid" if match.group(1) == "f9t_uid" else match.group(1)
-    rest: list[str | int] = [
-        int(part[1:-1]) if part.startswith("[") else part[1:]
-        for part in re.findall(r"\[\d+\]|\.\w+", match.group(2))
-    ]
-    on_chip = field in ChipConfig.model_fields and getattr(chip, field) is not None
-    owner: KeyPath = ("ublox", "chips", index) if on_chip else ("ublox",)
-    return (*owner, field, *rest)
 
 
 def _show(args: argparse.Namespace) -> int:

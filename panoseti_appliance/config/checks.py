@@ -12,9 +12,10 @@ import re
 import string
 from collections.abc import Iterable, Sequence
 
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails
+
 MAX_MODULE_ID = 65535
-UID_PATTERN = re.compile(r"^[0-9A-F]{10}$")
-CFG_KEY_PATTERN = re.compile(r"^(CFG_[A-Z0-9_]+|0X[0-9A-F]{8})$")
 _HOSTNAME = re.compile(
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
 )
@@ -31,6 +32,22 @@ class FieldProblem(ValueError):
     def __init__(self, paths: Sequence[str], message: str) -> None:
         self.paths = tuple(paths)
         super().__init__(message)
+
+
+def every_problem(model: str, problems: Iterable[FieldProblem]) -> ValidationError:
+    """Several cross-field problems of one model as one error, each at its own paths.
+
+    A model validator that raises a FieldProblem reports only that one; raising this instead
+    reports them all (pydantic adds the model's own location, the loader picks the path set in a
+    file), so a section with three bad settings gets three lines.
+    """
+    return ValidationError.from_exception_data(
+        model,
+        [
+            InitErrorDetails(type="value_error", loc=(), input=None, ctx={"error": p})
+            for p in problems
+        ],
+    )
 
 
 def check_port(port: int, what: str) -> int:
@@ -122,28 +139,6 @@ def check_module_ids(ids: Sequence[int], what: str) -> list[int]:
             )
     check_unique(ids, what)
     return list(ids)
-
-
-def normalise_uid(uid: str) -> str:
-    """A ZED-F9T SEC-UNIQID as 10 upper-case hex digits (docs/ublox.md, "The UID")."""
-    text = uid.strip().upper()
-    if not UID_PATTERN.match(text):
-        raise ValueError(
-            f"chip uid {uid!r} must be exactly 10 hex digits, e.g. 'DF03A241BC' "
-            "(SEC-UNIQID as shown by `panoseti ublox poll SEC-UNIQID`)"
-        )
-    return text
-
-
-def normalise_cfg_key(key: str) -> str:
-    """A configuration key as the receiver database names it (docs/ublox.md, "Values")."""
-    text = key.strip().replace("-", "_").upper()
-    if not CFG_KEY_PATTERN.match(text):
-        raise ValueError(
-            f"cfg key {key!r} is not a configuration key name; write it like "
-            "'CFG_TP_FREQ_TP1' (or 'CFG-TP-FREQ_TP1') or as an id '0x40050024'"
-        )
-    return text if text.startswith("CFG_") else "0x" + text[2:]
 
 
 def parse_module_range(spec: str) -> list[int]:

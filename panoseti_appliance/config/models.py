@@ -3,7 +3,9 @@
 Field names are a contract: the daemons, the NixOS module and operators' files use them. Every
 field is typed, bounded and described; the descriptions are the reference documentation
 (docs/configuration.md is generated from this schema). Rules that involve more than one field are
-model validators raising `FieldProblem`, whose message says how to fix the file.
+model validators raising `FieldProblem`, whose message says how to fix the file. The ZED-F9T
+settings (`ublox`) are judged by the rules InitF9t applies (`ublox.rules`, `ublox.values`), so a
+configuration that loads is one InitF9t accepts.
 
 `ApplianceConfig` is a pydantic-settings `BaseSettings`: its sources are the layers the loader
 assembled (see `config.loader`); constructed directly it holds the defaults only.
@@ -14,7 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from panoseti_appliance.config.checks import (
@@ -23,29 +34,34 @@ from panoseti_appliance.config.checks import (
     check_module_ids,
     check_template,
     check_unique,
+    every_problem,
     format_module_range,
-    normalise_cfg_key,
-    normalise_uid,
     parse_module_range,
 )
 from panoseti_appliance.config.sources import active_layer_sources
+from panoseti_appliance.ublox import rules
+from panoseti_appliance.ublox.values import coerce_value, normalise_key
 
 DATA_PRODUCT_NAMES = ("img8", "img16", "ph256", "ph1024")
 DataProductName = Literal["img8", "img16", "ph256", "ph1024"]
 SimulationMode = Literal["filesystem_poll", "filesystem_pipe", "uds", "rpc"]
 LayerName = Literal["RAM", "BBR", "FLASH"]
-STANDARD_BAUDS = (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
-
-
-def _upper(value: object) -> object:
-    return value.strip().upper() if isinstance(value, str) else value
 
 
 def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-UpperLayer = Annotated[LayerName, BeforeValidator(_upper)]
+UpperLayer = Annotated[LayerName, BeforeValidator(rules.layer)]
+#: `minItems` and `minLength` document (in the schema and docs) what the rules enforce.
+Layers = Annotated[
+    list[UpperLayer], BeforeValidator(rules.layer_list), Field(json_schema_extra={"minItems": 1})
+]
+Baud = Annotated[int, BeforeValidator(rules.baud)]
+ReceiverUid = Annotated[str, BeforeValidator(rules.receiver_uid)]
+DevicePath = Annotated[
+    str, BeforeValidator(rules.device), Field(json_schema_extra={"minLength": 1})
+]
 ModuleId = Annotated[int, Field(ge=0, le=65535)]
 Seconds = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -410,49 +426,67 @@ class HpIoConfig(_Section):
         return check_module_ids(value, "module_ids")
 
 
+def _range(name: str) -> JsonDict:
+    """A coordinate's range for the JSON Schema (and so the docs); `ublox.rules` enforces it."""
+    lo, hi = rules.COORDINATE_RANGES[name]
+    return {
+        "minimum": int(lo) if lo.is_integer() else lo,
+        "maximum": int(hi) if hi.is_integer() else hi,
+    }
+
+
 class PositionConfig(_Section):
     """Fixed antenna position for the receiver's time mode (docs/ublox.md, "Fixed position")."""
 
-    format: Annotated[Literal["LLH", "ECEF"], BeforeValidator(_upper)] = Field(
+    format: Annotated[Literal["LLH", "ECEF"], BeforeValidator(rules.position_format)] = Field(
         default="LLH", description="`LLH` (lat_deg, lon_deg, height_m) or `ECEF` (x_m, y_m, z_m)."
     )
     lat_deg: float | None = Field(
-        default=None, ge=-90, le=90, description="Latitude (LLH), degrees."
+        default=None, json_schema_extra=_range("lat_deg"), description="Latitude (LLH), degrees."
     )
     lon_deg: float | None = Field(
-        default=None, ge=-180, le=180, description="Longitude (LLH), degrees."
+        default=None, json_schema_extra=_range("lon_deg"), description="Longitude (LLH), degrees."
     )
     height_m: float | None = Field(
-        default=None, ge=-1000, le=20_000, description="Height above the ellipsoid (LLH), metres."
+        default=None,
+        json_schema_extra=_range("height_m"),
+        description="Height above the ellipsoid (LLH), metres.",
     )
-    x_m: float | None = Field(default=None, ge=-7e6, le=7e6, description="ECEF X, metres.")
-    y_m: float | None = Field(default=None, ge=-7e6, le=7e6, description="ECEF Y, metres.")
-    z_m: float | None = Field(default=None, ge=-7e6, le=7e6, description="ECEF Z, metres.")
+    x_m: float | None = Field(
+        default=None, json_schema_extra=_range("x_m"), description="ECEF X, metres."
+    )
+    y_m: float | None = Field(
+        default=None, json_schema_extra=_range("y_m"), description="ECEF Y, metres."
+    )
+    z_m: float | None = Field(
+        default=None, json_schema_extra=_range("z_m"), description="ECEF Z, metres."
+    )
     acc_m: float = Field(
-        default=0.05,
-        gt=0,
-        le=429_496,
+        default=rules.DEFAULT_ACC_M,
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": int(rules.MAX_ACC_M)},
         description="Position accuracy given to the receiver, metres.",
     )
 
+    @field_validator("lat_deg", "lon_deg", "height_m", "x_m", "y_m", "z_m", mode="before")
+    @classmethod
+    def _coordinate(cls, value: object, info: ValidationInfo) -> object:
+        return None if value is None else rules.coordinate(str(info.field_name), value)
+
+    @field_validator("acc_m", mode="before")
+    @classmethod
+    def _accuracy(cls, value: object) -> float:
+        return rules.accuracy(value)
+
     @model_validator(mode="after")
     def _complete(self) -> PositionConfig:
-        own, other = (
-            (("lat_deg", "lon_deg", "height_m"), ("x_m", "y_m", "z_m"))
-            if self.format == "LLH"
-            else (("x_m", "y_m", "z_m"), ("lat_deg", "lon_deg", "height_m"))
-        )
-        for name in own:
-            if getattr(self, name) is None:
-                raise FieldProblem(
-                    [name], f"{name} is required when format is {self.format}; add it"
-                )
-        for name in other:
-            if getattr(self, name) is not None:
-                raise FieldProblem(
-                    [name, "format"],
-                    f"{name} does not belong to format {self.format}; remove it or change format",
-                )
+        given = {name for name in rules.COORDINATE_RANGES if getattr(self, name) is not None}
+        wrong = rules.position_fields(self.format, given)
+        if wrong:
+            raise every_problem(
+                "PositionConfig",
+                # A missing field has no line of its own; a foreign one does.
+                (FieldProblem([n, "format"] if n in given else [n], p) for n, p in wrong.items()),
+            )
         return self
 
 
@@ -460,76 +494,89 @@ class CfgKeySetting(_Section):
     """One receiver configuration item, written with CFG-VALSET and verified with CFG-VALGET."""
 
     key: str = Field(
-        description="Configuration key name such as `CFG_TP_FREQ_TP1` (`-` or `_`, any case) "
-        "or an id `0x40050024`."
+        description="Configuration key: a name of the receiver's configuration database (as "
+        "pyubx2 knows it) such as `CFG_TP_FREQ_TP1` (`-` or `_`, any case), or its id "
+        "`0x40050024`; stored as the name."
     )
     value: bool | int | float | str = Field(
-        description="Value; give large U8/I8/X8 values and hex (`0x…`) as strings."
+        description='Value of the key\'s type and range (docs/ublox.md, "Values"); give large '
+        "U8/I8/X8 values and hex (`0x…`) as strings."
     )
 
-    @field_validator("key")
+    @field_validator("key", mode="before")
     @classmethod
-    def _key(cls, value: str) -> str:
-        return normalise_cfg_key(value)
+    def _key(cls, value: object) -> str:
+        return normalise_key(value).name
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value(cls, value: object, info: ValidationInfo) -> object:
+        if "key" in info.data:  # else the key's own problem is reported
+            coerce_value(normalise_key(info.data["key"]), value)
+        return value
 
 
-def _check_cfg_keys(settings: list[CfgKeySetting], position: PositionConfig | None) -> None:
-    check_unique((s.key for s in settings), "cfg_key_settings")
-    if position is not None:
-        tmode = [s.key for s in settings if s.key.startswith("CFG_TMODE_")]
-        if tmode:
-            raise FieldProblem(
-                ["cfg_key_settings", "position"],
-                f"cfg_key_settings sets {', '.join(tmode)} while position is given; position "
-                "sets the time mode, so remove those keys or the position",
-            )
+def _setting_problems(ublox: UbloxConfig, index: int | None) -> list[FieldProblem]:
+    """The rules between F9T settings (`ublox.rules`), for the general ones or one chip's.
 
+    A chip is judged on the lists it gives and on what its settings make of the general ones
+    (its verify_layer against the general layers, its position against the general keys), so a
+    problem of the general settings is reported once, not once per chip. Paths are relative to
+    `ublox`, the chip's own settings first.
+    """
+    chip = None if index is None else ublox.chips[index]
+    owner = "" if index is None else f"chips.{index}."
 
-def _check_layers(layers: list[LayerName] | None, verify: LayerName | None) -> None:
-    if layers is not None:
-        check_unique(layers, "apply_to_layers")
-    if layers is not None and verify is not None and verify not in layers:
-        raise FieldProblem(
-            ["verify_layer", "apply_to_layers"],
-            f"verify_layer {verify} is not one of the layers written ({', '.join(layers)}); "
-            f"verify one of those or add {verify} to apply_to_layers",
-        )
+    def given(name: str) -> bool:
+        return chip is None or getattr(chip, name) is not None
 
+    def value(name: str) -> Any:
+        return getattr(chip if chip is not None and given(name) else ublox, name)
 
-def _uid_text(value: object) -> object:
-    """YAML reads an all-digit uid as a number (leading zeros lost, 0-prefixed as octal)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(
-            f"uid was read as the number {value}; quote it in YAML, e.g. uid: '0102030405'"
-        )
-    return value
+    def where(*paths: str) -> list[str]:
+        """Where each setting the merged config takes is written, the chip's own first."""
+        written = [f"{owner}{p}" if given(p.split(".")[0]) else p for p in paths]
+        return sorted(written, key=lambda p: not p.startswith("chips."))
 
-
-def _check_baud(value: int) -> int:
-    if value not in STANDARD_BAUDS:
-        raise ValueError(
-            f"baud {value} is not a standard rate; use one of {', '.join(map(str, STANDARD_BAUDS))}"
-        )
-    return value
+    out: list[FieldProblem] = []
+    layers: list[str] = value("apply_to_layers")
+    keys = [s.key for s in value("cfg_key_settings")]
+    repeated_keys = rules.repeated(keys)
+    if given("apply_to_layers"):
+        repeats = rules.repeated(layers).items()
+        out += [FieldProblem(where(f"apply_to_layers.{i}"), p) for i, p in repeats]
+    if given("cfg_key_settings"):
+        out += [
+            FieldProblem(where(f"cfg_key_settings.{i}.key"), p) for i, p in repeated_keys.items()
+        ]
+    if given("apply_to_layers") or given("verify_layer"):
+        try:
+            rules.verify_layer(value("verify_layer"), layers)
+        except ValueError as exc:
+            out.append(FieldProblem(where("verify_layer", "apply_to_layers"), str(exc)))
+    if (given("cfg_key_settings") or given("position")) and value("position") is not None:
+        conflicts = rules.tmode_conflicts(keys).items()
+        out += [
+            FieldProblem(where(f"cfg_key_settings.{i}.key", "position"), p)
+            for i, p in conflicts
+            if i not in repeated_keys
+        ]
+    return out
 
 
 class ChipConfig(_Section):
     """One receiver; its keys override the general ublox settings (the f9t_config merge rule)."""
 
-    uid: Annotated[str, BeforeValidator(_uid_text)] = Field(
+    uid: ReceiverUid = Field(
         description="SEC-UNIQID of the receiver as 10 hex digits, e.g. `DF03A241BC`; InitF9t "
         "fails when the attached receiver reports another."
     )
-    device: str | None = Field(
-        default=None,
-        min_length=1,
-        description="Serial device of this chip; null uses ublox.device.",
+    device: DevicePath | None = Field(
+        default=None, description="Serial device of this chip; null uses ublox.device."
     )
-    baud: int | None = Field(default=None, description="Baud of this chip; null uses ublox.baud.")
-    apply_to_layers: list[UpperLayer] | None = Field(
-        default=None,
-        min_length=1,
-        description="Layers for this chip; null uses ublox.apply_to_layers.",
+    baud: Baud | None = Field(default=None, description="Baud of this chip; null uses ublox.baud.")
+    apply_to_layers: Layers | None = Field(
+        default=None, description="Layers for this chip; null uses ublox.apply_to_layers."
     )
     verify_layer: UpperLayer | None = Field(
         default=None, description="Verify layer for this chip; null uses ublox.verify_layer."
@@ -541,16 +588,6 @@ class ChipConfig(_Section):
         default=None, description="Replaces ublox.cfg_key_settings for this chip when given."
     )
 
-    @field_validator("uid")
-    @classmethod
-    def _uid(cls, value: str) -> str:
-        return normalise_uid(value)
-
-    @field_validator("baud")
-    @classmethod
-    def _baud(cls, value: int | None) -> int | None:
-        return None if value is None else _check_baud(value)
-
 
 class UbloxConfig(_Section):
     """The UbloxControl daemon and the ZED-F9T settings it applies (docs/ublox.md)."""
@@ -561,17 +598,17 @@ class UbloxConfig(_Section):
         description="gRPC listen addresses (`HOST:PORT`, `unix:///PATH` or `systemd:NAME`, as "
         "for daqdata.listen); not DaqData's port.",
     )
-    device: str = Field(
+    device: DevicePath = Field(
         default="/dev/ublox-f9t",
-        min_length=1,
         description="Serial device of the receiver (the udev symlink); chips may override it.",
     )
-    baud: int = Field(
-        default=115200, description="Serial baud rate (irrelevant over USB, must be valid)."
+    baud: Baud = Field(
+        default=115200,
+        description=f"Serial baud rate, one of {', '.join(map(str, rules.STANDARD_BAUDS))} "
+        "(irrelevant over USB, but must be valid).",
     )
-    apply_to_layers: list[UpperLayer] = Field(
+    apply_to_layers: Layers = Field(
         default_factory=_ram_only,
-        min_length=1,
         description="Configuration layers written: RAM, BBR and/or FLASH.",
     )
     verify_layer: UpperLayer = Field(
@@ -586,7 +623,7 @@ class UbloxConfig(_Section):
     chips: list[ChipConfig] = Field(
         default_factory=list, description="Known receivers, each with its uid and overrides."
     )
-    chip_uid: Annotated[str | None, BeforeValidator(_uid_text)] = Field(
+    chip_uid: ReceiverUid | None = Field(
         default=None,
         description="uid of the chip (from `chips`) to initialise at start; null means the "
         "first chip, if any.",
@@ -618,70 +655,43 @@ class UbloxConfig(_Section):
     def _listen(cls, value: list[str]) -> list[str]:
         return _listen_addresses(value, "listen")
 
-    @field_validator("baud")
-    @classmethod
-    def _baud(cls, value: int) -> int:
-        return _check_baud(value)
-
-    @field_validator("chip_uid")
-    @classmethod
-    def _chip_uid(cls, value: str | None) -> str | None:
-        return None if value is None else normalise_uid(value)
-
     @model_validator(mode="after")
     def _consistent(self) -> UbloxConfig:
-        _check_layers(self.apply_to_layers, self.verify_layer)
-        _check_cfg_keys(self.cfg_key_settings, self.position)
-        check_unique((c.uid for c in self.chips), "chips uid")
-        for index, chip in enumerate(self.chips):
+        problems = _setting_problems(self, None)
+        uids = [c.uid for c in self.chips]
+        problems += [FieldProblem([f"chips.{i}.uid"], p) for i, p in rules.repeated(uids).items()]
+        for index in range(len(self.chips)):
+            problems += _setting_problems(self, index)
+        if self.chip_uid is not None:
             try:
-                _check_layers(
-                    chip.apply_to_layers or self.apply_to_layers,
-                    chip.verify_layer or self.verify_layer,
+                rules.chip_index(uids, self.chip_uid)
+            except ValueError as exc:
+                problems.append(
+                    FieldProblem(["chip_uid", "chips"], f"{exc}; add that chip or correct chip_uid")
                 )
-                _check_cfg_keys(
-                    self.cfg_key_settings
-                    if chip.cfg_key_settings is None
-                    else chip.cfg_key_settings,
-                    chip.position or self.position,
-                )
-            except FieldProblem as exc:
-                raise FieldProblem([f"chips.{index}.{p}" for p in exc.paths], str(exc)) from None
-        if self.chip_uid is not None and self.chip_uid not in {c.uid for c in self.chips}:
-            raise FieldProblem(
-                ["chip_uid", "chips"],
-                f"chip_uid {self.chip_uid} is not the uid of any entry in chips; add that chip "
-                "or correct chip_uid",
-            )
         if self.init_on_start and not self.chips:
-            raise FieldProblem(
-                ["init_on_start", "chips"],
-                "init_on_start needs a chip to initialise; add one to chips (uid and device) "
-                "or set init_on_start: false",
+            problems.append(
+                FieldProblem(
+                    ["init_on_start", "chips"],
+                    "init_on_start needs a chip to initialise; add one to chips (uid and device) "
+                    "or set init_on_start: false",
+                )
             )
+        if problems:
+            raise every_problem("UbloxConfig", problems)
         return self
 
     def selected_chip(self) -> ChipConfig | None:
         """The chip initialised at start: `chip_uid`'s entry, else the first, else none."""
         if self.chip_uid is not None:
-            return next(c for c in self.chips if c.uid == self.chip_uid)
+            return self.chips[rules.chip_index([c.uid for c in self.chips], self.chip_uid)]
         return self.chips[0] if self.chips else None
 
     def f9t_config(self, chip: ChipConfig) -> dict[str, Any]:
         """The flat InitF9t `f9t_config` for one chip: general settings, chip keys winning."""
-        position = chip.position or self.position
-        settings = self.cfg_key_settings if chip.cfg_key_settings is None else chip.cfg_key_settings
-        out: dict[str, Any] = {
-            "device": chip.device or self.device,
-            "f9t_uid": chip.uid,
-            "baud": chip.baud or self.baud,
-            "apply_to_layers": list(chip.apply_to_layers or self.apply_to_layers),
-            "verify_layer": chip.verify_layer or self.verify_layer,
-            "cfg_key_settings": [s.model_dump() for s in settings],
-        }
-        if position is not None:
-            out["position"] = position.model_dump(exclude_none=True)
-        return out
+        general = self.model_dump(include=set(rules.F9T_SETTINGS), exclude_none=True)
+        own = chip.model_dump(exclude={"uid"}, exclude_none=True)
+        return rules.merge_chip(general, {"f9t_uid": chip.uid, **own})
 
 
 class PortForwardingConfig(_Section):

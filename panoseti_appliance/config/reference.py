@@ -53,8 +53,11 @@ Later layers override earlier ones; mappings merge key by key, lists replace the
   and exits 0, or prints every problem as `FILE:LINE: key.path: what is wrong and the fix`
   (`env NAME: …` for environment variables) and exits 1. The daemons run the same checks and
   refuse to start on any problem. Unknown keys are errors (with a "did you mean" hint).
-  `check` also validates each chip's receiver settings as InitF9t would (key names from the
-  receiver's configuration database, value types and ranges).
+  The `ublox` receiver settings are judged by the rules InitF9t applies, with the same
+  messages ([ublox.md](ublox.md#values)): key names from the receiver's configuration
+  database (an unknown name gets the closest known ones), each value's type and range
+  (narrowed to the defined constants for the common enumerations), layers, the position
+  ranges, chip uids and baud rates, for the general settings and each chip merged with them.
 - `panoseti config show [--json]` prints the merged configuration and where each value came from.
 - `panoseti config schema` prints the JSON Schema of the whole configuration.
 - `panoseti config import FILE...` translates original panoseti_grpc files
@@ -75,9 +78,10 @@ Later layers override earlier ones; mappings merge key by key, lists replace the
   `uds` needs `daqdata.hashpipe.enabled` (and a socket for each of `uds_data_products`),
   `filesystem_poll` and `filesystem_pipe` need that source enabled, and `rpc` needs a `unix://`
   address in `daqdata.listen` or `daqdata.simulator.rpc_target`.
-- `ublox.verify_layer` must be one of `ublox.apply_to_layers` (also per chip); chip uids are 10
-  hex digits and unique; `ublox.chip_uid` must name a chip; `ublox.init_on_start` needs a chip;
-  `CFG_TMODE_*` keys cannot be combined with a `position`.
+- `ublox.verify_layer` must be one of `ublox.apply_to_layers` (also per chip); layers, keys
+  and chip uids (10 hex digits) appear once each; `ublox.chip_uid` must name a chip;
+  `ublox.init_on_start` needs a chip; `CFG_TMODE_*` keys cannot be combined with a `position`
+  (a chip's own or the general one).
 - Listen addresses are `HOST:PORT` with a port in 1..65535, `[v6]:PORT` or `unix:///PATH`.
 """
 

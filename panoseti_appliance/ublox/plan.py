@@ -6,14 +6,13 @@ touched, and every problem is reported at once, one per line, naming the field a
 
 from __future__ import annotations
 
-import math
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from panoseti_appliance.ublox import rules
 from panoseti_appliance.ublox.values import (
     CfgKey,
-    UnknownKeyError,
     coerce_value,
     display_value,
     key_by_name,
@@ -24,9 +23,8 @@ MAX_KEYS_PER_MESSAGE = 64
 SET_LAYER_BITS = {"RAM": 1, "BBR": 2, "FLASH": 4}
 POLL_LAYERS = {"RAM": 0, "BBR": 1, "FLASH": 2, "DEFAULT": 7}
 DEFAULT_BAUD = 115200
-DEFAULT_ACC_M = 0.05
 TXN_NONE, TXN_START, TXN_ONGOING, TXN_COMMIT = 0, 1, 2, 3
-_UID = re.compile(r"^[0-9A-Fa-f]{10}$")
+T = TypeVar("T")
 
 
 class InvalidConfig(ValueError):
@@ -164,77 +162,51 @@ def tmode_settings(position: dict[str, Any]) -> list[tuple[str, int]]:
     ]
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _checked(problems: list[str], where: str, rule: Callable[..., T], *args: object) -> T | None:
+    """Apply one shared rule; its ValueError becomes the problem `where: message`."""
+    try:
+        return rule(*args)
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
         return None
-    return float(value) if math.isfinite(float(value)) else None
-
-
-_POSITION_FIELDS = {
-    "LLH": (("lat_deg", -90.0, 90.0), ("lon_deg", -180.0, 180.0), ("height_m", None, None)),
-    "ECEF": (("x_m", None, None), ("y_m", None, None), ("z_m", None, None)),
-}
 
 
 def _validate_position(raw: object, problems: list[str]) -> dict[str, Any] | None:
     if not isinstance(raw, dict):
         problems.append("position: must be an object with format LLH or ECEF")
         return None
-    fmt = raw.get("format", "LLH")
-    fmt = fmt.strip().upper() if isinstance(fmt, str) else fmt
-    if fmt not in _POSITION_FIELDS:
-        problems.append(f"position.format: {fmt!r} is not LLH or ECEF")
+    before = len(problems)
+    fmt = _checked(problems, "position.format", rules.position_format, raw.get("format", "LLH"))
+    if fmt is None:
         return None
     out: dict[str, Any] = {"format": fmt}
-    before = len(problems)
-    for name, lo, hi in _POSITION_FIELDS[fmt]:
-        if name not in raw:
-            problems.append(f"position.{name}: required for format {fmt}")
-            continue
-        num = _number(raw[name])
-        if num is None:
-            problems.append(f"position.{name}: {raw[name]!r} is not a finite number")
-        elif lo is not None and hi is not None and not lo <= num <= hi:
-            problems.append(f"position.{name}: {num} is outside [{lo:g}, {hi:g}]")
-        else:
-            out[name] = num
-    acc = _number(raw.get("acc_m", DEFAULT_ACC_M))
-    if acc is None or acc <= 0:
-        problems.append(f"position.acc_m: {raw.get('acc_m')!r} must be a number > 0 (metres)")
-    else:
-        out["acc_m"] = acc
-    if len(problems) != before:
-        return None
-    for name, value in tmode_settings(out):
-        try:
-            coerce_value(key_by_name(name), value)
-        except ValueError as exc:
-            problems.append(f"position: {exc}")
+    wrong = rules.position_fields(fmt, {k for k, v in raw.items() if v is not None})
+    problems.extend(f"position.{name}: {problem}" for name, problem in wrong.items())
+    for name in rules.POSITION_FIELDS[fmt]:
+        if name not in wrong:
+            out[name] = _checked(problems, f"position.{name}", rules.coordinate, name, raw[name])
+    acc = raw.get("acc_m", rules.DEFAULT_ACC_M)
+    out["acc_m"] = _checked(problems, "position.acc_m", rules.accuracy, acc)
     return out if len(problems) == before else None
 
 
 def _validate_layers(cfg: dict[str, Any], problems: list[str]) -> tuple[list[str], str]:
-    raw_layers = cfg.get("apply_to_layers", ["RAM"])
-    layers: list[str] = []
-    if not isinstance(raw_layers, list) or not raw_layers:
-        problems.append("apply_to_layers: must be a non-empty list of RAM, BBR, FLASH")
-    else:
-        for layer in raw_layers:
-            name = layer.strip().upper() if isinstance(layer, str) else layer
-            if name not in SET_LAYER_BITS:
-                problems.append(f"apply_to_layers: {layer!r} is not one of RAM, BBR, FLASH")
-            elif name not in layers:
-                layers.append(name)
-    raw_verify = cfg.get("verify_layer", "RAM")
-    verify = raw_verify.strip().upper() if isinstance(raw_verify, str) else ""
-    if verify not in SET_LAYER_BITS:
-        problems.append(f"verify_layer: {raw_verify!r} is not one of RAM, BBR, FLASH")
-    elif layers and verify not in layers:
-        problems.append(
-            f"verify_layer: {verify} is not among apply_to_layers {layers}; "
-            "verify a layer that is written"
-        )
-    return layers, verify
+    raw_layers = _checked(
+        problems, "apply_to_layers", rules.layer_list, cfg.get("apply_to_layers", ["RAM"])
+    )
+    named: list[tuple[int, str]] = []  # (index, canonical name) of the valid layers
+    if raw_layers is not None:
+        for n, raw in enumerate(raw_layers):
+            name = _checked(problems, f"apply_to_layers[{n}]", rules.layer, raw)
+            if name is not None:
+                named.append((n, name))
+    repeats = rules.repeated(name for _, name in named)
+    problems.extend(f"apply_to_layers[{named[at][0]}]: {p}" for at, p in repeats.items())
+    layers = [name for _, name in named]
+    verify = _checked(problems, "verify_layer", rules.layer, cfg.get("verify_layer", "RAM"))
+    if verify is not None and layers:
+        _checked(problems, "verify_layer", rules.verify_layer, verify, layers)
+    return layers, verify or ""
 
 
 def _validate_items(
@@ -245,59 +217,40 @@ def _validate_items(
     if not isinstance(raw, list):
         problems.append('cfg_key_settings: must be a list of {"key": name, "value": v}')
         return [], []
-    items: list[PlanItem] = []
-    echo: list[dict[str, Any]] = []
-    seen: set[int] = set()
+    checked: list[tuple[int, CfgKey, Any]] = []  # (index, key, value or None)
     for n, entry in enumerate(raw):
         where = f"cfg_key_settings[{n}]"
         if not isinstance(entry, dict) or "key" not in entry or "value" not in entry:
             problems.append(f'{where}: must be an object {{"key": name, "value": v}}')
             continue
-        try:
-            key = normalise_key(entry["key"])
-        except UnknownKeyError as exc:
-            problems.append(f"{where}.key: {exc}")
-            continue
-        if key.key_id in seen:
-            problems.append(f"{where}.key: {key.name} appears more than once")
-            continue
-        seen.add(key.key_id)
-        if has_position and key.name.startswith("CFG_TMODE_"):
-            problems.append(
-                f"{where}.key: {key.name} conflicts with position; "
-                "give the position or the TMODE keys, not both"
-            )
-            continue
-        try:
-            value = coerce_value(key, entry["value"])
-        except ValueError as exc:
-            problems.append(f"{where}.value: {exc}")
-            continue
-        items.append(PlanItem(key, value))
-        echo.append({"key": key.name, "value": display_value(value)})
+        key = _checked(problems, f"{where}.key", normalise_key, entry["key"])
+        if key is not None:
+            value = _checked(problems, f"{where}.value", coerce_value, key, entry["value"])
+            checked.append((n, key, value))
+    names = [key.name for _, key, _ in checked]
+    conflicts = {**(rules.tmode_conflicts(names) if has_position else {}), **rules.repeated(names)}
+    for at, problem in sorted(conflicts.items()):
+        problems.append(f"cfg_key_settings[{checked[at][0]}].key: {problem}")
+    items = [
+        PlanItem(key, value)
+        for at, (_, key, value) in enumerate(checked)
+        if value is not None and at not in conflicts
+    ]
+    echo = [{"key": i.key.name, "value": display_value(i.value)} for i in items]
     return items, echo
 
 
 def validate_config(cfg: object) -> F9tPlan:
-    """Check an f9t_config completely and build its plan; raise InvalidConfig listing every problem."""
+    """Check an f9t_config completely and build its plan; raise InvalidConfig listing every problem.
+
+    The checks are `ublox.rules` and `ublox.values`, which the appliance configuration applies too.
+    """
     if not isinstance(cfg, dict):
         raise InvalidConfig(["f9t_config: must be a JSON object"])
     problems: list[str] = []
-    device = cfg.get("device")
-    if not isinstance(device, str) or not device.strip():
-        problems.append("device: required; give the receiver's serial device, e.g. /dev/ttyACM0")
-        device = ""
-    uid = cfg.get("f9t_uid")
-    if not isinstance(uid, str) or not _UID.match(uid.strip()):
-        problems.append(
-            f"f9t_uid: {uid!r} must be the receiver's 10-hex-digit SEC-UNIQID, e.g. DF03A241BC"
-        )
-        uid = ""
-    baud_raw = cfg.get("baud", DEFAULT_BAUD)
-    baud = _number(baud_raw)
-    if baud is None or baud <= 0 or baud != math.floor(baud):
-        problems.append(f"baud: {baud_raw!r} must be a positive integer, e.g. 115200")
-        baud = DEFAULT_BAUD
+    device = _checked(problems, "device", rules.device, cfg.get("device")) or ""
+    uid = _checked(problems, "f9t_uid", rules.receiver_uid, cfg.get("f9t_uid")) or ""
+    baud = _checked(problems, "baud", rules.baud, cfg.get("baud", DEFAULT_BAUD)) or 0
     layers, verify = _validate_layers(cfg, problems)
     position = None
     if cfg.get("position") is not None:
@@ -310,9 +263,9 @@ def validate_config(cfg: object) -> F9tPlan:
     if position is not None:
         items += [PlanItem(key_by_name(n), v) for n, v in tmode_settings(position)]
     effective: dict[str, Any] = {
-        "device": device.strip(),
-        "f9t_uid": uid.strip().upper(),
-        "baud": int(baud),
+        "device": device,
+        "f9t_uid": uid,
+        "baud": baud,
         "apply_to_layers": layers,
         "verify_layer": verify,
         "cfg_key_settings": echo,
@@ -320,9 +273,9 @@ def validate_config(cfg: object) -> F9tPlan:
     if position is not None:
         effective["position"] = position
     return F9tPlan(
-        device=device.strip(),
-        f9t_uid=uid.strip().upper(),
-        baud=int(baud),
+        device=device,
+        f9t_uid=uid,
+        baud=baud,
         apply_to_layers=layers,
         verify_layer=verify,
         items=items,

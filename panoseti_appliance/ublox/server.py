@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 def start_plan(cfg: UbloxConfig) -> F9tPlan | None:
     """The validated plan for `init_on_start`, None when it is off.
 
-    The config models already refuse init_on_start without chips; this adds InitF9t's own
-    checks (key names, values, TMODE ranges), so a bad chip stops the daemon before it starts.
+    The configuration models judged every chip by InitF9t's own rules (`ublox.rules`) when the
+    configuration loaded, so a bad chip has already stopped the daemon with exit 78; a plan
+    that still failed would be reported the same way.
     """
     chip = cfg.selected_chip() if cfg.init_on_start else None
     if chip is None:

@@ -3,17 +3,22 @@
 The gRPC Struct delivers every JSON number as a double, while pyubx2 is strict about Python types
 (int for U/I/E/L, float for R, bytes for X). This module turns user values into exactly what
 pyubx2 and the receiver expect, and refuses anything that would silently change meaning (1.9 for
-an integer key, NaN, out-of-range values).
+an integer key, NaN, out-of-range values) or that the receiver would refuse (an unknown key, a
+constant an enumeration does not define), saying what the key takes. The appliance configuration
+applies the same functions (`ublox.rules`).
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import struct
 from dataclasses import dataclass
 
 from pyubx2 import UBX_CONFIG_DATABASE
+
+from panoseti_appliance.ublox.enumerations import ENUMERATIONS, describe
 
 _HEX_ID = re.compile(r"^0[xX][0-9a-fA-F]{8}$")
 
@@ -45,22 +50,63 @@ class CfgKey:
         """Width in bytes (L is 1 bit on the wire but given as 1 here)."""
         return int(self.type[1:])
 
+    @property
+    def type_name(self) -> str:
+        """The type as the u-blox interface description writes it: U4, I1, E1, L, R8, X2."""
+        return "L" if self.kind == "L" else f"{self.kind}{self.size}"
+
+    def integer_range(self) -> tuple[int, int]:
+        """Smallest and largest integer of this width and sign (E and X are unsigned)."""
+        bits = 8 * self.size
+        if self.kind == "I":
+            return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        return 0, (1 << bits) - 1
+
+    def allowed(self) -> str:
+        """What values the key takes, for messages: `a whole number 0..255 (type U1)`."""
+        lo, hi = self.integer_range()
+        if self.kind == "L":
+            text = "true/false or 0/1"
+        elif self.kind == "E" and self.name in ENUMERATIONS:
+            text = f"one of {describe(ENUMERATIONS[self.name])}"
+        elif self.kind in "UIE":
+            text = f"a whole number {lo}..{hi}"
+        elif self.kind == "R":
+            text = "a finite number" + (" within ±3.4e38" if self.size == 4 else "")
+        else:
+            text = f"an integer or a 0x… string, 0x0..0x{hi:X}"
+        return f"{text} (type {self.type_name})"
+
 
 def normalise_key(raw: object) -> CfgKey:
-    """Resolve a user key (`CFG-TP-ANT_CABLEDELAY`, `cfg_tp_freq_tp1`, `0x40050024`) to a CfgKey."""
+    """Resolve a user key (`CFG-TP-ANT_CABLEDELAY`, `cfg_tp_freq_tp1`, `0x40050024`) to a CfgKey.
+
+    An unknown name is refused with the closest known names, so a typo says how to fix it.
+    """
     if not isinstance(raw, str):
-        raise UnknownKeyError(f"key must be a string, got {raw!r}")
+        raise UnknownKeyError(
+            f"key must be a string, got {raw!r}; give a name such as CFG_TP_FREQ_TP1"
+        )
     text = raw.strip()
     if _HEX_ID.match(text):
         kid = int(text, 16)
         if kid not in _BY_ID:
-            raise UnknownKeyError(f"Undefined configuration database key {text}")
+            raise UnknownKeyError(
+                f"Undefined configuration database key {text}; no key has that id"
+            )
         name, typ = _BY_ID[kid]
         return CfgKey(name, kid, typ)
     name = text.replace("-", "_").upper()
     entry = UBX_CONFIG_DATABASE.get(name)
     if entry is None:
-        raise UnknownKeyError(f"Undefined configuration database key {name}")
+        close = difflib.get_close_matches(name, UBX_CONFIG_DATABASE, n=3, cutoff=0.8)
+        hint = (
+            f"did you mean {' or '.join(close)}?"
+            if close
+            else "use a name of the u-blox interface description such as CFG_TP_FREQ_TP1, "
+            "or a key id such as 0x40050024"
+        )
+        raise UnknownKeyError(f"Undefined configuration database key {name}; {hint}")
     return CfgKey(name, int(entry[0]), str(entry[1]))
 
 
@@ -80,36 +126,35 @@ def _integral(key: CfgKey, value: object) -> int:
         return int(value)
     if isinstance(value, int):
         return value
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != math.floor(value):
-            raise ValueError(
-                f"{key.name}: {value!r} is not an integer (type {key.type}); give a whole number"
-            )
+    if isinstance(value, float) and math.isfinite(value) and value == math.floor(value):
         return int(value)
     if isinstance(value, str):
         text = value.strip()
         try:
             return int(text, 16) if text.lower().startswith(("0x", "-0x")) else int(text, 10)
         except ValueError:
-            raise ValueError(
-                f"{key.name}: {value!r} is not an integer (type {key.type}); "
-                "give a number, a decimal string or a 0x… string"
-            ) from None
-    raise ValueError(f"{key.name}: {value!r} is not an integer (type {key.type})")
+            pass
+    raise ValueError(f"{key.name}: {value!r} is not an integer; give {key.allowed()}")
 
 
-def _check_range(key: CfgKey, value: int, signed: bool) -> int:
-    bits = 8 * key.size
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+def _check_range(key: CfgKey, value: int) -> int:
+    constants = ENUMERATIONS.get(key.name) if key.kind == "E" else None
+    if constants is not None:
+        if value not in constants:
+            raise ValueError(f"{key.name}: {value} is not {key.allowed()}")
+        return value
+    lo, hi = key.integer_range()
     if not lo <= value <= hi:
-        raise ValueError(f"{key.name}: {value} is out of range {lo}..{hi} (type {key.type})")
+        raise ValueError(f"{key.name}: {value} is out of range {lo}..{hi} (type {key.type_name})")
     return value
 
 
 def coerce_value(key: CfgKey, value: object) -> int | float | bytes:
     """Convert a user value to the Python type pyubx2 needs for `key` (docs/ublox.md, "Values").
 
-    Raises ValueError with a message naming the key and saying what is accepted.
+    The range is the type's (pyubx2's database), narrowed to the defined constants for the
+    enumerations in `ublox.enumerations`. Raises ValueError with a message naming the key and
+    saying what it takes (`key.allowed()`).
     """
     kind = key.kind
     if kind == "L":
@@ -117,45 +162,40 @@ def coerce_value(key: CfgKey, value: object) -> int | float | bytes:
             return int(value)
         if isinstance(value, int | float) and value in (0, 1):
             return int(value)
-        raise ValueError(f"{key.name}: {value!r} is not a boolean; give true/false or 0/1")
-    if kind in "UE":
-        # E (enumeration) values are unsigned on the wire in the F9T interface description.
-        return _check_range(key, _integral(key, value), signed=False)
-    if kind == "I":
-        return _check_range(key, _integral(key, value), signed=True)
+        raise ValueError(f"{key.name}: {value!r} is not a boolean; give {key.allowed()}")
+    if kind in "UIE":
+        return _check_range(key, _integral(key, value))
     if kind == "R":
-        number: float
-        if isinstance(value, bool):
-            raise ValueError(f"{key.name}: {value!r} is not a number (type {key.type})")
-        if isinstance(value, int | float):
+        return _real(key, value)
+    if kind == "X":
+        hex_text = isinstance(value, str) and value.strip().lower().startswith("0x")
+        if isinstance(value, bool) or not (isinstance(value, int | float) or hex_text):
+            raise ValueError(f"{key.name}: {value!r} is not a bit field; give {key.allowed()}")
+        return _check_range(key, _integral(key, value)).to_bytes(key.size, "little")
+    raise ValueError(f"{key.name}: unsupported type {key.type}")
+
+
+def _real(key: CfgKey, value: object) -> float:
+    number: float | None = None
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
             number = float(value)
         elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise ValueError(
-                    f"{key.name}: {value!r} is not a number (type {key.type})"
-                ) from None
-        else:
-            raise ValueError(f"{key.name}: {value!r} is not a number (type {key.type})")
-        if not math.isfinite(number):
-            raise ValueError(f"{key.name}: {value!r} is not finite; give a finite number")
-        if key.size == 4:
-            try:
-                struct.pack("<f", number)
-            except OverflowError:
-                raise ValueError(f"{key.name}: {value!r} does not fit a float32 (R4)") from None
-        return number
-    if kind == "X":
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            number = float(value.strip())
+    except (ValueError, OverflowError):  # not a number, or an integer beyond any double
+        number = None
+    if number is None:
+        raise ValueError(f"{key.name}: {value!r} is not a number; give {key.allowed()}")
+    if not math.isfinite(number):
+        raise ValueError(f"{key.name}: {value!r} is not finite; give {key.allowed()}")
+    if key.size == 4:
+        try:
+            struct.pack("<f", number)
+        except OverflowError:
             raise ValueError(
-                f"{key.name}: {value!r} is not a bit field; give an integer or a 0x… string"
-            )
-        if isinstance(value, str) and not value.strip().lower().startswith("0x"):
-            raise ValueError(f"{key.name}: {value!r} must be an integer or a 0x… string")
-        number_x = _check_range(key, _integral(key, value), signed=False)
-        return number_x.to_bytes(key.size, "little")
-    raise ValueError(f"{key.name}: unsupported type {key.type}")
+                f"{key.name}: {value!r} does not fit a float32; give {key.allowed()}"
+            ) from None
+    return number
 
 
 def values_equal(key: CfgKey, wanted: object, got: object) -> bool:

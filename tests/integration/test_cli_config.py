@@ -217,4 +217,6 @@ def test_check_reports_what_init_f9t_would_reject(tmp_path: Path) -> None:
         [f"{main}:9", "ublox.chips[1].cfg_key_settings[0].value"],
     ]
     assert "CFG_NOT_A_KEY" in problems[1]
-    assert problems[2].endswith("(chip DF03A241BD)")
+    assert problems[2].endswith(
+        "CFG_TP_TP1_ENA: 7 is not a boolean; give true/false or 0/1 (type L)"
+    )

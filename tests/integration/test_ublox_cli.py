@@ -178,7 +178,7 @@ def test_daemon_refuses_a_bad_start_chip(tmp_path: Path) -> None:
     )
     assert done.returncode == 78
     assert (
-        "ublox.chips (DF03A241BC): cfg_key_settings[0].value: CFG_TP_FREQ_TP1: 1.5 is not an "
+        f"{config}:4: ublox.chips[0].cfg_key_settings[0].value: CFG_TP_FREQ_TP1: 1.5 is not an "
         "integer" in done.stderr
     )
 

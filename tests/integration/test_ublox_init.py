@@ -214,10 +214,13 @@ def test_silent_device_fails(
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"verify_layer": "FLASH"}, "verify_layer: FLASH is not among apply_to_layers"),
+        (
+            {"verify_layer": "FLASH"},
+            "verify_layer: verify_layer FLASH is not one of the layers written (RAM, BBR)",
+        ),
         (
             {"apply_to_layers": ["RAM", "ROM"]},
-            "apply_to_layers: 'ROM' is not one of RAM, BBR, FLASH",
+            "apply_to_layers[1]: 'ROM' is not one of RAM, BBR, FLASH",
         ),
         (
             {"cfg_key_settings": [{"key": "CFG_NOT_A_KEY", "value": 1}]},
@@ -227,7 +230,7 @@ def test_silent_device_fails(
             {"cfg_key_settings": [{"key": "CFG_TP_FREQ_TP1", "value": 1.9}]},
             "cfg_key_settings[0].value: CFG_TP_FREQ_TP1: 1.9 is not an integer",
         ),
-        ({"f9t_uid": None}, "f9t_uid: None must be the receiver's 10-hex-digit SEC-UNIQID"),
+        ({"f9t_uid": None}, "f9t_uid: required; give the receiver's SEC-UNIQID as 10 hex"),
         ({"device": None}, "device: required"),
     ],
 )

@@ -10,9 +10,9 @@ from panoseti_appliance.config import ApplianceConfig, ConfigError, DaqDataConfi
 from panoseti_appliance.config.checks import (
     check_listen_address,
     format_module_range,
-    normalise_cfg_key,
     parse_module_range,
 )
+from panoseti_appliance.config.models import CfgKeySetting
 from tests.unit.test_client_hosts import observatory_hosts
 
 
@@ -182,10 +182,10 @@ def test_chip_rules(tmp_path: Path) -> None:
     (unknown,) = problems(
         tmp_path, "ublox:\n  chip_uid: AAAAAAAAAA\n  chips:\n    - {uid: df03a241bc}\n"
     )
-    assert ":2: ublox.chip_uid: chip_uid AAAAAAAAAA is not the uid of any entry" in unknown
+    assert ":2: ublox.chip_uid: no chip has uid AAAAAAAAAA; the chips are: DF03A241BC" in unknown
     (number,) = problems(tmp_path, "ublox:\n  chips:\n    - {uid: 0102030405}\n")
-    assert ":3: ublox.chips[0].uid: uid was read as the number" in number
-    assert "quote it" in number
+    assert ":3: ublox.chips[0].uid: 17314053 was read as a number, not a UID" in number
+    assert "quoted in YAML" in number
     (no_chip,) = problems(tmp_path, "ublox:\n  init_on_start: true\n")
     assert ":2: ublox.init_on_start:" in no_chip and "add one to chips" in no_chip
     config = load_config(write(tmp_path, "ublox:\n  chips:\n    - {uid: df03a241bc}\n"), environ={})
@@ -195,11 +195,11 @@ def test_chip_rules(tmp_path: Path) -> None:
 
 def test_position_must_match_its_format(tmp_path: Path) -> None:
     (missing,) = problems(tmp_path, "ublox:\n  position: {format: LLH, lat_deg: 1, height_m: 2}\n")
-    assert "ublox.position.lon_deg: lon_deg is required when format is LLH" in missing
+    assert "ublox.position.lon_deg: required for format LLH; add it" in missing
     (mixed,) = problems(
         tmp_path, "ublox:\n  position: {format: ecef, x_m: 1, y_m: 2, z_m: 3, lat_deg: 4}\n"
     )
-    assert "ublox.position.lat_deg: lat_deg does not belong to format ECEF" in mixed
+    assert "ublox.position.lat_deg: does not belong to format ECEF" in mixed
 
 
 def test_tmode_keys_conflict_with_a_position(tmp_path: Path) -> None:
@@ -208,7 +208,7 @@ def test_tmode_keys_conflict_with_a_position(tmp_path: Path) -> None:
         "  cfg_key_settings:\n    - {key: cfg-tmode-mode, value: 2}\n"
     )
     (found,) = problems(tmp_path, text)
-    assert "ublox.cfg_key_settings:" in found and "CFG_TMODE_MODE" in found
+    assert ":4: ublox.cfg_key_settings[0].key: CFG_TMODE_MODE conflicts with position" in found
 
 
 def test_f9t_config_applies_the_chip_merge_rule(tmp_path: Path) -> None:
@@ -285,11 +285,11 @@ def test_module_ranges_round_trip() -> None:
         parse_module_range("a-b")
 
 
-def test_cfg_key_names_are_normalised() -> None:
-    assert normalise_cfg_key(" cfg-tp-ant_cabledelay ") == "CFG_TP_ANT_CABLEDELAY"
-    assert normalise_cfg_key("0X40050024") == "0x40050024"
-    with pytest.raises(ValueError, match="not a configuration key name"):
-        normalise_cfg_key("TP_FREQ")
+def test_cfg_keys_are_stored_by_their_database_name() -> None:
+    assert CfgKeySetting(key=" cfg-tp-ant_cabledelay ", value=1).key == "CFG_TP_ANT_CABLEDELAY"
+    assert CfgKeySetting(key="0X40050024", value=1).key == "CFG_TP_FREQ_TP1"
+    with pytest.raises(ValueError, match="Undefined configuration database key TP_FREQ"):
+        CfgKeySetting(key="TP_FREQ", value=1)
 
 
 def test_observatory_host_keys_follow_port_forwarding(tmp_path: Path) -> None:

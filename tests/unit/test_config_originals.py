@@ -171,7 +171,7 @@ def test_bad_uid_in_json5_is_located(tmp_path: Path) -> None:
     path.write_text('{\n  f9t_chips: [\n    {f9t_uid: "XYZ", device: "/dev/x"},\n  ],\n}\n')
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})
-    assert info.value.problems[0].startswith(f"{path}:3: ublox.chips[0].uid: chip uid 'XYZ'")
+    assert info.value.problems[0].startswith(f"{path}:3: ublox.chips[0].uid: 'XYZ' is not a UID;")
 
 
 def test_malformed_json5_gives_file_and_line(tmp_path: Path) -> None:

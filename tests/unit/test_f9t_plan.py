@@ -144,9 +144,9 @@ def test_every_problem_is_listed_with_its_field() -> None:
     expected = [
         "device: required",
         "f9t_uid: 'XYZ'",
-        "apply_to_layers: 'ROM' is not one of RAM, BBR, FLASH",
-        "verify_layer: FLASH is not among apply_to_layers",
-        "position.lat_deg: 91.0 is outside [-90, 90]",
+        "apply_to_layers[1]: 'ROM' is not one of RAM, BBR, FLASH",
+        "verify_layer: verify_layer FLASH is not one of the layers written (RAM)",
+        "position.lat_deg: 91 is outside [-90, 90]",
         "position.acc_m: 0 must be a number > 0",
         "cfg_key_settings[0].key: Undefined configuration database key CFG_NOT_A_KEY",
         "cfg_key_settings[1].value: CFG_TP_FREQ_TP1: 1.9 is not an integer",
@@ -164,13 +164,21 @@ def test_every_problem_is_listed_with_its_field() -> None:
     ("cfg", "message"),
     [
         ("not a dict", "f9t_config: must be a JSON object"),
-        (minimal(apply_to_layers=[]), "apply_to_layers: must be a non-empty list"),
-        (minimal(baud=9600.5), "baud: 9600.5 must be a positive integer"),
+        (minimal(apply_to_layers=[]), "apply_to_layers: [] must be a non-empty list"),
+        (minimal(apply_to_layers=["RAM", "ram"]), "apply_to_layers[1]: RAM appears more than once"),
+        (minimal(baud=9600.5), "baud: 9600.5 is not a standard baud rate"),
+        (minimal(device=" "), "device: ' ' is not a device path"),
         (minimal(position={"format": "XYZ"}), "position.format: 'XYZ' is not LLH or ECEF"),
         (minimal(position={"format": "ECEF", "x_m": 1, "y_m": 2}), "position.z_m: required"),
         (
             minimal(position={"format": "LLH", "lat_deg": 0, "lon_deg": 0, "height_m": 1e9}),
-            "position: CFG_TMODE_HEIGHT",
+            "position.height_m: 1000000000 is outside [-1000, 20000]",
+        ),
+        (
+            minimal(
+                position={"format": "LLH", "lat_deg": 0, "lon_deg": 0, "height_m": 0, "x_m": 1}
+            ),
+            "position.x_m: does not belong to format LLH",
         ),
         (minimal(cfg_key_settings={"key": "x"}), "cfg_key_settings: must be a list"),
     ],
