@@ -368,16 +368,20 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
         targets = await self.validate_daq_hosts(hosts)
         queues = {t: asyncio.Queue[Any](maxsize=UPLOAD_QUEUE_SIZE) for t in targets}
 
-        async def requests(q: asyncio.Queue[Any]) -> AsyncIterator[Any]:
-            while (request := await q.get()) is not _DONE:
-                yield request
+        async def send(target: str) -> Any:
+            # Explicit writes rather than a request iterator: when the server ends the call
+            # early (a refused image), a write then fails with the server's own status, where
+            # grpc.aio's iterator consumer can race and report INTERNAL instead.
+            call = self._stub(target).UploadImages(timeout=timeout)
+            try:
+                while (request := await queues[target].get()) is not _DONE:
+                    await call.write(request)
+                await call.done_writing()
+            except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+                pass  # the call is over; awaiting it gives its status
+            return await call
 
-        calls = {
-            t: asyncio.ensure_future(
-                self._stub(t).UploadImages(requests(queues[t]), timeout=timeout)
-            )
-            for t in targets
-        }
+        calls = {t: asyncio.ensure_future(send(t)) for t in targets}
 
         async def fan_out(request: Any) -> None:
             for t in targets:
