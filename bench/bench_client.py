@@ -150,7 +150,8 @@ def main() -> int:
         command += ["--tree", str(args.tree)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready"
         target = f"127.0.0.1:{port}"
         parsed = max(args.count // 4, 1)
         rows = [

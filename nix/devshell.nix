@@ -3,6 +3,7 @@
 # dependencies from nixpkgs; .venv/bin then has what the Makefile and the tests call (python,
 # ruff, mypy, pytest, the console scripts, grpcurl). See docs/nixos.md.
 {
+  lib,
   pkgs,
   mkShell,
   ruff,
@@ -36,7 +37,21 @@ mkShell {
     ipykernel
     xlib
     tkinter
-  ];
+  ]
+  # The typing stubs of the dev extra that this nixpkgs has (mypy strict needs them; one that is
+  # missing here is named by mypy, and `pip install` of it into .venv fills the gap).
+  ++ lib.filter (stub: stub != null) (
+    map (name: python.pkgs.${name} or null) [
+      "types-protobuf"
+      "mypy-protobuf"
+      "types-grpcio"
+      "types-grpcio-health-checking"
+      "types-grpcio-reflection"
+      "types-pyserial"
+      "types-seaborn"
+      "types-python-xlib"
+    ]
+  );
 
   packages = [
     ruff

@@ -31,7 +31,9 @@ from pathlib import Path
 from types import TracebackType
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
+
+from panoseti_appliance.grpcstubs import health_stub
 
 DAQDATA = "panoseti-daqdata"
 UBLOXCONTROL = "panoseti-ubloxcontrol"
@@ -128,7 +130,7 @@ class LocalDaemon:
         """Return once grpc.health.v1 says SERVING; raise if the daemon exits or is late."""
         deadline = time.monotonic() + timeout
         with grpc.insecure_channel(self.target) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
+            health = health_stub(channel)
             while True:
                 if self.proc.poll() is not None:
                     raise RuntimeError(

@@ -14,7 +14,7 @@ import contextlib
 import functools
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from concurrent.futures import CancelledError
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar
 
@@ -202,17 +202,21 @@ def blocking_stream(
     method: Callable[Concatenate[C, P], Coroutine[Any, Any, AsyncIterator[T]]],
     *,
     lazy: bool = False,
-) -> Callable[Concatenate[BlockingWrapper[C], P], Iterator[T]]:
+) -> Callable[Concatenate[BlockingWrapper[C], P], Generator[T, None, None]]:
     """The blocking twin of a coroutine method that returns a stream: a plain generator.
 
     The coroutine (checking the hosts, say) runs at the call, or at the first `next()` when
     `lazy`, so that its errors come where callers of the method have always seen them.
     """
 
-    def call(self: BlockingWrapper[C], /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+    def call(
+        self: BlockingWrapper[C], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Generator[T, None, None]:
         return self._loop.iterate(self._loop.run(method(self._aio, *args, **kwargs)))
 
-    def call_lazily(self: BlockingWrapper[C], /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+    def call_lazily(
+        self: BlockingWrapper[C], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Generator[T, None, None]:
         yield from call(self, *args, **kwargs)
 
     chosen = call_lazily if lazy else call
@@ -222,10 +226,12 @@ def blocking_stream(
 
 def blocking_iter(
     method: Callable[Concatenate[C, P], AsyncIterator[T]],
-) -> Callable[Concatenate[BlockingWrapper[C], P], Iterator[T]]:
+) -> Callable[Concatenate[BlockingWrapper[C], P], Generator[T, None, None]]:
     """The blocking twin of an async generator method: a plain generator."""
 
-    def call(self: BlockingWrapper[C], /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+    def call(
+        self: BlockingWrapper[C], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Generator[T, None, None]:
         return self._loop.iterate(method(self._aio, *args, **kwargs))
 
     functools.update_wrapper(call, method)

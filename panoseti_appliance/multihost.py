@@ -181,7 +181,7 @@ class MultiHostStream(Generic[R, T]):
                 if notice is not None:
                     await self._queue.put(notice)
                 await asyncio.sleep(delay)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever ends a reader is raised to the consumer
             await self._queue.put(_Failed(host, exc))
         finally:
             state.ended = True

@@ -7,6 +7,7 @@ one place: the format does not describe itself, and a wrong guess silently corru
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +59,7 @@ class DataProduct:
     @property
     def max_wire_value(self) -> int:
         """Largest value an `image_array` entry may hold for this product."""
-        return 256**self.bytes_per_pixel - 1
+        return (1 << 8 * self.bytes_per_pixel) - 1
 
     def __str__(self) -> str:
         return self.name
@@ -97,7 +98,7 @@ def by_name(name: str) -> DataProduct:
 
 
 def by_layout(
-    image_type: int | ImageType, shape: tuple[int, ...] | list[int], bytes_per_pixel: int
+    image_type: int | ImageType, shape: Sequence[int], bytes_per_pixel: int
 ) -> DataProduct:
     """Look a product up by what a PanoImage carries: type, [rows, cols] and bytes per pixel."""
     dims = tuple(int(v) for v in shape)

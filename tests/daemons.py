@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
+from panoseti_appliance.grpcstubs import health_stub
 from panoseti_appliance.localnode import free_loopback_port
 
 STARTUP_TIMEOUT = 30.0
@@ -43,6 +44,13 @@ def env_overrides(settings: Mapping[str, Any], prefix: str = "PANOSETI") -> dict
     return out
 
 
+def rpc_details(err: grpc.RpcError) -> str:
+    """The details of a failed call, which every error status the daemons send carries."""
+    details = err.details()
+    assert details is not None, f"{err.code()} without details"
+    return details
+
+
 @dataclass
 class Daemon:
     """A running daemon subprocess and where to reach it."""
@@ -61,7 +69,7 @@ class Daemon:
 
     def health(self, service: str = "", timeout: float = 2.0) -> int:
         with self.channel() as ch:
-            stub = health_pb2_grpc.HealthStub(ch)
+            stub = health_stub(ch)
             resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
             return int(resp.status)
 

@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib import colormaps
 from matplotlib.colors import rgb_to_hsv
 
@@ -53,7 +54,7 @@ def plasma_mask(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(cells[q[..., 0], q[..., 1], q[..., 2]])
 
 
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+def _runs(flags: npt.ArrayLike) -> list[tuple[int, int]]:
     """[start, stop) of every run of True."""
     padded = np.concatenate(([False], flags, [False]))
     edges = np.flatnonzero(padded[1:] != padded[:-1])
@@ -93,7 +94,7 @@ def panels(rgb: np.ndarray) -> Panels:
 
 def window_box(rgb: np.ndarray) -> Box | None:
     """Where the window is: the bounding box of everything that is not the black root window."""
-    drawn = rgb.any(axis=2)
+    drawn = np.asarray(rgb.any(axis=2))
     if not drawn.any():
         return None
     rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))

@@ -119,7 +119,7 @@ def main() -> int:
                 if not client.init_sim(None, sim_cfg):
                     raise RuntimeError("InitHpIo(simulate_daq) failed; see the messages above")
                 watch(client, args.duration, stop, out)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - top level: report, then still show the daemon's log
             console.print(f"[red]demo failed:[/] {exc}")
             failed = True
         finally:

@@ -39,7 +39,7 @@ from panoseti_appliance.config.sources import Layer, dotted
 from panoseti_appliance.config.yamlfile import FileProblems
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "config", help="check, show, import and document the appliance configuration"
     )
@@ -167,7 +167,8 @@ def _as_set(config: ApplianceConfig, layers: list[Layer]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = deep_merge(merged, layer.data)
-    return _pick(config.model_dump(mode="json"), merged)
+    picked: dict[str, Any] = _pick(config.model_dump(mode="json"), merged)
+    return picked
 
 
 def _pick(values: Any, given: Any) -> Any:

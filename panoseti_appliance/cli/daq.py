@@ -127,7 +127,7 @@ def _add_output(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     daq = subparsers.add_parser(
         "daq",
         help="talk to DaqData servers: ping, stream, view, ...",

@@ -54,7 +54,7 @@ def _llh(text: str) -> tuple[float, float, float]:
     return lat, lon, height
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "emulate-f9t",
         help="run a fake ZED-F9T receiver on a pseudo-terminal or an existing tty",

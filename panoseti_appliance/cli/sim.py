@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 MODES = ("uds", "filesystem_poll", "filesystem_pipe", "rpc")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sim",
         help="replay PFF frames into a running DaqData daemon (Hashpipe emulator and more)",

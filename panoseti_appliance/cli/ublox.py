@@ -15,7 +15,7 @@ from panoseti_appliance.ublox.display import format_line, json_line
 DEFAULT_HOST = "localhost:50052"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "ublox", help="talk to UbloxControl servers: init, capture, poll"
     )

@@ -88,7 +88,7 @@ def feed_window(
                 inbox.put(item)
                 if stop.is_set():
                     break
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - relayed, and raised in the caller's thread
             failure.append(exc)
         finally:
             stop.set()

@@ -88,7 +88,8 @@ Later layers override earlier ones; mappings merge key by key, lists replace the
 
 def _type_of(schema: dict[str, Any], defs: dict[str, Any]) -> str:
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        ref: str = schema["$ref"]
+        return ref.rsplit("/", 1)[-1]
     if "anyOf" in schema:
         return " or ".join(_type_of(s, defs) for s in schema["anyOf"])
     if "enum" in schema:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import queue
 import threading
 from collections.abc import (
     AsyncGenerator,
@@ -23,6 +24,7 @@ from collections.abc import (
     Callable,
     Coroutine,
     Iterable,
+    Iterator,
     Mapping,
 )
 from dataclasses import dataclass
@@ -30,7 +32,6 @@ from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack
 
 import grpc
 from google.protobuf import empty_pb2
-from grpc_reflection.v1alpha import reflection_pb2_grpc
 
 from panoseti_appliance._proto import daq_data_pb2, daq_data_pb2_grpc
 from panoseti_appliance.daqdata import reflect
@@ -44,12 +45,14 @@ from panoseti_appliance.daqdata.rpc import (
     RECONNECT_RETRY,
     RETRY_CODES,
     STREAM_QUEUE_SIZE,
+    UPLOAD_FULL_WAIT_SECONDS,
     UPLOAD_QUEUE_SIZE,
     describe_end,
     init_request,
     stream_request,
     upload_request,
 )
+from panoseti_appliance.grpcstubs import aio_reflection_stub
 from panoseti_appliance.loopthread import BlockingWrapper, blocking, blocking_stream
 from panoseti_appliance.multihost import (
     AioChannelClient,
@@ -235,7 +238,7 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
         await self.get_daq_host_status()
         return self
 
-    def _stub(self, target: str) -> daq_data_pb2_grpc.DaqDataStub:
+    def _stub(self, target: str) -> daq_data_pb2_grpc.DaqDataAsyncStub:
         return daq_data_pb2_grpc.DaqDataStub(self._channel(target))
 
     async def ping(self, host: str, timeout: float = PING_TIMEOUT_SECONDS) -> bool:
@@ -270,7 +273,7 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
     async def reflect_services(self, hosts: HostsArg = None, timeout: float = 5.0) -> str:
         blocks = []
         for target in await self.validate_daq_hosts(hosts):
-            stub = reflection_pb2_grpc.ServerReflectionStub(self._channel(target))
+            stub = aio_reflection_stub(self._channel(target))
             call = stub.ServerReflectionInfo(iter(reflect.reflection_requests()), timeout=timeout)
             responses = [response async for response in call]
             blocks.append(reflect.render_reflection(target, responses))
@@ -366,29 +369,30 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
     ) -> None:
         """Send every image to every host (one UploadImages call each); errors raise."""
         targets = await self.validate_daq_hosts(hosts)
-        queues = {t: asyncio.Queue[Any](maxsize=UPLOAD_QUEUE_SIZE) for t in targets}
+        queues = {t: queue.Queue[Any](maxsize=UPLOAD_QUEUE_SIZE) for t in targets}
 
-        async def send(target: str) -> Any:
-            # Explicit writes rather than a request iterator: when the server ends the call
-            # early (a refused image), a write then fails with the server's own status, where
-            # grpc.aio's iterator consumer can race and report INTERNAL instead.
-            call = self._stub(target).UploadImages(timeout=timeout)
-            try:
-                while (request := await queues[target].get()) is not _DONE:
-                    await call.write(request)
-                await call.done_writing()
-            except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
-                pass  # the call is over; awaiting it gives its status
-            return await call
+        def send(target: str) -> Any:
+            # grpc's blocking API in a worker thread, not grpc.aio: when a host ends the call
+            # early (it refused an image), a grpc.aio write racing the host's status fails with
+            # INTERNAL ("Failed execute_batch") and the host's own status and reason are lost.
+            def requests() -> Iterator[Any]:
+                while (request := queues[target].get()) is not _DONE:
+                    yield request
 
-        calls = {t: asyncio.ensure_future(send(t)) for t in targets}
+            with grpc.insecure_channel(target) as channel:
+                stub = daq_data_pb2_grpc.DaqDataStub(channel)
+                return stub.UploadImages(requests(), timeout=timeout)
+
+        calls = {t: asyncio.ensure_future(asyncio.to_thread(send, t)) for t in targets}
 
         async def fan_out(request: Any) -> None:
             for t in targets:
-                if not calls[t].done():
-                    put = asyncio.ensure_future(queues[t].put(request))
-                    await asyncio.wait({put, calls[t]}, return_when=asyncio.FIRST_COMPLETED)
-                    put.cancel()
+                while not calls[t].done():  # a host that ended takes no more
+                    try:
+                        queues[t].put_nowait(request)
+                        break
+                    except queue.Full:
+                        await asyncio.wait({calls[t]}, timeout=UPLOAD_FULL_WAIT_SECONDS)
 
         try:
             async for image in _aiter(image_iterator):

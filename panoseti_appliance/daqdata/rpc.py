@@ -24,6 +24,8 @@ PING_TIMEOUT_SECONDS = 0.3
 STREAM_QUEUE_SIZE = 256
 #: Requests buffered per host by upload_images (gRPC flow control paces the rest).
 UPLOAD_QUEUE_SIZE = 64
+#: How long an upload waits for room in a host's full queue before checking that host again.
+UPLOAD_FULL_WAIT_SECONDS = 0.01
 #: Per-call deadline of stream_images: 10 h, as in the original.
 DEFAULT_STREAM_TIMEOUT = 36000.0
 

@@ -34,7 +34,6 @@ from panoseti_appliance.products import (
     MOVIE_PRODUCTS,
     PULSE_HEIGHT_PRODUCTS,
     DataProduct,
-    ImageType,
     UnknownDataProduct,
     by_layout,
 )
@@ -43,6 +42,10 @@ from panoseti_appliance.runtime.logs import fields
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DaqData"].full_name
+
+# StreamImages writes responses it serialized itself (add_to_server registers no serializer).
+StreamContext = grpc.aio.ServicerContext[pb.StreamImagesRequest, bytes]
+InitContext = grpc.aio.ServicerContext[pb.InitHpIoRequest, pb.InitHpIoResponse]
 MAX_MODULE_ID = 65535
 #: How long a forced InitHpIo waits for the readers it ended to return.
 READER_EXIT_WAIT_S = 2.0
@@ -83,7 +86,7 @@ def upload_frame(request: pb.UploadImageRequest) -> Frame:
     if not request.HasField("pano_image"):
         raise InvalidUpload("pano_image is not set; put the image in UploadImageRequest.pano_image")
     image = request.pano_image
-    if image.type == ImageType.UNDEFINED:
+    if image.type == pb.PanoImage.UNDEFINED:
         raise InvalidUpload("type is UNDEFINED; set MOVIE or PULSE_HEIGHT")
     try:
         dp = by_layout(image.type, list(image.shape), image.bytes_per_pixel)
@@ -154,7 +157,7 @@ class DaqDataServicer:
 
     # ---- shared admission ------------------------------------------------------------------
 
-    async def _admit(self, context: grpc.aio.ServicerContext) -> None:
+    async def _admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Checks 3-5 of StreamImages (and UploadImages' start): shutdown, configuring, idle."""
         if self.shutting_down:
             await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
@@ -196,9 +199,7 @@ class DaqDataServicer:
 
     # ---- StreamImages ----------------------------------------------------------------------
 
-    async def StreamImages(
-        self, request: pb.StreamImagesRequest, context: grpc.aio.ServicerContext
-    ) -> None:
+    async def StreamImages(self, request: pb.StreamImagesRequest, context: StreamContext) -> None:
         if not (request.stream_movie_data or request.stream_pulse_height_data):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, NO_FLAGS)
         if math.isnan(request.update_interval_seconds):
@@ -263,9 +264,7 @@ class DaqDataServicer:
                 extra=fields(peer=reader.peer),
             )
 
-    async def _stream(
-        self, reader: Reader, interval: float, context: grpc.aio.ServicerContext
-    ) -> None:
+    async def _stream(self, reader: Reader, interval: float, context: StreamContext) -> None:
         """Snapshot ticks at t0 + k·interval: newest unseen frame per (module, dp), no bursts."""
         loop = asyncio.get_running_loop()
         sub = reader.sub
@@ -301,7 +300,7 @@ class DaqDataServicer:
             timer.cancel()
 
     @staticmethod
-    async def _check_end(sub: Subscription, context: grpc.aio.ServicerContext) -> None:
+    async def _check_end(sub: Subscription, context: StreamContext) -> None:
         end = sub.ended
         if isinstance(end, StreamEnd):
             await context.abort(end.code, end.details)
@@ -309,7 +308,7 @@ class DaqDataServicer:
     # ---- InitHpIo --------------------------------------------------------------------------
 
     async def InitHpIo(
-        self, request: pb.InitHpIoRequest, context: grpc.aio.ServicerContext
+        self, request: pb.InitHpIoRequest, context: InitContext
     ) -> pb.InitHpIoResponse:
         settings = await self._validate_init(request, context)
         peer = context.peer()
@@ -332,13 +331,14 @@ class DaqDataServicer:
         return end
 
     async def _validate_init(
-        self, request: pb.InitHpIoRequest, context: grpc.aio.ServicerContext
+        self, request: pb.InitHpIoRequest, context: InitContext
     ) -> HpIoSettings:
         """The checks of docs/daqdata.md, "InitHpIo", in its order, before any state change."""
         interval = request.update_interval_seconds
         if not math.isfinite(interval) or interval < self.cfg.min_hp_io_update_interval_seconds:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BELOW_MINIMUM)
-        data_dir = Path(request.data_dir).absolute()
+        # absolute() only joins the working directory: no file system access to move off the loop.
+        data_dir = Path(request.data_dir).absolute()  # noqa: ASYNC240
         if not request.simulate_daq and (
             not request.data_dir or not await asyncio.to_thread(data_dir.is_dir)
         ):
@@ -393,14 +393,16 @@ class DaqDataServicer:
     # ---- Ping and UploadImages -------------------------------------------------------------
 
     async def Ping(
-        self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
+        self,
+        request: empty_pb2.Empty,
+        context: grpc.aio.ServicerContext[empty_pb2.Empty, empty_pb2.Empty],
     ) -> empty_pb2.Empty:
         return empty_pb2.Empty()
 
     async def UploadImages(
         self,
         request_iterator: AsyncIterator[pb.UploadImageRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[pb.UploadImageRequest, empty_pb2.Empty],
     ) -> empty_pb2.Empty:
         await self._admit(context)
         peer = context.peer()
@@ -441,7 +443,7 @@ def _identity(data: bytes) -> bytes:
 
 def add_to_server(servicer: DaqDataServicer, server: grpc.aio.Server) -> None:
     """Register daqdata.DaqData; StreamImages' handler writes already-serialized responses."""
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "StreamImages": grpc.unary_stream_rpc_method_handler(
             servicer.StreamImages,
             request_deserializer=pb.StreamImagesRequest.FromString,

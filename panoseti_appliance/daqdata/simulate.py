@@ -191,9 +191,15 @@ class Simulator:
     ) -> None:
         try:
             await self._run_steps(emitter, movie, ph)
-        except Exception as exc:
+        except (OSError, SimulatorError) as exc:
+            # An output went away: the run ends, and the status says why.
             self.failure = f"{self.mode} simulator stopped at step {self.steps}: {exc}"
             log.error("%s", self.failure)
+        except Exception as exc:
+            # A bug: nobody else awaits this task, so it ends the run the same way, with its
+            # traceback in the log.
+            self.failure = f"{self.mode} simulator stopped at step {self.steps}: {exc!r}"
+            log.exception("%s", self.failure)
 
     async def _run_steps(
         self, emitter: Emitter, movie: list[SourceFrame], ph: list[SourceFrame]

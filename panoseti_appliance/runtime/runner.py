@@ -264,6 +264,19 @@ class Runner:
         await self.service.close()
 
 
+def exit_now(code: int) -> NoReturn:
+    """End the process at once, logs flushed, without tearing the interpreter down.
+
+    Everything is stopped and handed over by now, and a restarted daemon waits for this process
+    to end (its producers unread meanwhile): finishing the event loop and the interpreter (grpc's
+    objects and threads) would only delay it.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 async def serve(service: Service, inherited: Inherited) -> int:
     """Run `service` until SIGTERM/SIGINT (exit 0) or until a task cannot be kept running (70).
 
@@ -285,19 +298,6 @@ async def serve(service: Service, inherited: Inherited) -> int:
     code = await runner.wait()
     await runner.stop()
     exit_now(code)
-
-
-def exit_now(code: int) -> NoReturn:
-    """End the process at once, logs flushed, without tearing the interpreter down.
-
-    Everything is stopped and handed over by now, and a restarted daemon waits for this process
-    to end (its producers unread meanwhile): finishing the event loop and the interpreter (grpc's
-    objects and threads) would only delay it.
-    """
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def run(

@@ -115,7 +115,7 @@ class AioUbloxControlClient(multihost.AioChannelClient):
         super().__init__()
         self.hosts = list(hosts)
 
-    def _stub(self, host: str) -> pb_grpc.UbloxControlStub:
+    def _stub(self, host: str) -> pb_grpc.UbloxControlAsyncStub:
         return pb_grpc.UbloxControlStub(self._channel(host))
 
     async def init_f9t(

@@ -31,7 +31,7 @@ from typing import Any
 
 from panoseti_appliance.ublox import f9tmessages as msg
 from panoseti_appliance.ublox.f9tregisters import KeyTable, RegisterStore
-from panoseti_appliance.ublox.ubxframes import FrameSplitter, RawFrame
+from panoseti_appliance.ublox.ubxframes import FrameSplitter, RawFrame, build_frame
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +417,7 @@ class F9tEmulator:
             answer = self.store.valget(frame.payload, unknown=set(self.nak_keys))
             if answer is None:
                 return [msg.ack(*kind, False)]
-            return [msg.build_frame(*kind, answer), msg.ack(*kind, True)]
+            return [build_frame(*kind, answer), msg.ack(*kind, True)]
         if frame.cls_id == msg.CLS_CFG:
             return [msg.ack(*kind, False)]
         if frame.payload:

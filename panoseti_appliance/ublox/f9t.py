@@ -58,7 +58,8 @@ class ReceiverInfo:
 
 def poll_bytes(cls_id: int, msg_id: int) -> bytes:
     """An empty-payload poll frame for (class, id)."""
-    return UBXMessage(cls_id, msg_id, POLL).serialize()
+    frame: bytes = UBXMessage(cls_id, msg_id, POLL).serialize()
+    return frame
 
 
 def _text(value: Any) -> str:
@@ -115,7 +116,8 @@ async def check_uid(link: UbxLink, expected: str) -> str:
 
 def _valset_bytes(message: ValsetMessage, layers: int) -> bytes:
     data = [(item.key.key_id, item.value) for item in message.items]
-    return UBXMessage.config_set(layers, message.transaction, data).serialize()
+    frame: bytes = UBXMessage.config_set(layers, message.transaction, data).serialize()
+    return frame
 
 
 def _applied_note(messages: list[ValsetMessage], failed: ValsetMessage) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import serial
 
 from panoseti_appliance.runtime.logs import fields
-from panoseti_appliance.ublox.parsed import UbxFrame
+from panoseti_appliance.ublox.parsed import PARSE_ERRORS, UbxFrame
 from panoseti_appliance.ublox.ubxframes import (
     MAX_PAYLOAD,
     SYNC,
@@ -228,7 +228,7 @@ class UbxLink:
         if port is not None:
             try:
                 port.cancel_read()
-            except Exception as exc:  # the port may already be gone with the device
+            except DEVICE_ERRORS as exc:  # the port may already be gone with the device
                 log.debug("cancel_read failed: %s", exc)
         for thread in self._threads:
             if thread is not threading.current_thread():
@@ -236,7 +236,7 @@ class UbxLink:
         if port is not None:
             try:
                 port.close()
-            except Exception as exc:
+            except DEVICE_ERRORS as exc:
                 log.debug("closing the port failed: %s", exc)
             self._log_framing()
         self._port = None
@@ -386,22 +386,13 @@ class UbxLink:
         while reason is None and not self._stop.is_set():
             self._reader_turn = time.monotonic()
             try:
-                data = port.read(min(max(1, port.in_waiting), READ_CHUNK_MAX))
-            except DEVICE_ERRORS as exc:
-                reason = str(exc) or type(exc).__name__
-                break
-            except Exception as exc:  # a bug: the link is unusable; the daemon re-opens it
+                reason = self._read_once(port)
+            except Exception as exc:  # the thread's top level: a bug makes the link unusable,
+                # and the daemon re-opens it; any exception must end here, not kill the thread.
                 log.exception(
                     "F9T reader of %s failed", self.device, extra=fields(device=self.device)
                 )
                 reason = f"reader failed: {exc!r}"
-                break
-            frames: list[RawFrame] = []
-            if data:
-                self._bytes_read += len(data)
-                self._reads.append((self._bytes_read, time.time()))
-                frames = self._splitter.feed(data)
-            reason = self._deliver(frames + self._give_up_if_stale(time.monotonic()))
         if reason is not None and not self._stop.is_set():
             log.error(
                 "F9T device %s lost: %s", self.device, reason, extra=fields(device=self.device)
@@ -409,6 +400,19 @@ class UbxLink:
             self._stop.set()
             self._writes.put(None)
             self._post(self._lost, reason)
+
+    def _read_once(self, port: serial.Serial) -> str | None:
+        """One read and the frames it completes; why the device is lost, or None."""
+        try:
+            data = port.read(min(max(1, port.in_waiting), READ_CHUNK_MAX))
+        except DEVICE_ERRORS as exc:
+            return str(exc) or type(exc).__name__
+        frames: list[RawFrame] = []
+        if data:
+            self._bytes_read += len(data)
+            self._reads.append((self._bytes_read, time.time()))
+            frames = self._splitter.feed(data)
+        return self._deliver(frames + self._give_up_if_stale(time.monotonic()))
 
     def _give_up_if_stale(self, now: float) -> list[RawFrame]:
         """Release the frames behind an incomplete candidate that has waited too long.
@@ -441,9 +445,10 @@ class UbxLink:
     def _deliver(self, frames: list[RawFrame]) -> str | None:
         """Parse and hand each frame to the loop in order; a reason if the port looks broken."""
         for raw in frames:
+            rx_time = self._received_at(raw.end)
             try:
-                frame = UbxFrame.from_raw(raw.raw, self._received_at(raw.end))
-            except Exception as exc:  # a checksum-valid frame pyubx2 cannot handle: skip it
+                frame = UbxFrame.from_raw(raw.raw, rx_time)
+            except PARSE_ERRORS as exc:  # a checksum-valid frame pyubx2 cannot handle: skip it
                 self.parse_errors += 1
                 self._consecutive_errors += 1
                 log.debug("skipped unparsable %s frame: %s", raw.identity, exc)
@@ -488,7 +493,7 @@ class UbxLink:
                     self._stop.set()
                     try:
                         port.cancel_read()
-                    except Exception as exc:
+                    except DEVICE_ERRORS as exc:
                         log.debug("cancel_read failed: %s", exc)
                     self._post(self._lost, reason)
                 return

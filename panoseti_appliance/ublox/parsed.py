@@ -12,9 +12,19 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
-from pyubx2 import UBXMessage, UBXReader
+from pyubx2 import UBXMessage, UBXMessageError, UBXParseError, UBXReader, UBXTypeError
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
+
+#: What pyubx2 1.4.0 raises on a checksum-valid frame it cannot parse: its own errors, and an
+#: IndexError from its field decoder on a payload shorter than the message's layout (seen on
+#: RXM-QZSSL6). Anything else raised while parsing is a bug, not a bad frame.
+PARSE_ERRORS: tuple[type[Exception], ...] = (
+    UBXParseError,
+    UBXMessageError,
+    UBXTypeError,
+    IndexError,
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class UbxFrame:
 
     @classmethod
     def from_raw(cls, raw: bytes, rx_time: float) -> UbxFrame:
-        """Parse a whole frame (B5 62 … CK_A CK_B); raises pyubx2 errors on a bad frame."""
+        """Parse a whole frame (B5 62 … CK_A CK_B); raises one of PARSE_ERRORS on a bad frame."""
         return cls(bytes(raw), UBXReader.parse(raw), rx_time)
 
 

@@ -34,7 +34,14 @@ from panoseti_appliance.ublox.f9t import (
     run_plan,
     valget,
 )
-from panoseti_appliance.ublox.link import Dropped, Ended, LinkLost, Subscription, UbxLink
+from panoseti_appliance.ublox.link import (
+    DEVICE_ERRORS,
+    Dropped,
+    Ended,
+    LinkLost,
+    Subscription,
+    UbxLink,
+)
 from panoseti_appliance.ublox.parsed import UbxFrame, capture_response, error_response
 from panoseti_appliance.ublox.plan import (
     MAX_KEYS_PER_MESSAGE,
@@ -54,6 +61,8 @@ SHUTTING_DOWN = "Server is shutting down."
 DEVICE_DISCONNECTED = "F9T device disconnected"
 MAX_POLL_MESSAGES = 32
 REOPEN_CHECK_S = 0.25
+
+InitContext = grpc.aio.ServicerContext[pb.InitF9tRequest, pb.InitF9tResponse]
 
 #: Pollable message identities (class CFG excluded) -> (class, id).
 _NAME_TO_IDS: dict[str, tuple[int, int]] = {
@@ -91,6 +100,27 @@ def compile_patterns(patterns: list[str]) -> list[re.Pattern[str]]:
 def matches(compiled: list[re.Pattern[str]], name: str) -> bool:
     """Any pattern re.match-es the name; no patterns means everything."""
     return not compiled or any(p.match(name) for p in compiled)
+
+
+def cannot_connect(path: str, exc: BaseException) -> RpcAbort:
+    """UNAVAILABLE naming the device by its absolute path and saying why it cannot be used."""
+    return RpcAbort(
+        grpc.StatusCode.UNAVAILABLE,
+        f"Could not connect to device {os.path.abspath(path)}: {exc}",
+    )
+
+
+def device_mode(path: str) -> int:
+    """The device node's st_mode; RpcAbort(UNAVAILABLE) when it is missing or cannot be read.
+
+    Blocking (a stat of the node): run it off the loop.
+    """
+    if not os.path.exists(path):
+        raise RpcAbort(grpc.StatusCode.UNAVAILABLE, f"Device path {path} does not exist.")
+    try:
+        return os.stat(path).st_mode
+    except OSError as exc:
+        raise cannot_connect(path, exc) from None
 
 
 def device_present(path: str) -> bool:
@@ -220,12 +250,11 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         link = UbxLink(plan.device, plan.baud, asyncio.get_running_loop(), on_lost=lost)
         try:
             await asyncio.to_thread(link.open)
-        except Exception as exc:
+        except BaseException as exc:
             self._state = f"failing: cannot open {plan.device}: {exc}"
-            raise RpcAbort(
-                grpc.StatusCode.UNAVAILABLE,
-                f"Could not connect to device {os.path.abspath(plan.device)}: {exc}",
-            ) from None
+            if isinstance(exc, DEVICE_ERRORS):
+                raise cannot_connect(plan.device, exc) from None
+            raise
         try:
             info = await run_plan(link, plan, self.ack_timeout)
         except BaseException as exc:
@@ -271,7 +300,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         retries = ReinitRetries(plan.device)
         waiting_logged = False
         while not self._shutting_down:
-            if not device_present(plan.device):
+            if not await asyncio.to_thread(device_present, plan.device):
                 self._attempted.set()
                 if not waiting_logged:
                     self._state = f"waiting for {plan.device} to appear"
@@ -293,7 +322,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
                     info = await self._bring_up(plan)
                 except (RpcAbort, InitFailure, LinkLost) as exc:
                     self._attempted.set()
-                    if not device_present(plan.device):
+                    if not await asyncio.to_thread(device_present, plan.device):
                         # Unplugged while being opened: the kernel clears the node's mode
                         # before removing it, so the open failed with EACCES. Wait for the
                         # receiver to come back, as for any unplug; nothing to warn about.
@@ -319,7 +348,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
     async def _wait_while_present(self, device: str, delay: float) -> None:
         """Sleep `delay` seconds, or less if the device path vanishes meanwhile."""
         deadline = asyncio.get_running_loop().time() + delay
-        while device_present(device) and not self._shutting_down:
+        while await asyncio.to_thread(device_present, device) and not self._shutting_down:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return
@@ -350,9 +379,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
 
     # ---- InitF9t ----------------------------------------------------------------------------
 
-    async def InitF9t(
-        self, request: pb.InitF9tRequest, context: grpc.aio.ServicerContext
-    ) -> pb.InitF9tResponse:
+    async def InitF9t(self, request: pb.InitF9tRequest, context: InitContext) -> pb.InitF9tResponse:
         cfg = MessageToDict(request.f9t_config) if request.HasField("f9t_config") else {}
         try:
             plan = validate_config(cfg)
@@ -368,23 +395,11 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
             await context.abort(exc.code, exc.message)
             raise AssertionError("unreachable") from None
 
-    async def _init(
-        self, plan: F9tPlan, force: bool, context: grpc.aio.ServicerContext
-    ) -> pb.InitF9tResponse:
+    async def _init(self, plan: F9tPlan, force: bool, context: InitContext) -> pb.InitF9tResponse:
         echo = _struct(plan.effective_config)
         if self._shutting_down:
             raise RpcAbort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
-        if not os.path.exists(plan.device):
-            raise RpcAbort(
-                grpc.StatusCode.UNAVAILABLE, f"Device path {plan.device} does not exist."
-            )
-        try:
-            mode = os.stat(plan.device).st_mode
-        except OSError as exc:
-            raise RpcAbort(
-                grpc.StatusCode.UNAVAILABLE,
-                f"Could not connect to device {os.path.abspath(plan.device)}: {exc}",
-            ) from None
+        mode = await asyncio.to_thread(device_mode, plan.device)
         if not stat.S_ISCHR(mode):
             return pb.InitF9tResponse(
                 init_status=pb.InitF9tResponse.INVALID_CONFIG,
@@ -439,7 +454,9 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
     # ---- PollMessage ------------------------------------------------------------------------
 
     async def PollMessage(
-        self, request: pb.PollRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.PollRequest,
+        context: grpc.aio.ServicerContext[pb.PollRequest, pb.PollResponse],
     ) -> pb.PollResponse:
         try:
             return await self._poll(list(request.patterns))
@@ -495,7 +512,9 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
     # ---- CaptureUblox -----------------------------------------------------------------------
 
     async def CaptureUblox(
-        self, request: pb.CaptureUbloxRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.CaptureUbloxRequest,
+        context: grpc.aio.ServicerContext[pb.CaptureUbloxRequest, pb.CaptureUbloxResponse],
     ) -> AsyncIterator[pb.CaptureUbloxResponse]:
         try:
             compiled = compile_patterns(list(request.patterns))

@@ -73,7 +73,8 @@ def test_ping_with_one_host_down(daemon: Daemon) -> None:
     down = f"127.0.0.1:{free_tcp_port()}"
     result = daq("--host", down, "ping", target=daemon.target)
     assert result.returncode == 1
-    assert f"{down}: no answer" in result.stdout and f"{daemon.target}: ok" in result.stdout
+    assert f"{down}: no answer" in result.stdout
+    assert f"{daemon.target}: ok" in result.stdout
 
 
 def test_init_and_init_sim(daemon: Daemon, tmp_path: Path) -> None:
@@ -156,7 +157,8 @@ def test_speed(daemon: Daemon) -> None:
     result = daq("speed", "--duration", "2", target=daemon.target)
     assert result.returncode == 0, result.stderr
     rates = re.findall(r"^(\d+) pkts / ([\d.]+)s = ([\d.]+) \(pkts/s\)$", result.stdout, re.M)
-    assert rates and all(int(n) > 0 for n, _, _ in rates)
+    assert rates
+    assert all(int(n) > 0 for n, _, _ in rates)
     assert re.search(r"^\d+ images in [\d.]+ s = [\d.]+ images/s$", result.stdout, re.M)
 
 
@@ -231,8 +233,10 @@ def test_view_without_display_or_png_says_how_to_render(daemon: Daemon) -> None:
 def test_log_level_after_daq_turns_on_debug_logging(daemon: Daemon) -> None:
     quiet = daq("--log-level", "warning", "ping", target=daemon.target)
     debug = daq("ping", "--log-level", "debug", "--host", f"127.0.0.1:{free_tcp_port()}")
-    assert quiet.returncode == 0 and "DEBUG" not in quiet.stderr
-    assert debug.returncode == 1 and "DEBUG panoseti_appliance.daqdata.client" in debug.stderr
+    assert quiet.returncode == 0
+    assert "DEBUG" not in quiet.stderr
+    assert debug.returncode == 1
+    assert "DEBUG panoseti_appliance.daqdata.client" in debug.stderr
 
 
 # --- servers from the appliance configuration (observatory.daq_nodes) ------------------------
@@ -261,7 +265,8 @@ def test_servers_from_the_config_file(daemon: Daemon, tmp_path: Path) -> None:
     stream = daq("--config", str(config), "stream", "--count", "2", "--refresh-period", "0")
     assert stream.returncode == 0, stream.stderr
     lines = stream.stdout.splitlines()
-    assert len(lines) == 2 and all(LINE.match(line) for line in lines), lines
+    assert len(lines) == 2, lines
+    assert all(LINE.match(line) for line in lines), lines
 
 
 def test_config_unix_target_and_port_forwarding(daemon: Daemon, tmp_path: Path) -> None:

@@ -19,11 +19,13 @@ def test_closed_pipe_ends_quietly_with_sigpipe_status() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     proc.stdout.close()  # the reader goes away before the first line, like `| head -0`
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
-    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "BrokenPipeError" not in stderr, stderr
 
 
 def test_only_the_requested_subcommand_is_imported() -> None:
@@ -42,7 +44,8 @@ def test_only_the_requested_subcommand_is_imported() -> None:
     )
     line = next(x for x in out.stderr.splitlines() if x.startswith("LOADED"))
     assert "panoseti_appliance.cli.pff" in line
-    assert "panoseti_appliance.cli.daq" not in line and "panoseti_appliance.cli.ublox" not in line
+    assert "panoseti_appliance.cli.daq" not in line
+    assert "panoseti_appliance.cli.ublox" not in line
     assert line.endswith("False"), "pff info must not import grpc"
 
 

@@ -106,7 +106,9 @@ def test_show_writes_a_real_png(tmp_path: Path) -> None:
     assert proc.stdout.strip() == f"wrote {out}"
     assert out.stat().st_size > 10_000
     pixels = mpimg.imread(out)
-    assert pixels.ndim == 3 and pixels.shape[0] > 300 and pixels.shape[1] > 300
+    assert pixels.ndim == 3
+    assert pixels.shape[0] > 300
+    assert pixels.shape[1] > 300
     assert float(pixels[..., :3].var()) > 0.01  # not blank
 
 

@@ -22,7 +22,7 @@ from panoseti_appliance import pff
 from panoseti_appliance.daqdata.client import AioDaqDataClient, DaqDataClient
 from panoseti_appliance.daqdata.sim.upload import pano_image
 from panoseti_appliance.products import PH256
-from tests.daemons import Daemon, free_tcp_port, start_daemon
+from tests.daemons import Daemon, free_tcp_port, rpc_details, start_daemon
 
 PH_FILE = (
     Path(__file__).parents[1]
@@ -151,11 +151,11 @@ def test_init_sim_then_stream_and_init_errors(tmp_path: Path, daemons: Any) -> N
             modules.add(image["module_id"])
             if modules == {5, 6}:
                 stop.set()
+        missing = {"data_dir": str(tmp_path / "missing"), "update_interval_seconds": 0.1}
         with pytest.raises(grpc.RpcError) as info:
-            missing = {"data_dir": str(tmp_path / "missing"), "update_interval_seconds": 0.1}
             client.init_hp_io(None, {**missing, "force": True})
         assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        assert "does not exist" in info.value.details()
+        assert "does not exist" in rpc_details(info.value)
 
 
 def test_upload_images_then_stream_them_back(tmp_path: Path, daemons: Any) -> None:
@@ -168,7 +168,8 @@ def test_upload_images_then_stream_them_back(tmp_path: Path, daemons: Any) -> No
         image = next(stream)
         stream.close()
     newest = frames[-1]
-    assert image["module_id"] == 77 and image["frame_number"] == newest.index
+    assert image["module_id"] == 77
+    assert image["frame_number"] == newest.index
     assert np.array_equal(image["image_array"], np.frombuffer(newest.pixels, "<i2").reshape(16, 16))
     assert image["header"]["wr_clock_desync"] is True  # the real recording is desynchronised
 
@@ -178,7 +179,8 @@ def test_reflect_services_on_both_clients(tmp_path: Path, daemons: Any) -> None:
     method = "rpc StreamImages(daqdata.StreamImagesRequest) returns (stream daqdata.StreamImagesResponse)"
     with DaqDataClient(hosts=[daemon.target]) as client:
         text = client.reflect_services()
-    assert method in text and "grpc.health.v1.Health" in text
+    assert method in text
+    assert "grpc.health.v1.Health" in text
 
     async def aio() -> str:
         async with AioDaqDataClient(hosts=[daemon.target]) as aclient:

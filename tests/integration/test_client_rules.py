@@ -201,8 +201,7 @@ def test_admission_error_surfaces_on_first_next_and_cancels_others(
     with DaqDataClient(hosts=[healthy.target, failing.target]) as client:
         stream = raw_stream(client)
         with pytest.raises(grpc.RpcError) as info:
-            while True:
-                next(stream)
+            list(stream)  # read to the end: the failing host's error ends it
         assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
         assert info.value.details() == "hp_io task is not valid."
     assert healthy.servicer.cancelled.wait(WAIT)
@@ -235,7 +234,8 @@ def test_reconnect_reissues_same_request_after_unavailable(servers: Callable[...
     first, second = a.servicer.stream_requests
     assert first == second
     assert list(first.module_ids) == [7]
-    assert first.stream_movie_data and not first.stream_pulse_height_data
+    assert first.stream_movie_data
+    assert not first.stream_pulse_height_data
 
 
 def test_without_reconnect_unavailable_ends_the_host(servers: Callable[..., Server]) -> None:
@@ -284,10 +284,14 @@ def test_init_hp_io_all_hosts_with_data_dir_from_daq_config(servers: Callable[..
         assert not client.init_sim(None)
     (ra,), (rb,) = a.servicer.init_requests[:1], b.servicer.init_requests[:1]
     assert (ra.data_dir, rb.data_dir) == ("/mnt/a", "/mnt/b")
-    assert ra.update_interval_seconds == 0.5 and list(ra.module_ids) == [3]
-    assert not ra.simulate_daq and not ra.force
+    assert ra.update_interval_seconds == 0.5
+    assert list(ra.module_ids) == [3]
+    assert not ra.simulate_daq
+    assert not ra.force
     sim = a.servicer.init_requests[1]
-    assert sim.simulate_daq and sim.force and sim.data_dir == "simulated_data_dir"
+    assert sim.simulate_daq
+    assert sim.force
+    assert sim.data_dir == "simulated_data_dir"
 
 
 def test_init_hp_io_rejects_bad_config_naming_the_field(servers: Callable[..., Server]) -> None:
@@ -396,5 +400,6 @@ async def test_aio_reconnect_and_upload(servers: Callable[..., Server]) -> None:
         await client.upload_images(None, agen())
         assert await client.init_sim(b.target)
     assert len(a.servicer.stream_requests) == 2
-    assert a.servicer.uploaded == images and b.servicer.uploaded == images
+    assert a.servicer.uploaded == images
+    assert b.servicer.uploaded == images
     assert b.servicer.init_requests[0].simulate_daq

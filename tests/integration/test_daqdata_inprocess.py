@@ -21,6 +21,7 @@ import pytest
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2
 
+from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
 from panoseti_appliance.config import load_config
 from panoseti_appliance.daqdata.frame import Frame
@@ -31,6 +32,7 @@ from panoseti_appliance.products import PH256
 from panoseti_appliance.runtime.runner import Runner
 from tests.daemons import free_tcp_port
 from tests.integration.test_daqdata_support import init_request, settings_for, stream_request
+from tests.producers import until
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -83,7 +85,9 @@ async def test_an_unsendable_frame_ends_streams_internal_and_the_daemon_serves_o
             await stub.Ping(empty_pb2.Empty(), timeout=5)
             daemon.hub.publish(_frame({"quabo_num": 1, "pkt_num": 7}, 1))
             again = stub.StreamImages(stream_request(), timeout=30)
-            image = (await again.read()).pano_image
+            response = await again.read()
+            assert isinstance(response, pb.StreamImagesResponse)
+            image = response.pano_image
             assert (image.module_id, image.frame_number, image.header["pkt_num"]) == (3, 1, 7)
             again.cancel()
 
@@ -95,7 +99,8 @@ async def test_daqdata_health_is_not_serving_through_a_forced_reinit(tmp_path: P
         request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
 
         async def record(state: HpIoState) -> None:
-            reply = await runner.health.Check(request, None)
+            # In process, without a call: HealthServicer.Check reads no context.
+            reply = await runner.health.Check(request, None)  # type: ignore[arg-type]
             seen.append((state, reply.status))
 
         # Registered after the daemon's own listener, so each check runs after its update.
@@ -103,8 +108,8 @@ async def test_daqdata_health_is_not_serving_through_a_forced_reinit(tmp_path: P
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.DaqDataStub(channel)
             stream = stub.StreamImages(stream_request(), timeout=30)
-            while not daemon.servicer.readers:  # the stream is open: the re-init must end it
-                await asyncio.sleep(0.01)
+            # The stream is open: the re-init must end it.
+            await until(lambda: bool(daemon.servicer.readers), "the stream to be registered")
             reply = await stub.InitHpIo(
                 init_request(data_dir=str(tmp_path / "data"), module_ids=[2], force=True),
                 timeout=20,

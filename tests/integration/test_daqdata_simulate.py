@@ -7,11 +7,13 @@ real-mode InitHpIo stops the simulator, which removes everything it created.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from panoseti_appliance._proto import daq_data_pb2 as pb
 from tests.integration.test_daqdata_support import Collector, daqdata, init_request, stream_request
 
 MODULE = 224
@@ -22,6 +24,10 @@ SOURCE_OF_MODE: dict[str, dict[str, Any]] = {
     "filesystem_poll": {"filesystem_poll": {"enabled": True}},
     "filesystem_pipe": {"filesystem_pipe": {"enabled": True}},
 }
+
+
+def _file_starts(prefix: str) -> Callable[[pb.PanoImage], bool]:
+    return lambda image: image.file.startswith(prefix)
 
 
 def _file_pattern(mode: str, dp: str) -> str:
@@ -52,9 +58,8 @@ def test_simulate_daq_init_streams_simulated_frames(tmp_path: Path, mode: str) -
         stream = Collector(d, stream_request())
         try:
             for dp in ("img16", "ph256"):
-                pattern = _file_pattern(mode, dp)
                 image = stream.wait_for(
-                    lambda img, p=pattern: img.file.startswith(p), f"a simulated {dp} frame"
+                    _file_starts(_file_pattern(mode, dp)), f"a simulated {dp} frame"
                 )
                 assert image.module_id == MODULE
         finally:

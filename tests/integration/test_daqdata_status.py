@@ -18,6 +18,7 @@ from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
+from tests.daemons import rpc_details
 from tests.integration.test_daqdata_support import (
     STALL_SETTINGS,
     DaqData,
@@ -53,7 +54,7 @@ def _upload(d: DaqData, requests: list[pb.UploadImageRequest]) -> Any:
 
 
 def _code(err: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
-    return err.code(), err.details()
+    return err.code(), rpc_details(err)
 
 
 def test_stream_both_flags_false_invalid_argument(shared: DaqData) -> None:
@@ -69,7 +70,7 @@ def test_stream_both_flags_false_invalid_argument(shared: DaqData) -> None:
 def test_stream_nan_interval_invalid_argument(shared: DaqData) -> None:
     err = rpc_error(lambda: _first_response(shared, update_interval_seconds=float("nan")))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "update_interval_seconds is NaN" in err.details()
+    assert "update_interval_seconds is NaN" in rpc_details(err)
 
 
 def test_stream_and_upload_shutting_down_unavailable(tmp_path: Path) -> None:
@@ -204,7 +205,7 @@ def test_init_module_id_above_16_bits_invalid_argument(shared: DaqData) -> None:
         request = init_request(data_dir=str(shared.tmp / "data"), module_ids=[3, 70000])
         err = rpc_error(lambda: stub.InitHpIo(request, timeout=10))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "70000" in err.details()
+        assert "70000" in rpc_details(err)
 
 
 def test_init_readers_active_no_force_failed_precondition(tmp_path: Path) -> None:
@@ -217,8 +218,8 @@ def test_init_readers_active_no_force_failed_precondition(tmp_path: Path) -> Non
         request = init_request(data_dir=str(tmp_path / "data"))
         err = rpc_error(lambda: stub.InitHpIo(request, timeout=10))
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert err.details().startswith("Cannot modify server state: 1 clients are streaming: [")
-        assert "ipv4:127.0.0.1:" in err.details()
+        assert rpc_details(err).startswith("Cannot modify server state: 1 clients are streaming: [")
+        assert "ipv4:127.0.0.1:" in rpc_details(err)
         # Nothing changed: the stream still delivers.
         send_frame(producer, 1)
         assert next(call).pano_image.module_id == 1
@@ -268,7 +269,8 @@ def test_init_start_failed_ok_with_reason_hp_io_idle(tmp_path: Path) -> None:
         assert _code(err) == (grpc.StatusCode.FAILED_PRECONDITION, "hp_io task is not valid.")
         # A good configuration repairs the daemon.
         reply = stub.InitHpIo(init_request(data_dir=str(tmp_path / "data")), timeout=20)
-        assert reply.success and reply.error_message == ""
+        assert reply.success
+        assert reply.error_message == ""
         until(lambda: d.daemon.health("") == SERVING, what="overall SERVING")
 
 
@@ -279,7 +281,7 @@ def test_upload_invalid_image_invalid_argument(shared: DaqData) -> None:
         del bad.pano_image.image_array[-1]
         err = rpc_error(lambda: stub.UploadImages(iter([*requests, bad]), timeout=10))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert err.details().startswith("image 2: image_array has 255 values")
+        assert rpc_details(err).startswith("image 2: image_array has 255 values")
         # The images before the bad one were delivered.
         got = _first_response(shared, stream_movie_data=False).pano_image
         assert (got.module_id, got.file, got.frame_number) == (7, "upload.pff", 1)

@@ -22,6 +22,7 @@ import grpc
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
+from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import by_name
 from tests.daemons import Daemon, free_tcp_port, running_daemon
 from tests.producers import HashpipeProducer, frame_fields
@@ -136,8 +137,8 @@ def send_frame(producer: HashpipeProducer, module: int) -> int:
 
 def pkt_num(image: pb.PanoImage) -> int:
     """The pkt_num of an image's header (top level for ph256, quabo_0 otherwise)."""
-    header = image.header
-    if "quabo_0" in header.fields:
+    header = struct_to_dict(image.header)
+    if "quabo_0" in header:
         return int(header["quabo_0"]["pkt_num"])
     return int(header["pkt_num"])
 
@@ -199,7 +200,7 @@ def _writes_blocked(d: DaqData) -> bool:
 
 
 @contextlib.contextmanager
-def stalled_reader(d: DaqData, modules: int = 400) -> Iterator[grpc.Future]:
+def stalled_reader(d: DaqData, modules: int = 400) -> Iterator[Iterator[pb.StreamImagesResponse]]:
     """A StreamImages call whose client reads one response and then nothing.
 
     The hub first holds an img16 frame of each of `modules` modules, so the stream's first

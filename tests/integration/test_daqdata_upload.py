@@ -12,6 +12,7 @@ import pytest
 from google.protobuf import empty_pb2
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
+from tests.daemons import rpc_details
 from tests.integration.test_daqdata_support import (
     DaqData,
     daqdata,
@@ -78,7 +79,7 @@ def test_invalid_upload_names_the_image_and_reason(
     with shared.stub() as stub:
         err = rpc_error(lambda: stub.UploadImages(iter([_bad(change)]), timeout=10))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert err.details().startswith(reason)
+        assert rpc_details(err).startswith(reason)
 
 
 def test_uploaded_image_streams_back_unchanged(shared: DaqData) -> None:

@@ -22,10 +22,13 @@ def test_demo_streams_and_writes_both_pngs(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "Bundled sample run" in out and "ph256" in out and "img16" in out
+    assert "Bundled sample run" in out
+    assert "ph256" in out
+    assert "img16" in out
     rate = re.search(r"received (\d+) images in [\d.]+ s = ([\d.]+) images/s", out)
     assert rate, out
-    assert int(rate.group(1)) > 0 and float(rate.group(2)) > 0
+    assert int(rate.group(1)) > 0
+    assert float(rate.group(2)) > 0
     assert re.search(r"client parsing \(CPU\) [\d.]+ µs per image", out)
     for name in ("preview.png", "phdist.png"):
         assert f"wrote {tmp_path / name}" in out

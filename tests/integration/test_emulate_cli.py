@@ -17,7 +17,7 @@ import serial
 from pyubx2 import ERR_IGNORE, UBX_PROTOCOL, UBXMessage, UBXReader
 
 from panoseti_appliance.ublox import f9tmessages as msg
-from panoseti_appliance.ublox.ubxframes import FrameSplitter, build_frame
+from panoseti_appliance.ublox.ubxframes import FrameSplitter, RawFrame, build_frame
 
 DEADLINE_S = 30.0
 CAPTURE = Path(__file__).resolve().parents[1] / "data" / "ubx_packets.jsonl"
@@ -76,7 +76,8 @@ def test_prints_device_answers_and_exits_0_on_sigterm(
 ) -> None:
     proc, device = emulator
     link = tmp_path / "ublox-f9t"
-    assert device == str(link) and link.is_symlink()
+    assert device == str(link)
+    assert link.is_symlink()
     ver = _ask(device, UBXMessage("MON", "MON-VER", 2), "MON-VER")
     assert ver.extension_04.rstrip(b"\0") == b"MOD=ZED-F9T-10B"
     uid = _ask(device, UBXMessage("SEC", "SEC-UNIQID", 2), "SEC-UNIQID")
@@ -105,7 +106,8 @@ def test_tty_mode_serves_an_existing_tty_and_outlives_its_hang_up() -> None:
     try:
         assert device == path
         poll = build_frame(*msg.MON_VER)
-        splitter, frames = FrameSplitter(), []
+        splitter = FrameSplitter()
+        frames: list[RawFrame] = []
         deadline = time.monotonic() + DEADLINE_S
         os.write(master, poll)
         while not frames and time.monotonic() < deadline:
@@ -119,7 +121,8 @@ def test_tty_mode_serves_an_existing_tty_and_outlives_its_hang_up() -> None:
     assert proc.poll() is None
     rc, out, err = _stop(proc)
     assert rc == 0, err
-    assert out == "" and "Traceback" not in err
+    assert out == ""
+    assert "Traceback" not in err
     assert f"link {path} lost" in err
 
 

@@ -23,7 +23,8 @@ def test_daqdata_simulator_streams_every_module_and_stops_cleanly() -> None:
     node = localnode.start_daqdata((3, 7))
     workdir = node.workdir
     try:
-        assert node.target.startswith("127.0.0.1:") and workdir.is_dir()
+        assert node.target.startswith("127.0.0.1:")
+        assert workdir.is_dir()
         with DaqDataClient(hosts=[node.target]) as client:
             assert client.init_sim(None, {"update_interval_seconds": 0.01, "force": True})
             modules = set()

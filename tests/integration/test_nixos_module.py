@@ -74,7 +74,7 @@ def project_nix_files() -> list[Path]:
 def results() -> dict[str, Any]:
     """Every case of cases.nix, evaluated once: its summary plus the messages it must fire."""
     lib = nixpkgs_lib()
-    return nix_eval(
+    evaluated: dict[str, Any] = nix_eval(
         f"""
         let
           lib = import {json.dumps(str(lib))};
@@ -85,6 +85,7 @@ def results() -> dict[str, Any]:
           // {{ expectedFails = case.fails; }}) cases
         """
     )
+    return evaluated
 
 
 def check_config(settings: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:

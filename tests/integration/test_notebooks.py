@@ -63,7 +63,7 @@ def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def run(name: str, kernel: str, parameters: str) -> nbformat.NotebookNode:
     """Execute a notebook with `parameters` run after its "parameters" cell; the executed copy."""
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    notebook: nbformat.NotebookNode = nbformat.read(NOTEBOOKS / name, as_version=4)
     tagged = [i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{name} needs exactly one cell tagged 'parameters'"
     notebook.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(parameters))
@@ -112,7 +112,8 @@ def test_notebooks_are_stored_without_outputs(name: str) -> None:
     assert notebook.metadata.kernelspec.name == "python3"
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, cell.source
+            assert cell.outputs == [], cell.source
+            assert cell.execution_count is None, cell.source
 
 
 def test_daqdata_notebook_starts_a_node_and_watches_it(kernel: str, tmp_path: Path) -> None:
@@ -121,9 +122,12 @@ def test_daqdata_notebook_starts_a_node_and_watches_it(kernel: str, tmp_path: Pa
     assert_figures(notebook, 2, tmp_path)
     out = stdout(notebook)
     assert re.search(r"started panoseti-daqdata at 127\.0\.0\.1:\d+", out), out
-    assert ": answering" in out and "rpc StreamImages(" in out and "the simulator is running" in out
+    assert ": answering" in out
+    assert "rpc StreamImages(" in out
+    assert "the simulator is running" in out
     received = re.search(r"received (\d+) images in 4 s", out)
-    assert received and int(received.group(1)) > 0, out
+    assert received, out
+    assert int(received.group(1)) > 0, out
     assert re.search(r"(PULSE_HEIGHT|MOVIE) image of module (1|254), frame \d+", out), out
     assert "panoseti-daqdata stopped with exit code 0" in out
 
@@ -144,7 +148,8 @@ def test_daqdata_notebook_watches_the_address_set_at_the_top(
     assert_clean(notebook)
     assert_figures(notebook, 2, tmp_path)
     out = stdout(notebook)
-    assert f"using the server at {node.target}" in out and f"{node.target}: answering" in out
+    assert f"using the server at {node.target}" in out
+    assert f"{node.target}: answering" in out
     assert "left the node's own data source alone" in out
     assert re.search(r"image of module (7|8), frame \d+", out), out
     assert "stopped with exit code" not in out  # the node is not the notebook's to stop
@@ -160,7 +165,10 @@ def test_ublox_notebook_configures_the_receiver_and_plots_its_timing(
     assert "InitF9t: SUCCESS" in out, out
     for name in ("TIM-TP", "NAV-TIMEUTC"):
         count = re.search(rf"^{name}: (\d+) messages$", out, re.MULTILINE)
-        assert count and int(count.group(1)) > 0, out
-    assert "MON-VER" in out and "MOD=ZED-F9T" in out and "SEC-UNIQID uniqueId=" in out
+        assert count, out
+        assert int(count.group(1)) > 0, out
+    assert "MON-VER" in out
+    assert "MOD=ZED-F9T" in out
+    assert "SEC-UNIQID uniqueId=" in out
     assert "CFG_TP_FREQ_TP2=10000000" in out
     assert "panoseti-ubloxcontrol stopped with exit code 0" in out

@@ -22,9 +22,10 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import empty_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
+from panoseti_appliance.grpcstubs import health_stub
 from tests.activation import NotifyListener, spawn_with_fds
 from tests.daemons import free_tcp_port
 from tests.producers import HashpipeProducer, garbage, socket_frame
@@ -207,7 +208,7 @@ def test_a_grpc_unix_socket_from_systemd_is_served_through_the_relay(tmp_path: P
         # The first connection starts the daemon (socket activation), then is served by it.
         _wait_ping(f"unix://{path}")
         with grpc.insecure_channel(f"unix://{path}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
+            health = health_stub(channel)
             reply = health.Check(
                 health_pb2.HealthCheckRequest(service="daqdata.DaqData"), timeout=10
             )
@@ -282,7 +283,7 @@ class SteadyProducer:
         self.producer = HashpipeProducer(path, "ph256")
         self.period = 1.0 / rate_hz
         self.sent = 0
-        self.error: BaseException | None = None
+        self.error: OSError | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -295,7 +296,7 @@ class SteadyProducer:
                 self.sent += 1
                 next_at += self.period
                 time.sleep(max(0.0, next_at - time.monotonic()))
-        except BaseException as exc:  # a closed connection would show up here
+        except OSError as exc:  # a closed connection would show up here
             self.error = exc
 
     def stop(self) -> int:

@@ -57,7 +57,9 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[DaqDataService, Runner]
 
 
 async def _health(runner: Runner, service: str = "") -> int:
-    reply = await runner.health.Check(health_pb2.HealthCheckRequest(service=service), None)
+    # In process, without a call: HealthServicer.Check reads no context.
+    request = health_pb2.HealthCheckRequest(service=service)
+    reply = await runner.health.Check(request, None)  # type: ignore[arg-type]
     return int(reply.status)
 
 
@@ -97,7 +99,8 @@ async def test_a_failed_task_is_reported_and_restarted(
     failed = [
         r for r in caplog.records if r.getMessage().startswith("task hashpipe listener failed")
     ]
-    assert len(failed) == 1 and failed[0].levelno == logging.ERROR
+    assert len(failed) == 1
+    assert failed[0].levelno == logging.ERROR
     assert failed[0].exc_info is not None  # its traceback, once
     problem = next(s for s in _statuses(notify) if "PROBLEM" in s)
     assert problem.endswith(

@@ -91,7 +91,8 @@ async def test_filesystem_run_is_removed_on_sigterm(tmp_path: Path) -> None:
     line = await asyncio.wait_for(proc.stdout.readline(), timeout=WAIT)
     assert line.decode().startswith(f"simulating filesystem_pipe to {data}")
     run = data / "module_3" / "obs_SIMULATE"
-    assert (run / "read_status_2").exists() and (run / "module_3.daq-active").exists()
+    assert (run / "read_status_2").exists()
+    assert (run / "module_3.daq-active").exists()
     assert (run / "sim.dp_img16.module_3.seqno_0.pff").stat().st_size > 0
     proc.send_signal(signal.SIGTERM)
     rc, out, err = await finish(proc)
@@ -125,7 +126,8 @@ async def test_rpc_with_duration_prints_status_lines(tmp_path: Path) -> None:
         await server.stop(None)
     assert rc == 0, err
     assert "] steps=" in out, out
-    assert servicer.images and {i.module_id for i in servicer.images} == {224}
+    assert servicer.images
+    assert {i.module_id for i in servicer.images} == {224}
 
 
 @pytest.mark.parametrize(

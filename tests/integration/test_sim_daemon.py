@@ -80,7 +80,8 @@ def _dp_of(image: daq_data_pb2.PanoImage) -> str:
 def assert_current_wr_time(image: daq_data_pb2.PanoImage, started_ns: int) -> None:
     wr = pff.header_wr_time(_header(image))
     assert not wr.desync, _header(image)
-    assert wr.unix_ns is not None and started_ns // 10**6 * 10**6 <= wr.unix_ns <= time.time_ns()
+    assert wr.unix_ns is not None
+    assert started_ns // 10**6 * 10**6 <= wr.unix_ns <= time.time_ns()
     assert wr.decimal > Decimal(0)
 
 

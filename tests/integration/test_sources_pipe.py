@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -156,7 +158,7 @@ async def test_seqno_rollover_and_module_filter(tmp_path: Path) -> None:
     async with run_source(source) as got:
         await until(lambda: len(got.frames) == 1, "module 4's initial frame")
         assert source.fifo_paths() == {4: fifo4}
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match=re.escape(os.strerror(errno.ENXIO))):
             Writer(fifo5)  # nobody reads module 5's FIFO: ENXIO, the writer drops records
         rolled = write_run(tmp_path, 4, "img16", 1, seqno=1)
         w = Writer(fifo4)

@@ -71,7 +71,8 @@ def test_cli_init_capture_poll(daemon: Daemon, f9t_cfg: dict[str, Any], tmp_path
     done = panoseti("ublox", "capture", "--host", host, "NAV-TIMEUTC", "--json", "--duration", "1")
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
-    assert records and {r["name"] for r in records} == {"NAV-TIMEUTC"}
+    assert records
+    assert {r["name"] for r in records} == {"NAV-TIMEUTC"}
     assert all(r["parsed_data"]["validUTC"] == 1 for r in records)
 
     done = panoseti("ublox", "poll", "--host", host, "SEC-UNIQID", "CFG_TP_FREQ_TP2")

@@ -41,7 +41,8 @@ def test_sync_client_merges_hosts_and_keeps_labels(daemon: Daemon, f9t_cfg: dict
         stop = threading.Event()
         seen: dict[str, int] = {h: 0 for h in hosts}
         for item in client.capture(["TIM-TP"], stop_event=stop):
-            assert item.response.type == DATA and item.response.name == "TIM-TP"
+            assert item.response.type == DATA
+            assert item.response.name == "TIM-TP"
             seen[item.host] += 1
             if min(seen.values()) >= 3:
                 stop.set()

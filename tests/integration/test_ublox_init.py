@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.json_format import MessageToDict
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
@@ -117,8 +118,10 @@ def test_shipped_config_initialises_and_verifies(
     assert reply.init_status == pb.InitF9tResponse.SUCCESS, reply.message
     lines = reply.message.splitlines()
     assert lines[0] == "F9T initialized, configured, and verified successfully."
-    assert "ZED-F9T" in lines[1] and "TIM 2.20" in lines[1] and UID in lines[1]
-    echo = dict(reply.f9t_config)
+    assert "ZED-F9T" in lines[1]
+    assert "TIM 2.20" in lines[1]
+    assert UID in lines[1]
+    echo = MessageToDict(reply.f9t_config)
     assert echo["f9t_uid"] == UID
     assert list(echo["apply_to_layers"]) == ["RAM", "BBR"]
     assert len(echo["cfg_key_settings"]) == 40

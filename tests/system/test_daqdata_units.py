@@ -42,7 +42,7 @@ ListenStream=/run/panoseti/daqdata.sock
 
 
 def test_the_grpc_socket_can_be_socket_activated_too(node_root: Node) -> None:
-    files = {
+    files: dict[str, bytes | Path] = {
         **NODE_HELPERS,
         "/etc/systemd/system/panoseti-daqdata.socket.d/grpc.conf": GRPC_SOCKET_DROPIN,
     }

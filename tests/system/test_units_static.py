@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -94,11 +95,12 @@ def test_security_exposure(
     analyze: str,
     unit_dir: Path,
     name: str,
-    record_property: pytest.RecordProperty,
+    record_property: Callable[[str, object], None],
 ) -> None:
     done = run(analyze, "security", "--offline=true", "--no-pager", str(unit_dir / name))
     found = EXPOSURE.search(done.stdout)
-    assert found is not None and found.group(1) == name, done.stdout + done.stderr
+    assert found is not None, done.stdout + done.stderr
+    assert found.group(1) == name, done.stdout + done.stderr
     exposure = float(found.group(2))
     record_property("exposure", exposure)
     print(f"{name}: exposure {exposure}")
@@ -122,12 +124,14 @@ def check_entries(sysusers: str, tmpfiles: str, prefix: Path, root: Path, tmp_pa
     passwd = (root / "etc/passwd").read_text().splitlines()
     [user] = [line.split(":") for line in passwd if line.startswith("panoseti:")]
     uid, gid = int(user[2]), int(user[3])
-    assert user[5:] == ["/", "/usr/sbin/nologin"] and uid < 1000, user
+    assert user[5:] == ["/", "/usr/sbin/nologin"], user
+    assert uid < 1000, user
     assert f"panoseti:x:{gid}:" in (root / "etc/group").read_text().splitlines()
 
     tmpfiles_conf = str(prefix / "lib/tmpfiles.d/panoseti.conf")
     done = run(tmpfiles, f"--root={root}", "--create", tmpfiles_conf)
-    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
     run_dir = (root / "run/panoseti").stat()
     assert (run_dir.st_uid, run_dir.st_gid, stat.S_IMODE(run_dir.st_mode)) == (uid, gid, 0o755)
 

@@ -13,8 +13,9 @@ from google.protobuf import struct_pb2
 
 from panoseti_appliance import pff
 from panoseti_appliance._proto import daq_data_pb2
-from panoseti_appliance.daqdata.parse import parse_pano_image, parse_response, struct_to_dict
+from panoseti_appliance.daqdata.parse import parse_pano_image, parse_response
 from panoseti_appliance.daqdata.sim.upload import pano_image
+from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import IMG8, IMG16, PH256, DataProduct
 
 PH_FILE = (
@@ -53,7 +54,8 @@ def test_real_ph256_frames_parse_exactly(ph_frames: list[pff.PffFrame]) -> None:
         assert (parsed["module_id"], parsed["frame_number"]) == (254, frame.index)
         header = parsed["header"]
         for key, value in frame.header.items():
-            assert header[key] == value and type(header[key]) is int
+            assert header[key] == value
+            assert type(header[key]) is int
         # The real recording is White-Rabbit-desynchronised in every frame (testdata README).
         assert header["wr_clock_desync"] is True
         assert header["wr_unix_timestamp"] == Decimal(0)
@@ -67,7 +69,8 @@ def test_first_real_frame_values(ph_frames: list[pff.PffFrame]) -> None:
     frame = ph_frames[0]
     parsed = parse_response(over_the_wire(pano_image(254, PH256, frame.header, frame.pixels, 0)))
     header = parsed["header"]
-    assert header["quabo_num"] == 3 and header["pkt_num"] == 5124
+    assert header["quabo_num"] == 3
+    assert header["pkt_num"] == 5124
     assert header["pkt_unix_timestamp"] == Decimal("1754112728.985339")
     assert str(header["pandas_unix_timestamp"]) == "2025-08-02 05:32:08.985339"
 

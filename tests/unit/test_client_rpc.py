@@ -20,7 +20,8 @@ def test_stream_request_keeps_fastest_interval_and_checks_module_ids() -> None:
     request = stream_request(True, False, -1, [0, 65535])
     assert request.update_interval_seconds == -1
     assert list(request.module_ids) == [0, 65535]
-    assert request.stream_movie_data and not request.stream_pulse_height_data
+    assert request.stream_movie_data
+    assert not request.stream_pulse_height_data
     with pytest.raises(ValueError, match=r"module_ids entry 65536 is outside 0\.\.65535"):
         stream_request(True, True, 1, [65536])
     with pytest.raises(ValueError, match="module_ids must hold integers"):

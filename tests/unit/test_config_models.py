@@ -146,7 +146,8 @@ def test_rpc_simulation_needs_a_unix_listener(tmp_path: Path) -> None:
         "hp_io:\n  simulate_daq: true\n"
     )
     (found,) = problems(tmp_path, text)
-    assert ":4: daqdata.simulator.mode:" in found and "unix://" in found
+    assert ":4: daqdata.simulator.mode:" in found
+    assert "unix://" in found
     with_target = text.replace("mode: rpc", "mode: rpc\n    rpc_target: unix:///tmp/x.sock")
     assert load_config(write(tmp_path, with_target), environ={}).daqdata.simulator.rpc_target
 
@@ -176,7 +177,8 @@ def test_layers_are_case_insensitive_and_verify_layer_must_be_written(tmp_path: 
 
 def test_chip_rules(tmp_path: Path) -> None:
     (bad_uid,) = problems(tmp_path, "ublox:\n  chips:\n    - {uid: DF03A241, device: /dev/x}\n")
-    assert ":3: ublox.chips[0].uid:" in bad_uid and "10 hex digits" in bad_uid
+    assert ":3: ublox.chips[0].uid:" in bad_uid
+    assert "10 hex digits" in bad_uid
     (missing,) = problems(tmp_path, "ublox:\n  chips:\n    - {device: /dev/x}\n")
     assert ":3: ublox.chips[0].uid: required setting is missing" in missing
     (unknown,) = problems(
@@ -187,7 +189,8 @@ def test_chip_rules(tmp_path: Path) -> None:
     assert ":3: ublox.chips[0].uid: 17314053 was read as a number, not a UID" in number
     assert "quoted in YAML" in number
     (no_chip,) = problems(tmp_path, "ublox:\n  init_on_start: true\n")
-    assert ":2: ublox.init_on_start:" in no_chip and "add one to chips" in no_chip
+    assert ":2: ublox.init_on_start:" in no_chip
+    assert "add one to chips" in no_chip
     config = load_config(write(tmp_path, "ublox:\n  chips:\n    - {uid: df03a241bc}\n"), environ={})
     assert config.ublox.chips[0].uid == "DF03A241BC"
     assert config.ublox.selected_chip() == config.ublox.chips[0]

@@ -43,7 +43,8 @@ def test_daq_data_server_config_and_its_hp_io_file() -> None:
     )
     assert sim.uds_data_products == ["ph256", "img16"]
     assert sim.sim_run_dir_template == "module_{module_id}/obs_SIMULATE"
-    assert sim.frames_per_pff == 100 and sim.frame_limit == -1
+    assert sim.frames_per_pff == 100
+    assert sim.frame_limit == -1
     assert str(sim.sim_data_dir) == "daq_data/simulated_data_dir"
     # default_hp_io_config_file is read from beside the server config
     assert loaded.config.hp_io.simulate_daq is True

@@ -10,7 +10,7 @@ import os
 import stat
 import termios
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ class Client:
         self.send(UBXMessage.config_set(layers, txn, items))
         return self.ack(VALSET)
 
-    def valget(self, layer: int, keys: list[str | int]) -> Any | None:
+    def valget(self, layer: int, keys: Sequence[str | int]) -> Any | None:
         """The parsed CFG-VALGET answer, or None if NAKed; checks the trailing ACK-ACK."""
         self.send(UBXMessage.config_poll(layer, 0, keys))
         deadline = time.monotonic() + WAIT_S
@@ -163,7 +163,8 @@ def test_mon_ver_reports_the_model_and_firmware(emu: F9tEmulator, client: Client
     _, ver = client.wait_for("MON-VER")
     extensions = [getattr(ver, f"extension_{i:02d}").rstrip(b"\0") for i in range(1, 8)]
     assert b"MOD=ZED-F9T" in extensions
-    assert b"FWVER=TIM 2.20" in extensions and b"PROTVER=29.20" in extensions
+    assert b"FWVER=TIM 2.20" in extensions
+    assert b"PROTVER=29.20" in extensions
     assert ver.hwVersion.rstrip(b"\0") == b"00190000"
 
     emu.model = "ZED-F9P"
@@ -176,7 +177,8 @@ def test_sec_uniqid_uses_the_little_endian_uid_convention(emu: F9tEmulator, clie
     client.send(poll("SEC", "SEC-UNIQID"))
     raw, uid = client.wait_for("SEC-UNIQID")
     assert raw[6 + 4 : 6 + 9] == bytes.fromhex("bc41a203df")
-    assert uid.version == 1 and uid.uniqueId == 0xDF03A241BC
+    assert uid.version == 1
+    assert uid.uniqueId == 0xDF03A241BC
 
     emu.unique_id = 0xAAAAAAAAAA
     client.send(poll("SEC", "SEC-UNIQID"))
@@ -190,7 +192,9 @@ def test_sec_uniqid_uses_the_little_endian_uid_convention(emu: F9tEmulator, clie
 def test_valset_then_valget_round_trips_every_value_type(emu: F9tEmulator, client: Client) -> None:
     assert client.valset(RAM, list(TYPED_VALUES.items())) is True
     got = client.valget(POLL_RAM, list(TYPED_VALUES))
-    assert got is not None and got.version == 1 and got.layer == POLL_RAM
+    assert got is not None
+    assert got.version == 1
+    assert got.layer == POLL_RAM
     for name, wanted in TYPED_VALUES.items():
         value = getattr(got, name)
         if name == "CFG_NAVSPG_USRDAT_DX":  # float32 keeps about 7 digits
@@ -207,24 +211,28 @@ def test_valget_layers_ram_default_bbr_flash(emu: F9tEmulator, client: Client) -
     assert client.valget(POLL_BBR, keys) is None  # nothing stored: NAK
     assert client.valget(POLL_FLASH, keys) is None
     ram = client.valget(POLL_RAM, keys)
-    assert ram is not None and ram.CFG_TP_FREQ_TP1 == 0  # unset RAM gives the default
+    assert ram is not None
+    assert ram.CFG_TP_FREQ_TP1 == 0
 
     assert client.valset(RAM | BBR, [("CFG_TP_FREQ_TP1", 7)]) is True
     bbr = client.valget(POLL_BBR, keys)
-    assert bbr is not None and bbr.layer == POLL_BBR
-    assert bbr.CFG_TP_FREQ_TP1 == 7 and not hasattr(bbr, "CFG_TP_DUTY_TP1")  # unstored: omitted
+    assert bbr is not None
+    assert bbr.layer == POLL_BBR
+    assert bbr.CFG_TP_FREQ_TP1 == 7
+    assert not hasattr(bbr, "CFG_TP_DUTY_TP1")
     assert client.valget(POLL_FLASH, keys) is None
     default = client.valget(POLL_DEFAULT, keys)
-    assert default is not None and default.CFG_TP_FREQ_TP1 == 0
-    assert (
-        emu.value("CFG_TP_FREQ_TP1", "BBR") == 7 and emu.value("CFG_TP_FREQ_TP1", "FLASH") is None
-    )
+    assert default is not None
+    assert default.CFG_TP_FREQ_TP1 == 0
+    assert emu.value("CFG_TP_FREQ_TP1", "BBR") == 7
+    assert emu.value("CFG_TP_FREQ_TP1", "FLASH") is None
 
 
 def test_transaction_applies_only_at_commit(emu: F9tEmulator, client: Client) -> None:
     assert client.valset(RAM, [("CFG_TP_FREQ_TP1", 1)], txn=1) is True
     assert client.valset(RAM, [("CFG_TP_FREQ_TP2", 2)], txn=2) is True
-    assert emu.value("CFG_TP_FREQ_TP1") == 0 and emu.store.transaction_open
+    assert emu.value("CFG_TP_FREQ_TP1") == 0
+    assert emu.store.transaction_open
     assert client.valset(RAM, [("CFG_TP_DUTY_TP2", 50.0)], txn=3) is True
     assert emu.value("CFG_TP_FREQ_TP1") == 1
     assert emu.value("CFG_TP_FREQ_TP2") == 2
@@ -236,7 +244,8 @@ def test_transaction_start_again_restarts_staging(emu: F9tEmulator, client: Clie
     assert client.valset(RAM, [("CFG_TP_FREQ_TP1", 1)], txn=1) is True
     assert client.valset(RAM, [("CFG_TP_FREQ_TP2", 2)], txn=1) is True
     assert client.valset(RAM, [], txn=3) is True
-    assert emu.value("CFG_TP_FREQ_TP1") == 0 and emu.value("CFG_TP_FREQ_TP2") == 2
+    assert emu.value("CFG_TP_FREQ_TP1") == 0
+    assert emu.value("CFG_TP_FREQ_TP2") == 2
 
 
 @pytest.mark.parametrize("action", [2, 3], ids=["ongoing", "commit"])
@@ -252,7 +261,8 @@ def test_layer_change_inside_a_transaction_naks_and_cancels(
     assert client.valset(RAM | BBR, [("CFG_TP_FREQ_TP2", 2)], txn=2) is False
     assert not emu.store.transaction_open
     assert client.valset(RAM, [("CFG_TP_FREQ_TP2", 2)], txn=3) is False  # nothing to commit
-    assert emu.value("CFG_TP_FREQ_TP1") == 0 and emu.value("CFG_TP_FREQ_TP2") == 0
+    assert emu.value("CFG_TP_FREQ_TP1") == 0
+    assert emu.value("CFG_TP_FREQ_TP2") == 0
 
 
 def test_nak_inside_a_transaction_cancels_it(emu: F9tEmulator, client: Client) -> None:
@@ -260,7 +270,8 @@ def test_nak_inside_a_transaction_cancels_it(emu: F9tEmulator, client: Client) -
     assert client.valset(RAM, [("CFG_TP_FREQ_TP1", 1)], txn=1) is True
     assert client.valset(RAM, [("CFG_TP_FREQ_TP2", 2)], txn=2) is False
     assert client.valset(RAM, [("CFG_TP_DUTY_TP1", 5.0)], txn=3) is False
-    assert emu.value("CFG_TP_FREQ_TP1") == 0 and emu.value("CFG_TP_DUTY_TP1") == 0.0
+    assert emu.value("CFG_TP_FREQ_TP1") == 0
+    assert emu.value("CFG_TP_DUTY_TP1") == 0.0
 
 
 def test_valget_cancels_an_open_transaction(emu: F9tEmulator, client: Client) -> None:
@@ -391,7 +402,8 @@ def test_empty_polls_of_periodic_messages_are_answered(
 def test_nav_pvt_reports_a_time_fix_at_the_position(client: Client) -> None:
     client.send(poll("NAV", "NAV-PVT"))
     _, pvt = client.wait_for("NAV-PVT")
-    assert pvt.fixType == 5 and pvt.gnssFixOk == 1
+    assert pvt.fixType == 5
+    assert pvt.gnssFixOk == 1
     assert pvt.lat == pytest.approx(37.4219999, abs=1e-7)
     assert pvt.lon == pytest.approx(-122.0840575, abs=1e-7)
     assert pvt.height == 12345  # mm
@@ -411,7 +423,8 @@ def _timing_sample(source: str, client: Client | None) -> tuple[list[Any], list[
         parsed = [p for _, p in client.frames(20 * EPOCH_S) if p is not None]
     tps = [p for p in parsed if p.identity == "TIM-TP"]
     utcs = [p for p in parsed if p.identity == "NAV-TIMEUTC"]
-    assert len(tps) >= 5 and len(utcs) >= 5
+    assert len(tps) >= 5
+    assert len(utcs) >= 5
     return tps, utcs
 
 
@@ -424,12 +437,17 @@ def test_timing_messages_look_like_the_real_receiver(
     week = tps[0].week
     for tp in tps:
         assert (tp.timeBase, tp.utc, tp.qErrInvalid) == (1, 1, 0)
-        assert tp.raim in (1, 2) and tp.timeRefGnss == 15 and tp.utcStandard == 3
-        assert -5000 <= tp.qErr <= 5000 and tp.towMS % 1000 == 0 and tp.towSubMS == 0
+        assert tp.raim in (1, 2)
+        assert tp.timeRefGnss == 15
+        assert tp.utcStandard == 3
+        assert -5000 <= tp.qErr <= 5000
+        assert tp.towMS % 1000 == 0
+        assert tp.towSubMS == 0
     assert len({tp.qErr for tp in tps}) > 1  # it varies
     for utc in utcs:
         assert (utc.validTOW, utc.validWKN, utc.validUTC, utc.utcStandard) == (1, 1, 1, 3)
-        assert 100_000 <= utc.nano <= 999_999 and 10 <= utc.tAcc <= 200
+        assert 100_000 <= utc.nano <= 999_999
+        assert 10 <= utc.tAcc <= 200
         # iTOW is GPS time: the UTC fields are iTOW - 18 s.
         when = calendar.timegm((utc.year, utc.month, utc.day, utc.hour, utc.min, utc.sec, 0, 0, 0))
         assert when == _utc_of_tow(week, utc.iTOW - 18_000)
@@ -457,7 +475,9 @@ def test_mismatch_stores_another_value(emu: F9tEmulator, client: Client) -> None
     emu.mismatch = {key_id("CFG_TP_FREQ_TP1"): 0, key_id("CFG_TP_DUTY_TP1"): 0.02}
     assert client.valset(RAM, [("CFG_TP_FREQ_TP1", 1), ("CFG_TP_DUTY_TP1", 0.01)]) is True
     got = client.valget(POLL_RAM, ["CFG_TP_FREQ_TP1", "CFG_TP_DUTY_TP1"])
-    assert got is not None and got.CFG_TP_FREQ_TP1 == 0 and got.CFG_TP_DUTY_TP1 == 0.02
+    assert got is not None
+    assert got.CFG_TP_FREQ_TP1 == 0
+    assert got.CFG_TP_DUTY_TP1 == 0.02
 
 
 def test_unencodable_mismatch_is_logged_and_the_receiver_keeps_working(
@@ -497,7 +517,8 @@ def test_corrupt_checksums_make_every_frame_invalid(emu: F9tEmulator, client: Cl
     deadline = time.monotonic() + WAIT_S
     while len(data) < 258 and time.monotonic() < deadline:
         data += client.port.read(512)
-    assert data[:4] == bytes.fromhex("b5620a04") and len(data) == 258
+    assert data[:4] == bytes.fromhex("b5620a04")
+    assert len(data) == 258
     assert FrameSplitter().feed(data) == []  # the frame is there, its checksum is not valid
 
 
@@ -508,7 +529,8 @@ def test_noise_interleaves_nmea_and_garbage(emu: F9tEmulator, client: Client) ->
     deadline = time.monotonic() + WAIT_S
     while b"\xb5\x62\x27\x03" not in data and time.monotonic() < deadline:
         data += client.port.read(512)
-    assert data.startswith(b"$GNTXT,") and b"\xb5\x62\x27\x03" in data
+    assert data.startswith(b"$GNTXT,")
+    assert b"\xb5\x62\x27\x03" in data
     (frame,) = FrameSplitter().feed(data + client.port.read(64))
     assert UBXReader.parse(frame.raw).uniqueId == 0xDF03A241BC
     # pyubx2's own stream reader (an independent framer) skips the noise too.
@@ -520,19 +542,25 @@ def test_noise_interleaves_nmea_and_garbage(emu: F9tEmulator, client: Client) ->
 # -- unplug / replug --------------------------------------------------------------------------
 
 
+def read_until_gone(port: serial.Serial) -> None:
+    """Read until the port fails, or give up after WAIT_S (then the caller's check fails)."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        port.read(1)
+
+
 def test_unplug_makes_reads_fail_and_replug_reuses_the_symlink(tmp_path: Path) -> None:
     link = tmp_path / "ublox-f9t"
     with F9tEmulator(epoch_s=EPOCH_S, link=link) as emu:
-        assert emu.device_path == str(link) and link.is_symlink()
+        assert emu.device_path == str(link)
+        assert link.is_symlink()
         first = Client(str(link))
         assert first.valset(RAM | BBR, [("CFG_TP_FREQ_TP1", 5)])
         assert first.valset(RAM, [("CFG_TP_FREQ_TP2", 6)])
         emu.unplug()
         assert not link.exists()
         with pytest.raises(serial.SerialException):
-            deadline = time.monotonic() + WAIT_S
-            while time.monotonic() < deadline:
-                first.port.read(1)
+            read_until_gone(first.port)
         first.close()
 
         emu.replug()
@@ -541,7 +569,8 @@ def test_unplug_makes_reads_fail_and_replug_reuses_the_symlink(tmp_path: Path) -
         second.send(poll("MON", "MON-VER"))
         second.wait_for("MON-VER")
         # A power cycle: RAM rebuilt from BBR; the RAM-only setting is gone.
-        assert emu.value("CFG_TP_FREQ_TP1") == 5 and emu.value("CFG_TP_FREQ_TP2") == 0
+        assert emu.value("CFG_TP_FREQ_TP1") == 5
+        assert emu.value("CFG_TP_FREQ_TP2") == 0
         second.close()
     assert not link.exists()
 
@@ -610,7 +639,8 @@ def test_register_csv_limits_keys_and_sets_defaults(tmp_path: Path) -> None:
         host = Client(emu.device_path)
         try:
             got = host.valget(POLL_RAM, ["CFG_TP_FREQ_TP1"])
-            assert got is not None and got.CFG_TP_FREQ_TP1 == 1  # the CSV default
+            assert got is not None
+            assert got.CFG_TP_FREQ_TP1 == 1
             host.wait_for("TIM-TP")  # the CSV turns TIM-TP on by default
             assert host.valset(RAM, [("CFG_TP_FREQ_TP2", 2)]) is False  # not in the CSV
         finally:

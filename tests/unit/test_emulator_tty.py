@@ -91,7 +91,8 @@ def assert_answers_identity(host: PtyHost, model: bytes = b"ZED-F9T") -> None:
     # With echo on, the poll itself would come back ahead of the answer.
     assert MON_VER_POLL not in [frame.raw for frame in before]
     uid, _ = host.ask(SEC_UNIQID_POLL, msg.SEC_UNIQID)
-    assert uid.payload[0] == 1 and uid.payload[4:9] == bytes.fromhex("bc41a203df")
+    assert uid.payload[0] == 1
+    assert uid.payload[4:9] == bytes.fromhex("bc41a203df")
 
 
 def test_serves_an_existing_tty_in_raw_mode(host: PtyHost) -> None:

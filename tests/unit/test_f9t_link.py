@@ -44,6 +44,8 @@ NAV_TIMEUTC = FRAMES[1]
 NMEA = b"$GNTXT,01,01,02,ANTSTATUS=OK*25\r\n"
 #: Checksum-valid but unparsable: pyubx2 knows CFG-RST only as a command, not as output.
 UNPARSABLE = build_frame(0x06, 0x04, b"\x01")
+#: Checksum-valid RXM-QZSSL6 with a 1-byte payload: pyubx2's field decoder raises IndexError.
+TOO_SHORT = build_frame(0x02, 0x73, b"\x00")
 WAIT = 20.0
 
 
@@ -121,7 +123,8 @@ async def test_frames_between_noise_are_cached_and_streamed(pty: Pty, link: UbxL
     pty.send(b"$GNGGA,,,,,,0,00,99.99,,,,,,*56\r\n" + b"\x00\xb5\xff garbage " + TIM_TP)
     pty.send(b"\xd3\x00\x0a" + b"\x01" * 13 + NAV_TIMEUTC)  # RTCM-like: 10 bytes + CRC
     first, second = await next_item(sub), await next_item(sub)
-    assert isinstance(first, UbxFrame) and isinstance(second, UbxFrame)
+    assert isinstance(first, UbxFrame)
+    assert isinstance(second, UbxFrame)
     assert (first.identity, first.raw) == ("TIM-TP", TIM_TP)
     assert (second.identity, second.raw) == ("NAV-TIMEUTC", NAV_TIMEUTC)
     assert before <= first.rx_time <= second.rx_time <= time.time()
@@ -142,7 +145,8 @@ async def test_replies_go_to_the_waiting_request_not_the_stream(pty: Pty, link: 
     other_ack = UBXMessage(0x05, 0x01, 0, payload=b"\x06\x8a").serialize()
     pty.send(other_ack + ACK_VALGET + TIM_TP)
     frames = await request
-    assert frames is not None and [f.raw for f in frames] == [ACK_VALGET]
+    assert frames is not None
+    assert [f.raw for f in frames] == [ACK_VALGET]
     streamed = [await next_item(sub), await next_item(sub)]
     assert [f.raw for f in streamed if isinstance(f, UbxFrame)] == [other_ack, TIM_TP]
     assert route_key(frames[0]) == (0x05, 0x01, 0x06, 0x8B)
@@ -156,9 +160,11 @@ async def test_periodic_frames_are_streamed_even_when_awaited(pty: Pty, link: Ub
     await pty.read_frame()
     pty.send(TIM_TP)
     frames = await request
-    assert frames is not None and frames[0].raw == TIM_TP
+    assert frames is not None
+    assert frames[0].raw == TIM_TP
     item = await next_item(sub)
-    assert isinstance(item, UbxFrame) and item.raw == TIM_TP
+    assert isinstance(item, UbxFrame)
+    assert item.raw == TIM_TP
 
 
 async def test_no_answer_is_none(pty: Pty, link: UbxLink) -> None:
@@ -191,7 +197,8 @@ async def test_device_loss_ends_streams_and_requests(
     with pytest.raises(LinkLost):
         await request
     ended = await next_item(sub)
-    assert isinstance(ended, Ended) and ended.kind == "lost"
+    assert isinstance(ended, Ended)
+    assert ended.kind == "lost"
     assert lost == [ended.message]
     assert not link.alive
     with pytest.raises(LinkLost):
@@ -259,9 +266,10 @@ async def test_junk_before_a_frame_never_costs_the_frame(
     assert link.parse_errors == 0
 
 
-async def test_unparsable_frame_is_counted_and_skipped(pty: Pty, link: UbxLink) -> None:
+@pytest.mark.parametrize("bad", [UNPARSABLE, TOO_SHORT], ids=["unknown message", "too short"])
+async def test_unparsable_frame_is_counted_and_skipped(pty: Pty, link: UbxLink, bad: bytes) -> None:
     sub = link.subscribe(10)
-    pty.send(UNPARSABLE + TIM_TP + UNPARSABLE + NAV_TIMEUTC)
+    pty.send(bad + TIM_TP + bad + NAV_TIMEUTC)
     items = [await next_item(sub), await next_item(sub)]
     assert [i.raw for i in items if isinstance(i, UbxFrame)] == [TIM_TP, NAV_TIMEUTC]
     assert link.parse_errors == 2
@@ -278,10 +286,36 @@ async def test_only_unparsable_frames_mean_a_broken_port(
     assert isinstance(await next_item(sub), UbxFrame)
     pty.send(UNPARSABLE * MAX_CONSECUTIVE_ERRORS)
     ended = await next_item(sub)
-    assert isinstance(ended, Ended) and ended.kind == "lost"
+    assert isinstance(ended, Ended)
+    assert ended.kind == "lost"
     assert ended.message.startswith(f"{MAX_CONSECUTIVE_ERRORS} unparsable frames in a row")
-    assert lost == [ended.message] and not link.alive
+    assert lost == [ended.message]
+    assert not link.alive
     assert link.parse_errors == 2 * MAX_CONSECUTIVE_ERRORS - 1
+
+
+async def test_a_bug_while_parsing_loses_the_link_and_is_not_counted_as_unparsable(
+    pty: Pty,
+    watched_link: tuple[UbxLink, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    link, lost = watched_link
+    sub = link.subscribe(10)
+
+    def broken_parse(raw: bytes, rx_time: float) -> UbxFrame:
+        raise KeyError("a bug in the project's own frame handling")
+
+    monkeypatch.setattr(UbxFrame, "from_raw", broken_parse)
+    pty.send(TIM_TP)
+    ended = await next_item(sub)
+    assert isinstance(ended, Ended)
+    assert ended.kind == "lost"
+    assert lost == [ended.message]
+    assert ended.message.startswith("reader failed: KeyError(")
+    assert link.parse_errors == 0
+    assert not link.alive
+    assert any(r.exc_info for r in caplog.records if "reader of" in r.getMessage())
 
 
 async def test_a_frame_held_back_by_a_bogus_header_keeps_its_receive_time(
@@ -311,7 +345,8 @@ async def test_a_damaged_header_is_given_up_when_no_more_bytes_come(
     await until(has_consumed(link, 2 + len(TIM_TP)), "the link to read TIM-TP")
     between = time.time()
     item = await next_item(sub)
-    assert isinstance(item, UbxFrame) and item.raw == TIM_TP
+    assert isinstance(item, UbxFrame)
+    assert item.raw == TIM_TP
     assert item.rx_time <= between  # stamped when read, not when released
     stats = link.framing
     assert (stats.given_up, stats.skipped_bytes, stats.pending_bytes) == (1, 2, 0)
@@ -334,10 +369,10 @@ async def test_a_reader_stuck_in_the_driver_is_wedged(pty: Pty, link: UbxLink) -
     assert port is not None
     real_read = port.read
 
-    def read_forever(n: int = 1) -> bytes:
+    def read_forever(size: int = 1) -> bytes:
         asyncio.run_coroutine_threadsafe(_set(stuck), loop)
         release.wait()
-        return real_read(n)
+        return real_read(size)
 
     loop = asyncio.get_running_loop()
     port.read = read_forever  # type: ignore[method-assign]
@@ -346,9 +381,8 @@ async def test_a_reader_stuck_in_the_driver_is_wedged(pty: Pty, link: UbxLink) -
         now = time.monotonic()
         assert link.wedged(now) is None
         reason = link.wedged(now + link_module.WEDGED_S + 1)
-        assert reason is not None and reason.startswith(
-            f"the F9T reader of {pty.path} made no progress"
-        )
+        assert reason is not None
+        assert reason.startswith(f"the F9T reader of {pty.path} made no progress")
     finally:
         release.set()
 
@@ -364,7 +398,7 @@ async def test_a_reader_that_fails_loses_the_link_with_the_reason(
     port = link._port
     assert port is not None
 
-    def broken_read(n: int = 1) -> bytes:
+    def broken_read(size: int = 1) -> bytes:
         raise ValueError("driver returned nonsense")
 
     port.read = broken_read  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ refuses exactly what InitF9t's plan refuses, with the same message after the fie
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,10 @@ def test_known_keys_by_name_or_id() -> None:
     ],
 )
 def test_unknown_keys_say_what_is_close(raw: str, message: str) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(
+        ValueError, match=f"^{re.escape(f'Undefined configuration database key {message}')}"
+    ):
         normalise_key(raw)
-    assert str(info.value).startswith(f"Undefined configuration database key {message}")
 
 
 @pytest.mark.parametrize(
@@ -72,20 +74,19 @@ def test_values_follow_their_type_and_constants(
 ) -> None:
     key = key_by_name(name)
     coerce_value(key, good)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match=f"^{re.escape(f'{name}: {message}')}"):
         coerce_value(key, bad)
-    assert str(info.value).startswith(f"{name}: {message}")
 
 
 def test_bit_fields_name_their_width() -> None:
     key = key_by_name("CFG_INFMSG_UBX_USB")  # X1
     assert coerce_value(key, "0x1F") == b"\x1f"
-    with pytest.raises(ValueError) as info:
-        coerce_value(key, "31")
-    assert str(info.value) == (
+    expected = (
         "CFG_INFMSG_UBX_USB: '31' is not a bit field; give an integer or a 0x… string, "
         "0x0..0xFF (type X1)"
     )
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        coerce_value(key, "31")
     with pytest.raises(ValueError, match=r"256 is out of range 0\.\.255 \(type X1\)"):
         coerce_value(key, 256)
 
@@ -125,9 +126,8 @@ def test_tmode_keys_beside_a_position() -> None:
     ],
 )
 def test_coordinates_have_ranges(name: str, bad: object, message: str) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
         rules.coordinate(name, bad)
-    assert str(info.value).startswith(message)
 
 
 def test_accuracy_is_positive_and_fits_its_key() -> None:

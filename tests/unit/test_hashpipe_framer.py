@@ -69,7 +69,8 @@ def test_real_recording_file_layout_headers() -> None:
     stream = b"".join(struct.pack(">H", 254) + f for f in frames)
     out = HashpipeFramer(BY_NAME["ph256"]).feed(stream)
     assert len(out) == 88
-    assert out[0][1]["pkt_num"] == 5124 and out[0][1]["quabo_num"] == 3
+    assert out[0][1]["pkt_num"] == 5124
+    assert out[0][1]["quabo_num"] == 3
     assert all(module == 254 for module, _, _ in out)
     assert [px for _, _, px in out] == [f[124:] for f in frames]
 
@@ -115,7 +116,8 @@ def test_frame_torn_in_its_last_bytes_then_successor_recovered() -> None:
     # The read ends exactly where the torn frame should end: it cannot be told apart yet.
     first = framer.feed(stream[: len(torn.wire)])
     rest = framer.feed(stream[len(torn.wire) :])
-    assert len(first) == 1 and first[0][2][-2:] == b.wire[:2]
+    assert len(first) == 1
+    assert first[0][2][-2:] == b.wire[:2]
     assert rest == _expected([b, c])
     assert framer.stats["torn_emitted"] == 1
 

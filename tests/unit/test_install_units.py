@@ -183,7 +183,8 @@ def test_unwritable_prefix_is_one_clear_line(
     assert main(["install-units", "--prefix", str(prefix), "--bindir", str(bindir)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"panoseti install-units: cannot write {prefix}/lib/")
-    assert "(run as root, or choose --prefix)" in err and "\n" not in err
+    assert "(run as root, or choose --prefix)" in err
+    assert "\n" not in err
 
 
 def test_next_steps_for_a_searched_prefix() -> None:
@@ -225,4 +226,5 @@ def test_warns_when_protecthome_hides_the_interpreter(
     (bindir / "panoseti-daqdata").write_text("#!/root/venv/bin/python -E\n")
     assert main(args) == 0
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "ProtectHome=yes, which hides /root/venv/bin/python " in err[0]
+    assert len(err) == 1
+    assert "ProtectHome=yes, which hides /root/venv/bin/python " in err[0]

@@ -63,7 +63,8 @@ def test_truncation_gives_exactly_the_complete_frames(length: int) -> None:
     got, error = read_all(data)
     assert len(got) == complete
     if length % FRAME:
-        assert error is not None and "truncated frame" in error.reason
+        assert error is not None
+        assert "truncated frame" in error.reason
         assert error.offset == complete * FRAME
     else:
         assert error is None

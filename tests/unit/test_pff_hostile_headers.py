@@ -110,7 +110,8 @@ def test_the_file_tail_keeps_the_last_frame_clients_can_decode(tmp_path: Path) -
     path.write_bytes(good + good)
     tail = pff.FileTail(path, PH256)
     first = tail.last_frame()
-    assert first is not None and first.index == 1
+    assert first is not None
+    assert first.index == 1
     with path.open("ab") as f:
         f.write(hostile)
     frame = tail.last_frame()

@@ -59,7 +59,8 @@ def test_sim_names_and_missing_seqno() -> None:
     )
     assert name.start_time is None
     bare = pff.parse_data_file_name("start_2025-08-02T05:31:36Z.dp_img8.bpp_1.module_2.pff")
-    assert bare is not None and bare.seqno == 0
+    assert bare is not None
+    assert bare.seqno == 0
 
 
 @pytest.mark.parametrize(
@@ -83,7 +84,9 @@ def test_make_names_round_trip() -> None:
     made = pff.make_data_file_name("2025-08-02T05:31:36Z", IMG16, 254, 2)
     assert made == "start_2025-08-02T05_31_36Z.dp_img16.bpp_2.module_254.seqno_2.pff"
     parsed = pff.parse_data_file_name(made)
-    assert parsed is not None and parsed.start_time == START and parsed.bpp == 2
+    assert parsed is not None
+    assert parsed.start_time == START
+    assert parsed.bpp == 2
     sim = pff.make_sim_file_name(PH256, 1, 0)
     assert sim == "sim.dp_ph256.module_1.seqno_0.pff"
     assert pff.parse_data_file_name(sim) == pff.DataFileName(

@@ -227,7 +227,8 @@ def test_header_that_is_not_an_object_is_named() -> None:
             pff.parse_frame(text + b"\n\n*" + bytes(512), PH256)
     # Nested values of any JSON type are kept as they are.
     frame = pff.parse_frame(b'{"a": [1], "b": null}\n\n*' + bytes(512), PH256)
-    assert frame is not None and frame.header == {"a": [1], "b": None}
+    assert frame is not None
+    assert frame.header == {"a": [1], "b": None}
 
 
 def test_truncated_header_and_short_image_are_errors_only_at_the_end() -> None:
@@ -249,7 +250,8 @@ def test_header_of_the_wrong_product_is_reported() -> None:
     assert frame is not None
     assert pff.header_problem(frame.header, PH256) is None
     problem = pff.header_problem(frame.header, IMG16)
-    assert problem is not None and "quabo_0" in problem
+    assert problem is not None
+    assert "quabo_0" in problem
     assert pff.header_problem({"pkt_num": 1}, PH256) == "ph256 header lacks quabo_num"
     not_int = dict(frame.header, tv_sec=1.5)
     assert pff.header_problem(not_int, PH256) == (

@@ -31,7 +31,8 @@ def test_every_bundled_file_is_a_readable_pff_file() -> None:
     assert files, "no sample files found in the package"
     for dp, path in files.items():
         name = pff.parse_data_file_name(path)
-        assert name is not None and name.dp == dp
+        assert name is not None
+        assert name.dp == dp
         frames = list(pff.iter_frames(path))
         assert frames, path
         assert all(pff.header_problem(f.header, f.dp) is None for f in frames)

@@ -70,7 +70,8 @@ def test_growing_in_partial_frames_of_odd_sizes(live: Path, raw: bytes) -> None:
         if pos < FRAME:
             assert frame is None
         else:
-            assert frame is not None and frame.index == pos // FRAME - 1
+            assert frame is not None
+            assert frame.index == pos // FRAME - 1
             assert pkt(frame) == pkt_at(raw, frame.index)
 
 
@@ -90,8 +91,10 @@ def test_reads_only_the_last_frame_of_a_large_file(tmp_path: Path, raw: bytes) -
     append(path, raw[: 2 * FRAME])
     frame = tail.last_frame()
     spent = bytes_read() - before
-    assert first is not None and first.index == 17_599
-    assert frame is not None and frame.index == 17_601
+    assert first is not None
+    assert first.index == 17_599
+    assert frame is not None
+    assert frame.index == 17_601
     assert spent < 64 * 1024, f"read {spent} bytes to find the last frame of an 11 MB file"
 
 
@@ -101,12 +104,16 @@ def test_truncation_resets_and_follows_the_new_end(live: Path, raw: bytes) -> No
     assert pkt(tail.last_frame()) == pkt_at(raw, 9)
     os.truncate(live, 4 * FRAME + 100)
     frame = tail.last_frame()
-    assert frame is not None and frame.index == 3 and pkt(frame) == pkt_at(raw, 3)
+    assert frame is not None
+    assert frame.index == 3
+    assert pkt(frame) == pkt_at(raw, 3)
     os.truncate(live, 0)
     assert tail.last_frame() is None
     append(live, raw[5 * FRAME : 7 * FRAME])
     frame = tail.last_frame()
-    assert frame is not None and frame.index == 1 and pkt(frame) == pkt_at(raw, 6)
+    assert frame is not None
+    assert frame.index == 1
+    assert pkt(frame) == pkt_at(raw, 6)
 
 
 def test_replaced_file_with_a_new_inode(live: Path, raw: bytes) -> None:
@@ -118,7 +125,9 @@ def test_replaced_file_with_a_new_inode(live: Path, raw: bytes) -> None:
     other.write_bytes(raw[40 * FRAME : 46 * FRAME])
     os.replace(other, live)
     frame = tail.last_frame()
-    assert frame is not None and frame.index == 5 and pkt(frame) == pkt_at(raw, 45)
+    assert frame is not None
+    assert frame.index == 5
+    assert pkt(frame) == pkt_at(raw, 45)
 
 
 def test_missing_file_then_created(tmp_path: Path, raw: bytes) -> None:
@@ -142,15 +151,19 @@ def test_header_width_change_falls_back_to_a_sequential_scan(live: Path, raw: by
     assert len(wide_frame) == FRAME + 1
     append(live, wide_frame + wide_frame[:300])
     frame = tail.last_frame()
-    assert frame is not None and (frame.index, frame.offset) == (3, 3 * FRAME)
+    assert frame is not None
+    assert (frame.index, frame.offset) == (3, 3 * FRAME)
     assert frame.header == wide
     append(live, wide_frame[300:] + wide_frame)
     frame = tail.last_frame()
-    assert frame is not None and (frame.index, frame.offset) == (5, 3 * FRAME + 2 * (FRAME + 1))
+    assert frame is not None
+    assert (frame.index, frame.offset) == (5, 3 * FRAME + 2 * (FRAME + 1))
     # Back to the normal width: the size arithmetic may not fit, the scan still finds it.
     append(live, raw[10 * FRAME : 11 * FRAME])
     frame = tail.last_frame()
-    assert frame is not None and frame.index == 6 and pkt(frame) == pkt_at(raw, 10)
+    assert frame is not None
+    assert frame.index == 6
+    assert pkt(frame) == pkt_at(raw, 10)
 
 
 def test_snapshot_rewritten_in_place(live: Path, raw: bytes) -> None:
@@ -171,7 +184,9 @@ def test_snapshot_rewritten_in_place(live: Path, raw: bytes) -> None:
         fh.truncate(len(new))
     assert live.stat().st_ino == inode
     frame = tail.last_frame()
-    assert frame is not None and frame.index == 0 and frame.header == wide
+    assert frame is not None
+    assert frame.index == 0
+    assert frame.header == wide
     with open(live, "r+b") as fh:  # rewritten again, same size as the original
         fh.write(raw[7 * FRAME : 8 * FRAME])
         fh.truncate(FRAME)
@@ -194,5 +209,7 @@ def test_corrupt_middle_keeps_the_last_good_frame(live: Path, raw: bytes) -> Non
     tail = pff.FileTail(live, PH256)
     live.write_bytes(raw[: 2 * FRAME] + b"#" * 100 + raw[2 * FRAME : 4 * FRAME])
     frame = tail.last_frame()
-    assert frame is not None and frame.index == 1 and pkt(frame) == pkt_at(raw, 1)
+    assert frame is not None
+    assert frame.index == 1
+    assert pkt(frame) == pkt_at(raw, 1)
     assert pkt(tail.last_frame()) == pkt_at(raw, 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -63,7 +64,7 @@ def key(frame: pff.PffFrame) -> tuple[int, int, bytes, bytes]:
 @settings(deadline=None, max_examples=120, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(actions, min_size=1, max_size=10))
 def test_file_tail_agrees_with_a_full_read(
-    steps: list[tuple], tmp_path_factory: pytest.TempPathFactory
+    steps: list[tuple[Any, ...]], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     folder = tmp_path_factory.mktemp("tail")
     path = folder / REAL.name

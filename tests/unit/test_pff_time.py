@@ -33,7 +33,8 @@ def test_desync_is_a_flag_not_an_exception(shift: int) -> None:
     tv_sec = 1754112728
     tai = (tv_sec + pff.TAI_UTC_OFFSET_S - shift) % 1024
     t = pff.wr_to_unix(tai, 999_999_999, tv_sec)
-    assert t.desync and t.unix_ns is None
+    assert t.desync
+    assert t.unix_ns is None
     assert t.decimal == Decimal(0)
 
 

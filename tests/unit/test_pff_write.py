@@ -46,12 +46,14 @@ def test_every_real_header_re_encodes_byte_identically() -> None:
 def test_file_writer_layout_of_a_module_image() -> None:
     text = pff.format_header(IMG16, quad_header()).decode()
     lines = text.split("\n")
-    assert lines[0] == "{" and lines[-1] == "}"
+    assert lines[0] == "{"
+    assert lines[-1] == "}"
     assert lines[1] == (
         '   "quabo_0": { "pkt_num":          0, "pkt_tai":  229, "pkt_nsec":  62221343, '
         '"tv_sec": 1754112728, "tv_usec":      5}, '
     )
-    assert lines[4].startswith('   "quabo_3": {') and lines[4].endswith("}")
+    assert lines[4].startswith('   "quabo_3": {')
+    assert lines[4].endswith("}")
     assert len(text) == 489
     assert json.loads(text) == quad_header()
 
@@ -61,7 +63,8 @@ def test_socket_producer_layout_of_a_module_image() -> None:
     lines = text.split("\n")
     assert lines[1].startswith(' "quabo_0": { "pkt_num":          0,')
     assert lines[1].endswith("},")
-    assert lines[4].endswith("}") and not lines[4].endswith(",")
+    assert lines[4].endswith("}")
+    assert not lines[4].endswith(",")
     assert len(text) == 478
     assert json.loads(text) == quad_header()
 
@@ -115,10 +118,13 @@ def frames_of(draw: st.DrawFn, dp: DataProduct) -> tuple[dict[str, Any], np.ndar
     return header, image
 
 
+LAYOUTS: tuple[pff.HeaderLayout, ...] = ("file", "socket")
+
+
 @st.composite
 def files(draw: st.DrawFn) -> tuple[DataProduct, pff.HeaderLayout, list[Any]]:
     dp = draw(st.sampled_from(ALL))
-    layout = draw(st.sampled_from(["file", "socket"]))
+    layout = draw(st.sampled_from(LAYOUTS))
     return dp, layout, draw(st.lists(frames_of(dp), min_size=1, max_size=4))
 
 

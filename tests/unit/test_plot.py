@@ -10,7 +10,7 @@ import pytest
 from matplotlib.image import imread
 
 from panoseti_appliance import pff
-from panoseti_appliance.daqdata.parse import parse_pano_image
+from panoseti_appliance.daqdata.parse import ParsedImage, parse_pano_image
 from panoseti_appliance.daqdata.plot import (
     ColourScale,
     PanoImagePreviewer,
@@ -32,13 +32,16 @@ def assert_png_looks_live(path: Path, min_bytes: int = MIN_PNG_BYTES) -> None:
     assert path.is_file(), f"{path} was not written"
     assert path.stat().st_size >= min_bytes, f"{path} is only {path.stat().st_size} bytes"
     rgb = imread(path)[..., :3]
-    assert rgb.shape[0] >= 400 and rgb.shape[1] >= 400
+    assert rgb.shape[0] >= 400
+    assert rgb.shape[1] >= 400
     colours = np.unique((rgb * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) > 100, f"{path} has only {len(colours)} colours"
     assert float(rgb.std()) > 0.05
 
 
-def parsed(dp: DataProduct, module: int, header: dict[str, Any], pixels: bytes, n: int) -> Any:
+def parsed(
+    dp: DataProduct, module: int, header: dict[str, Any], pixels: bytes, n: int
+) -> ParsedImage:
     return parse_pano_image(pano_image(module, dp, header, pixels, n))
 
 
@@ -98,7 +101,9 @@ def test_previewer_whitelist_and_ph1024_canvas(tmp_path: Path) -> None:
     previewer.update(parsed(PH1024, 3, header, big, 0))
     previewer.save_png(tmp_path / "p.png")
     (ax,) = [ax for ax in previewer.figure.axes if ax.images]
-    assert ax.images[0].get_array().shape == (32, 32)
+    shown = ax.images[0].get_array()
+    assert shown is not None
+    assert shown.shape == (32, 32)
     assert "module_ids={3} [filtered]" in previewer.figure.get_suptitle()
 
 
@@ -116,7 +121,7 @@ def test_colour_scale_percentiles_per_type(ph_images: list[dict[str, Any]]) -> N
     for value in range(20):
         scale.add(np.array([[value, 100 + value]]))
     # Only the last 10 images count: maxima 110..119, minima 10..19.
-    assert scale.limits() == (pytest.approx(10.45), pytest.approx(118.55))
+    assert scale.limits() == pytest.approx((10.45, 118.55))
 
     previewer = PanoImagePreviewer(plot_update_interval=3600)
     for ph in ph_images[:10]:
@@ -147,7 +152,9 @@ def test_ph_distribution_tumbling_windows(tmp_path: Path, ph_images: list[dict[s
     assert titles[0].startswith("Refresh interval = 10s | Last refresh = 20")
     assert titles[1] == "Refresh interval = 60s | Last refresh = Never"
     assert dist.figure.get_suptitle() == "Distribution of Max Pulse-Heights"
-    assert dist.figure.axes[1].get_legend().get_title().get_text() == "Module"
+    legend = dist.figure.axes[1].get_legend()
+    assert legend is not None
+    assert legend.get_title().get_text() == "Module"
 
 
 def test_ph_distribution_filters_modules_and_validates_durations(

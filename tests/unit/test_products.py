@@ -54,8 +54,10 @@ def test_groups_and_names() -> None:
     assert {dp.name for dp in products.PULSE_HEIGHT_PRODUCTS} == {"ph256", "ph1024"}
     assert products.NAMES == ("img16", "img8", "ph1024", "ph256")
     assert ALL == (IMG16, IMG8, PH256, PH1024)
-    assert IMG8.is_movie and not IMG8.is_pulse_height
-    assert PH1024.is_pulse_height and not PH1024.is_movie
+    assert IMG8.is_movie
+    assert not IMG8.is_pulse_height
+    assert PH1024.is_pulse_height
+    assert not PH1024.is_movie
     assert by_name(" ph256 ") is PH256
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pb2
@@ -32,14 +33,16 @@ def test_generated_code_is_current(tmp_path: Path, stem: str, module: object) ->
     spec = importlib.util.spec_from_file_location(
         f"fresh_{stem}", tmp_path / "gen" / f"{stem}_pb2.py"
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     # The fresh module registers the same file name in the default pool; load it in a child pool.
     from google.protobuf import descriptor_pool
 
     fresh_src = (tmp_path / "gen" / f"{stem}_pb2.py").read_text()
     installed_src = Path(module.__file__).read_text()  # type: ignore[attr-defined]
     assert fresh_src == installed_src, f"{stem}_pb2.py is stale: run `make protos`"
-    for suffix in ("_pb2_grpc.py", "_pb2.pyi"):
+    # *_pb2_grpc.pyi exists where mypy-protobuf is installed (the dev extra), as it is here.
+    for suffix in ("_pb2_grpc.py", "_pb2.pyi", "_pb2_grpc.pyi"):
         fresh = (tmp_path / "gen" / f"{stem}{suffix}").read_text()
         installed = (Path(module.__file__).parent / f"{stem}{suffix}").read_text()  # type: ignore[attr-defined]
         assert fresh == installed, f"{stem}{suffix} is stale: run `make protos`"
@@ -113,7 +116,7 @@ UBLOX_FIELDS = [
 ]
 
 
-def _check_fields(module: object, rows: list[tuple]) -> None:
+def _check_fields(module: object, rows: list[tuple[Any, ...]]) -> None:
     fd = module.DESCRIPTOR  # type: ignore[attr-defined]
     for msg_name, number, name, typ, repeated, type_name in rows:
         msg = fd.message_types_by_name[msg_name]
@@ -167,8 +170,10 @@ def test_daqdata_wire_contract() -> None:
         "UploadImages": (True, False),
     }
     opts = fd.GetOptions()
-    assert opts.java_multiple_files and opts.java_package == "io.grpc.daq_data"
-    assert opts.java_outer_classname == "DaqDataProto" and opts.objc_class_prefix == "DAQD"
+    assert opts.java_multiple_files
+    assert opts.java_package == "io.grpc.daq_data"
+    assert opts.java_outer_classname == "DaqDataProto"
+    assert opts.objc_class_prefix == "DAQD"
 
 
 def test_ubloxcontrol_wire_contract() -> None:
@@ -197,4 +202,5 @@ def test_ubloxcontrol_wire_contract() -> None:
     }
     opts = fd.GetOptions()
     assert opts.java_package == "io.grpc.ublox_control"
-    assert opts.java_outer_classname == "UbloxControlProto" and opts.objc_class_prefix == "UBXCTL"
+    assert opts.java_outer_classname == "UbloxControlProto"
+    assert opts.objc_class_prefix == "UBXCTL"

@@ -34,7 +34,8 @@ def test_each_callers_schedule() -> None:
     assert [CAPTURE_RETRY.next_delay(a) for a in range(6)] == [0.5, 1.0, 2.0, 5.0, 10.0, 10.0]
     assert [REOPEN_RETRY.next_delay(a) for a in range(7)] == [1, 2, 5, 10, 30, 60, 60]
     for policy in (RECONNECT_RETRY, CAPTURE_RETRY, REOPEN_RETRY):
-        assert policy.jitter == 0 and not policy.exhausted(10**6)
+        assert policy.jitter == 0
+        assert not policy.exhausted(10**6)
 
 
 def test_jitter_spreads_each_delay_within_its_bounds_never_past_the_cap() -> None:

@@ -78,7 +78,8 @@ async def test_report_hands_an_expected_failure_to_its_owner_without_traceback(
         await until(lambda: bool(reasons), "the owner to be told")
     assert reasons == ["poll source failed: data_dir is gone"]
     assert [r.exc_info for r in caplog.records] == [None]
-    assert sup.names() == [] and not sup.fatal.is_set()  # the owner decides what follows
+    assert sup.names() == []
+    assert not sup.fatal.is_set()
 
 
 async def test_a_finite_task_may_finish_and_cancelling_is_not_a_failure() -> None:
@@ -93,7 +94,9 @@ async def test_a_finite_task_may_finish_and_cancelling_is_not_a_failure() -> Non
     handle = sup.spawn("status", forever)
     await until(lambda: sup.names() == ["status"], "the finite task to finish")
     await handle.stop()
-    assert sup.names() == [] and sup.problems() == [] and not sup.fatal.is_set()
+    assert sup.names() == []
+    assert sup.problems() == []
+    assert not sup.fatal.is_set()
 
 
 async def test_a_long_run_resets_the_failure_count() -> None:

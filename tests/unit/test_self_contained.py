@@ -93,7 +93,8 @@ def test_pattern_catches_every_kind_of_outside_reference() -> None:
 
 def test_no_file_cites_a_document_outside_the_repository() -> None:
     names = project_files()
-    assert "README.md" in names and "panoseti_appliance/cli/daq.py" in names
+    assert "README.md" in names
+    assert "panoseti_appliance/cli/daq.py" in names
     found = outside_references(names)
     assert not found, (
         "cite docs/ (a document and a section title) instead of a file outside the repository:\n"

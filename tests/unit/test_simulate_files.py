@@ -58,7 +58,8 @@ def test_pipe_records_are_ten_padded_bytes() -> None:
 
 async def test_poll_mode_writes_the_first_step_before_start_returns(tmp_path: Path) -> None:
     sim = make_sim(tmp_path, "filesystem_poll", update_interval_seconds=3600)
-    assert sim.starts_before_sources and sim.data_dir == tmp_path / "sim"
+    assert sim.starts_before_sources
+    assert sim.data_dir == tmp_path / "sim"
     await sim.start()
     try:
         for module in (1, 254):
@@ -102,7 +103,8 @@ async def test_pipe_mode_signals_each_frame_and_drops_without_reader(tmp_path: P
     fifo = tmp_path / "sim" / "module_2" / "obs_SIMULATE" / "read_status_2"
     await sim.start()
     try:
-        assert fifo.exists() and not fifo.is_file()
+        assert fifo.exists()
+        assert not fifo.is_file()
         # No reader yet: the first step's records were dropped, the files written anyway.
         assert sim.stats.get("img16", "pipe_no_reader") == 1
         assert sim.stats.get("ph256", "pipe_no_reader") == 1
@@ -136,7 +138,8 @@ async def test_pipe_mode_records_reach_a_reader(tmp_path: Path) -> None:
     assert set(records) == {b"img16     ", b"ph256     "}
     assert records[0::2] == [b"img16     "] * (len(records) // 2)
     # The directory predates the simulator: it stays, emptied of what the simulator made.
-    assert run.is_dir() and list(run.iterdir()) == []
+    assert run.is_dir()
+    assert list(run.iterdir()) == []
 
 
 async def test_pipe_full_drops_records_without_blocking(tmp_path: Path) -> None:

@@ -79,7 +79,8 @@ def test_pano_image_carries_unsigned_pixels_and_the_header() -> None:
     assert (image.file, image.frame_number, image.module_id) == ("rpc_sim_ph256.pff", 17, 254)
     signed = np.frombuffer(frame.pixels, "<i2")
     assert list(image.image_array) == signed.astype(np.uint16).tolist()
-    assert min(signed) < 0 and max(image.image_array) > 32767
+    assert min(signed) < 0
+    assert max(image.image_array) > 32767
     assert json_format.MessageToDict(image.header)["pkt_num"] == 5124
 
 
@@ -104,9 +105,11 @@ async def test_uploads_every_frame_with_its_module_and_step(tmp_path: Path) -> N
     assert servicer.images[-1].frame_number == 24
     header = json_format.MessageToDict(servicer.images[1].header)
     wr = pff.header_wr_time({k: int(v) for k, v in header.items()})
-    assert not wr.desync and wr.unix_ns is not None
+    assert not wr.desync
+    assert wr.unix_ns is not None
     assert abs(wr.unix_ns - time.time_ns()) < 600 * 10**9
-    assert sim.stats.get("img16", "sent") == 50 and sim.stats.get("ph256", "sent") == 50
+    assert sim.stats.get("img16", "sent") == 50
+    assert sim.stats.get("ph256", "sent") == 50
     assert servicer.calls == 1
 
 

@@ -18,7 +18,8 @@ TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_sample_movie.py"
 
 def generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("make_sample_movie", TOOL)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -37,7 +38,8 @@ def test_the_sample_run_has_a_movie_and_pulse_heights_of_module_254() -> None:
     assert {"img16", "ph256"} <= set(files)
     for dp, path in files.items():
         named = pff.parse_data_file_name(path.name)
-        assert named is not None and (named.dp, named.module) == (dp, 254)
+        assert named is not None
+        assert (named.dp, named.module) == (dp, 254)
 
 
 def test_movie_frames_are_synchronised_and_look_like_sky() -> None:
@@ -46,7 +48,8 @@ def test_movie_frames_are_synchronised_and_look_like_sky() -> None:
     times = []
     for frame in frames:
         wr = pff.header_wr_time(frame.header)
-        assert not wr.desync and wr.unix_ns is not None
+        assert not wr.desync
+        assert wr.unix_ns is not None
         times.append(wr.unix_ns)
     assert np.all(np.diff(times) == 100_000_000), "frames are 100 ms apart"
     movie = np.stack([np.frombuffer(f.pixels, "<u2").reshape(32, 32) for f in frames])

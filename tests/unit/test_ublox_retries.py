@@ -21,9 +21,8 @@ def test_reinit_retries_back_off_and_warn_once_per_cap_period() -> None:
     assert "after 8 attempts (1 since the last warning)" in outcomes[-1][2]
     # A different reason is reported at once, whatever the wait.
     _, level, line = retries.failed("Could not connect to device /dev/ublox-f9t: busy")
-    assert level == WARNING and line.endswith(
-        "retrying in 60 s: Could not connect to device /dev/ublox-f9t: busy"
-    )
+    assert level == WARNING
+    assert line.endswith("retrying in 60 s: Could not connect to device /dev/ublox-f9t: busy")
     assert retries.succeeded("Model ZED-F9T").startswith(
         "F9T on /dev/ublox-f9t initialised by the daemon after 10 attempts: "
     )

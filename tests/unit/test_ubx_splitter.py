@@ -75,19 +75,17 @@ frames_st = st.builds(
 def garbage_st(draw: st.DrawFn) -> bytes:
     """Noise a serial line really carries: sync halves, NMEA, truncated and broken frames."""
     frame = draw(frames_st)
-    piece = draw(
-        st.one_of(
-            st.binary(max_size=24),
-            st.sampled_from([b"\xb5", b"\xb5\x62", b"\xb5\xb5", b"\x62", b"\xb5\x62\xb5"]),
-            st.just(nmea_sentence("GNTXT,01,01,02,noise")),
-            st.just(corrupt(frame)),
-            st.integers(0, len(frame) - 1).map(lambda n: frame[:n]),  # a truncated frame
-            st.integers(MAX_PAYLOAD + 1, 0xFFFF).map(
-                lambda n: SYNC + b"\x0d\x01" + n.to_bytes(2, "little")
-            ),
-        )
+    pieces: st.SearchStrategy[bytes] = st.one_of(
+        st.binary(max_size=24),
+        st.sampled_from([b"\xb5", b"\xb5\x62", b"\xb5\xb5", b"\x62", b"\xb5\x62\xb5"]),
+        st.just(nmea_sentence("GNTXT,01,01,02,noise")),
+        st.just(corrupt(frame)),
+        st.integers(0, len(frame) - 1).map(lambda n: frame[:n]),  # a truncated frame
+        st.integers(MAX_PAYLOAD + 1, 0xFFFF).map(
+            lambda n: SYNC + b"\x0d\x01" + n.to_bytes(2, "little")
+        ),
     )
-    return piece
+    return draw(pieces)
 
 
 def interleave(
@@ -139,7 +137,8 @@ def test_giving_up_on_a_stalled_candidate_releases_the_frames_behind_it(
         frames += splitter.give_up()
     assert [f.raw for f in frames] == [frame for _, frame in pairs]
     assert accounted(splitter.stats) == len(stream)
-    assert splitter.give_up() == [] and accounted(splitter.stats) == len(stream)
+    assert splitter.give_up() == []
+    assert accounted(splitter.stats) == len(stream)
 
 
 @settings(max_examples=300, deadline=None)
@@ -188,7 +187,8 @@ def test_noise_and_broken_frames_across_awkward_chunk_boundaries() -> None:
     splitter = FrameSplitter()
     frames = feed_chunks(splitter, stream, list(range(0, len(stream), 3)))
     assert [f.raw for f in frames] == [good, good]
-    assert frames[0].identity == "CFG-VALGET" and frames[0].payload == good[6:-2]
+    assert frames[0].identity == "CFG-VALGET"
+    assert frames[0].payload == good[6:-2]
     assert splitter.stats.bad_checksums == 1
     assert accounted(splitter.stats) == len(stream)
 

@@ -83,7 +83,7 @@ def main(scenario: Callable[[], object]) -> NoReturn:
     """Run a scenario function; an exception becomes a failed check instead of a lost verdict."""
     try:
         scenario()
-    except Exception:
+    except Exception:  # noqa: BLE001 - the verdict's top level: any failure is a failed check
         check(f"{scenario.__name__} ran to the end", False, traceback.format_exc(limit=8))
     finish()
 

@@ -17,12 +17,13 @@ from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from panoseti_appliance import pff
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
 from panoseti_appliance.daqdata.sim.hashpipe import HashpipeEmitter
+from panoseti_appliance.grpcstubs import health_stub
 from panoseti_appliance.products import by_name
 
 SERVICE = "panoseti-daqdata.service"
@@ -104,7 +105,7 @@ def ping(target: str = DAQ_UNIX, timeout: float = 2.0, wait: bool = False) -> st
 
 def health(service: str = "", target: str = DAQ_UNIX) -> str:
     with grpc.insecure_channel(target) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(
+        reply = health_stub(channel).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=5
         )
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
