@@ -71,8 +71,8 @@ protos: $(VENV)/.installed
 	$(PY) tools/gen_protos.py >/dev/null
 
 lint: setup
-	$(VENV)/bin/ruff check panoseti_appliance tests tools bench
-	$(VENV)/bin/ruff format --check panoseti_appliance tests tools bench
+	$(VENV)/bin/ruff check panoseti_appliance tests tools bench typings
+	$(VENV)/bin/ruff format --check panoseti_appliance tests tools bench typings
 
 typecheck: setup
 	$(VENV)/bin/mypy
