@@ -69,7 +69,7 @@ def _rpc_error(err: grpc.RpcError) -> int:
 def _init(args: argparse.Namespace) -> int:
     try:
         cfg = chip_config(load_f9t_config(args.f9t_config), args.chip)
-    except ValueError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rc = 0

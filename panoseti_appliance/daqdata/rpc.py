@@ -6,16 +6,15 @@ here once so that the sync and the asyncio client cannot drift apart.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import grpc
 
 from panoseti_appliance._proto import daq_data_pb2
+from panoseti_appliance.config.jsonfile import read_object
 from panoseti_appliance.retry import RetryPolicy
 
 #: Ping deadline (docs/daqdata.md, "Ping"): any error within it means "host down".
@@ -81,16 +80,7 @@ def stream_request(
 
 def load_hp_io_cfg(path: str | os.PathLike[str]) -> dict[str, Any]:
     """An hp_io JSON file (`{"data_dir": …, "update_interval_seconds": …, …}`) as a dict."""
-    file = Path(path).expanduser()
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"hp_io config {file.absolute()} does not exist") from None
-    except ValueError as exc:
-        raise ValueError(f"hp_io config {file.absolute()} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"hp_io config {file.absolute()} must hold a JSON object")
-    return data
+    return read_object(path, "hp_io config")
 
 
 def init_request(

@@ -26,6 +26,7 @@ from google.protobuf.struct_pb2 import Struct
 from panoseti_appliance import multihost
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
+from panoseti_appliance.config.jsonfile import read_object
 from panoseti_appliance.loopthread import BlockingWrapper, blocking, blocking_iter
 from panoseti_appliance.multihost import CallEnd, StopEvent
 from panoseti_appliance.retry import RetryPolicy
@@ -41,15 +42,7 @@ CAPTURE_QUEUE_SIZE = 256
 
 def load_f9t_config(path: str | Path) -> dict[str, Any]:
     """Read an f9t_config JSON5 file (comments and trailing commas allowed)."""
-    try:
-        data = json5.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ValueError(f"cannot read f9t config {path}: {exc}") from None
-    except ValueError as exc:
-        raise ValueError(f"{path}: not valid JSON5: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: the top level must be an object")
-    return data
+    return read_object(path, "f9t config", loads=json5.loads, syntax="JSON5")
 
 
 def chip_config(file_cfg: dict[str, Any], uid: str) -> dict[str, Any]:
