@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from panoseti_appliance.grpcstubs import health_stub
-from panoseti_appliance.localnode import free_loopback_port
+from panoseti_appliance.localnode import free_loopback_port, terminate
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -105,17 +104,10 @@ class Daemon:
 
     def stop(self, timeout: float = STOP_TIMEOUT, check: bool = True) -> int:
         """SIGTERM and wait; with check, fail on a non-zero exit or a logged traceback."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                if check:
-                    raise AssertionError(
-                        f"{self.name} did not exit within {timeout}s of SIGTERM:\n{self.log()}"
-                    ) from None
+        if terminate(self.proc, timeout) and check:
+            raise AssertionError(
+                f"{self.name} did not exit within {timeout}s of SIGTERM:\n{self.log()}"
+            )
         rc = self.proc.returncode
         if check:
             log = self.log()
