@@ -50,8 +50,18 @@ let
   tcpPorts = addresses: unique (map (a: toInt (last (splitString ":" a))) (filter isTcp addresses));
 
   section = name: cfg.settings.${name} or { };
-  daqdataListen = (section "daqdata").listen or [ ];
-  ubloxListen = (section "ublox").listen or [ ];
+  listenOf = daemon: (section daemon).listen or [ ];
+  opensFirewall = daemon: cfg.${daemon}.enable && cfg.${daemon}.openFirewall;
+  openPorts = daemon: optionals (opensFirewall daemon) (tcpPorts (listenOf daemon));
+  # openFirewall with only unix:// or systemd: listen addresses has no port to open.
+  firewallAssertion = daemon: example: {
+    assertion = !(opensFirewall daemon) || any isTcp (listenOf daemon);
+    message = ''
+      services.panoseti.${daemon}.openFirewall is set, but settings.${daemon}.listen has no TCP
+      address (only unix:// or systemd: ones), so there is no port to open: add one such as
+      "${example}", or set services.panoseti.${daemon}.openFirewall = false.
+    '';
+  };
   hashpipe = (section "daqdata").hashpipe or { };
   socketTemplate = hashpipe.socket_template or defaultSocketTemplate;
   hashpipeSocketPaths = map (
@@ -248,22 +258,8 @@ in
             unit does not hold: set only services.panoseti.daqdata.hashpipeSockets.
           '';
         }
-        {
-          assertion = !(cfg.daqdata.enable && cfg.daqdata.openFirewall) || any isTcp daqdataListen;
-          message = ''
-            services.panoseti.daqdata.openFirewall is set, but settings.daqdata.listen has no TCP
-            address (only unix:// or systemd: ones), so there is no port to open: add one such as
-            "0.0.0.0:50051", or set services.panoseti.daqdata.openFirewall = false.
-          '';
-        }
-        {
-          assertion = !(cfg.ublox.enable && cfg.ublox.openFirewall) || any isTcp ubloxListen;
-          message = ''
-            services.panoseti.ublox.openFirewall is set, but settings.ublox.listen has no TCP
-            address (only unix:// or systemd: ones), so there is no port to open: add one such as
-            "0.0.0.0:50052", or set services.panoseti.ublox.openFirewall = false.
-          '';
-        }
+        (firewallAssertion "daqdata" "0.0.0.0:50051")
+        (firewallAssertion "ublox" "0.0.0.0:50052")
         {
           assertion = !cfg.ublox.enable || chips != [ ];
           message = ''
@@ -283,9 +279,7 @@ in
         '';
       }) chips;
 
-      networking.firewall.allowedTCPPorts =
-        optionals (cfg.daqdata.enable && cfg.daqdata.openFirewall) (tcpPorts daqdataListen)
-        ++ optionals (cfg.ublox.enable && cfg.ublox.openFirewall) (tcpPorts ubloxListen);
+      networking.firewall.allowedTCPPorts = openPorts "daqdata" ++ openPorts "ublox";
 
       users.users = mkIf (cfg.user == "panoseti") {
         panoseti = {
