@@ -40,6 +40,7 @@ from panoseti_appliance.runtime.inherited import Inherited, Passed
 from panoseti_appliance.runtime.listen import ListenError, check_unix_path
 from panoseti_appliance.runtime.logs import fields
 from panoseti_appliance.runtime.notify import Notifier
+from panoseti_appliance.runtime.receive import receive
 
 log = logging.getLogger(__name__)
 
@@ -486,7 +487,6 @@ class HashpipeListener:
     async def _read_loop(
         self, conn: _Connection, sink: FrameSink, first: bytes = b"", ended: bool = False
     ) -> None:
-        loop = asyncio.get_running_loop()
         dp = conn.dp
         reason = "end of stream"
         try:
@@ -505,7 +505,7 @@ class HashpipeListener:
                 if ended:
                     break
                 try:
-                    data = await loop.sock_recv(conn.sock, RECV_BYTES)
+                    data = await receive(conn.sock, RECV_BYTES)
                 except OSError as exc:
                     reason = exc.strerror or str(exc)
                     break
