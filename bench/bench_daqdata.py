@@ -184,7 +184,7 @@ def run(
 
 def wire_costs(repeat: int = 3000) -> str:
     """Per-frame conversion cost and per-subscriber send cost of the wire form, in µs."""
-    from panoseti_appliance.daqdata.frame import Frame
+    from panoseti_appliance.daqdata.server.frame import Frame
 
     dp = by_name("img16")
     header = json.loads(_header("img16", 1))

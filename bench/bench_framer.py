@@ -21,7 +21,7 @@ import struct
 import time
 
 from panoseti_appliance import pff
-from panoseti_appliance.daqdata.sources.hashpipe import HashpipeFramer
+from panoseti_appliance.daqdata.server.sources.hashpipe import HashpipeFramer
 from panoseti_appliance.products import BY_NAME, DataProduct
 
 CHUNK = 65536

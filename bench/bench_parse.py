@@ -18,7 +18,7 @@ from pathlib import Path
 
 from panoseti_appliance import pff, sample_data
 from panoseti_appliance._proto import daq_data_pb2
-from panoseti_appliance.daqdata.parse import parse_response
+from panoseti_appliance.daqdata.client.parse import parse_response
 from panoseti_appliance.daqdata.sim.upload import pano_image
 
 ORIGINAL_US_PER_IMAGE = 335.0

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from panoseti_appliance import pff
-from panoseti_appliance.daqdata.frame import Frame, FrameSink
+from panoseti_appliance.daqdata.server.frame import Frame, FrameSink
 from panoseti_appliance.products import DataProduct, by_name
 
 DEFAULT_RUN = "obs_TEST.start_2025-08-02T05_31_36Z.runtype_sci-data.pffd"

@@ -30,8 +30,8 @@ from rich.console import Console
 from panoseti_appliance import localnode, pff, sample_data
 from panoseti_appliance.cli.daq import dp_name, stop_on_signals
 from panoseti_appliance.daqdata.client import DaqDataClient
-from panoseti_appliance.daqdata.parse import parse_response
-from panoseti_appliance.daqdata.plot import PanoImagePreviewer, PulseHeightDistribution
+from panoseti_appliance.daqdata.client.parse import parse_response
+from panoseti_appliance.daqdata.client.plot import PanoImagePreviewer, PulseHeightDistribution
 
 REPO = Path(__file__).resolve().parent.parent
 MODULES = localnode.DEFAULT_MODULE_IDS

@@ -17,7 +17,7 @@ from pathlib import Path
 from panoseti_appliance import localnode
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance.ublox.client import UbloxControlClient, chip_config, load_f9t_config
-from panoseti_appliance.ublox.display import format_line
+from panoseti_appliance.ublox.client.display import format_line
 from panoseti_appliance.ublox.emulator import F9tEmulator
 
 REPO = Path(__file__).resolve().parents[1]

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     # Imported where used: grpc, pandas and the client would slow every `panoseti` command.
     from panoseti_appliance.cli.window import LivePlot
     from panoseti_appliance.daqdata.client import DaqDataClient
-    from panoseti_appliance.daqdata.hosts import ConfigInput
+    from panoseti_appliance.daqdata.client.hosts import ConfigInput
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Stream interval meaning "as fast as the server's hp_io allows" (docs/daqdata.md, "StreamImages").
@@ -354,7 +354,7 @@ def _report_init(ok: bool, client: DaqDataClient) -> int:
 
 
 def _read_hp_io_cfg(path: str) -> dict[str, Any]:
-    from panoseti_appliance.daqdata.rpc import load_hp_io_cfg
+    from panoseti_appliance.daqdata.client.rpc import load_hp_io_cfg
 
     try:
         return load_hp_io_cfg(path)
@@ -572,7 +572,7 @@ def _plot_loop(
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
-    from panoseti_appliance.daqdata.plot import PanoImagePreviewer
+    from panoseti_appliance.daqdata.client.plot import PanoImagePreviewer
 
     def make(interactive: bool) -> PanoImagePreviewer:
         return PanoImagePreviewer(
@@ -586,7 +586,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
 
 def _cmd_phdist(args: argparse.Namespace) -> int:
-    from panoseti_appliance.daqdata.plot import PulseHeightDistribution
+    from panoseti_appliance.daqdata.client.plot import PulseHeightDistribution
 
     def make(interactive: bool) -> PulseHeightDistribution:
         return PulseHeightDistribution(

@@ -15,7 +15,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from panoseti_appliance.ublox.f9tregisters import KeyTable
+    from panoseti_appliance.ublox.emulator.f9tregisters import KeyTable
 
 log = logging.getLogger(__name__)
 

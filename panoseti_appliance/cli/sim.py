@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from panoseti_appliance.daqdata.simulate import Simulator
+    from panoseti_appliance.daqdata.sim.simulator import Simulator
 
 MODES = ("uds", "filesystem_poll", "filesystem_pipe", "rpc")
 
@@ -144,7 +144,7 @@ async def _run(settings: dict[str, Any], duration: float | None, status_every: f
     from pydantic import ValidationError
 
     from panoseti_appliance.config import SimulatorConfig
-    from panoseti_appliance.daqdata.simulate import Simulator, SimulatorError
+    from panoseti_appliance.daqdata.sim.simulator import Simulator, SimulatorError
 
     try:
         cfg = SimulatorConfig.model_validate(settings["sim"])

@@ -10,7 +10,7 @@ import grpc
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance.ublox.client import UbloxControlClient, chip_config, load_f9t_config
-from panoseti_appliance.ublox.display import format_line, json_line
+from panoseti_appliance.ublox.client.display import format_line, json_line
 
 DEFAULT_HOST = "localhost:50052"
 

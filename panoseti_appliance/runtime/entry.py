@@ -15,11 +15,11 @@ from panoseti_appliance.runtime.inherited import Inherited
 def daqdata(argv: Sequence[str] | None = None) -> int:
     """`panoseti-daqdata`."""
     inherited = Inherited.from_environment()
-    from panoseti_appliance.daqdata.handover import Drain
+    from panoseti_appliance.daqdata.server.handover import Drain
 
     drain = Drain.start(inherited)
     try:
-        from panoseti_appliance.daqdata.server import main
+        from panoseti_appliance.daqdata.server.daemon import main
 
         return main(argv, inherited, drain)
     finally:
@@ -29,6 +29,6 @@ def daqdata(argv: Sequence[str] | None = None) -> int:
 def ubloxcontrol(argv: Sequence[str] | None = None) -> int:
     """`panoseti-ubloxcontrol`."""
     inherited = Inherited.from_environment()
-    from panoseti_appliance.ublox.server import main
+    from panoseti_appliance.ublox.server.daemon import main
 
     return main(argv, inherited)

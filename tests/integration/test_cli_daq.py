@@ -236,7 +236,7 @@ def test_log_level_after_daq_turns_on_debug_logging(daemon: Daemon) -> None:
     assert quiet.returncode == 0
     assert "DEBUG" not in quiet.stderr
     assert debug.returncode == 1
-    assert "DEBUG panoseti_appliance.daqdata.client" in debug.stderr
+    assert "DEBUG panoseti_appliance.daqdata.client.api" in debug.stderr
 
 
 # --- servers from the appliance configuration (observatory.daq_nodes) ------------------------

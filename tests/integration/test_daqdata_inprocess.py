@@ -24,10 +24,10 @@ from grpc_health.v1 import health_pb2
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
 from panoseti_appliance.config import load_config
-from panoseti_appliance.daqdata.frame import Frame
-from panoseti_appliance.daqdata.hpio import HpIoState
-from panoseti_appliance.daqdata.server import DaqDataService
-from panoseti_appliance.daqdata.servicer import SERVICE_NAME
+from panoseti_appliance.daqdata.server.daemon import DaqDataService
+from panoseti_appliance.daqdata.server.frame import Frame
+from panoseti_appliance.daqdata.server.hpio import HpIoState
+from panoseti_appliance.daqdata.server.servicer import SERVICE_NAME
 from panoseti_appliance.products import PH256
 from panoseti_appliance.runtime.runner import Runner
 from tests.daemons import free_tcp_port

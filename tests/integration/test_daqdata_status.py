@@ -188,7 +188,7 @@ def test_init_simulate_unconfigured_failed_precondition(restricted: DaqData) -> 
 
 
 def test_init_hashpipe_required_and_absent_failed_precondition(restricted: DaqData) -> None:
-    from panoseti_appliance.daqdata.servicer import hashpipe_running
+    from panoseti_appliance.daqdata.server.servicer import hashpipe_running
 
     assert not hashpipe_running()  # the premise: no `hashpipe` process on this machine
     with restricted.stub() as stub:

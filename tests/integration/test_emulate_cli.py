@@ -16,7 +16,7 @@ import pytest
 import serial
 from pyubx2 import ERR_IGNORE, UBX_PROTOCOL, UBXMessage, UBXReader
 
-from panoseti_appliance.ublox import f9tmessages as msg
+from panoseti_appliance.ublox.emulator import f9tmessages as msg
 from panoseti_appliance.ublox.ubxframes import FrameSplitter, RawFrame, build_frame
 
 DEADLINE_S = 30.0

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from panoseti_appliance.cli.window import feed_window
-from panoseti_appliance.daqdata.plot import PanoImagePreviewer
+from panoseti_appliance.daqdata.client.plot import PanoImagePreviewer
 from tests import screenshot
 from tests.daemons import Daemon
 from tests.integration.test_client_daemon import start_daqdata

@@ -17,8 +17,8 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from panoseti_appliance.config import load_config
-from panoseti_appliance.daqdata.server import DaqDataService
-from panoseti_appliance.daqdata.sources.hashpipe import HashpipeListener
+from panoseti_appliance.daqdata.server.daemon import DaqDataService
+from panoseti_appliance.daqdata.server.sources.hashpipe import HashpipeListener
 from panoseti_appliance.runtime import runner as runner_module
 from panoseti_appliance.runtime.runner import Runner
 from tests.activation import NotifyListener

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from panoseti_appliance.config.models import HashpipeSourceConfig
-from panoseti_appliance.daqdata.frame import Frame
-from panoseti_appliance.daqdata.sources.hashpipe import HashpipeListener
+from panoseti_appliance.daqdata.server.frame import Frame
+from panoseti_appliance.daqdata.server.sources.hashpipe import HashpipeListener
 from panoseti_appliance.runtime.inherited import Inherited, inspect_fd
 from panoseti_appliance.runtime.listen import ListenError
 from tests.producers import (
@@ -190,7 +190,7 @@ async def test_torn_and_garbage_then_valid_frames_arrive(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A short writev is followed by the producer's next frame; noise can come at any time."""
-    caplog.set_level(logging.INFO, logger="panoseti_appliance.daqdata.sources.hashpipe")
+    caplog.set_level(logging.INFO, logger="panoseti_appliance.daqdata.server.sources.hashpipe")
     listener = HashpipeListener(_cfg(tmp_path))
     async with running(listener) as r:
         p = await _producer(listener.paths()["ph256"], "ph256")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from panoseti_appliance.daqdata.sources.base import SourceError
-from panoseti_appliance.daqdata.sources.pipe import FilesystemPipeSource, parse_records
+from panoseti_appliance.daqdata.server.sources.base import SourceError
+from panoseti_appliance.daqdata.server.sources.pipe import FilesystemPipeSource, parse_records
 from tests.producers import append_frames, data_file, run_dir, run_source, until, write_run
 
 PIPE = "read_status_2"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from panoseti_appliance.daqdata.sources.base import SourceError
-from panoseti_appliance.daqdata.sources.poll import FilesystemPollSource
+from panoseti_appliance.daqdata.server.sources.base import SourceError
+from panoseti_appliance.daqdata.server.sources.poll import FilesystemPollSource
 from tests.producers import (
     append_frames,
     data_file,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from panoseti_appliance.config import ObservatoryConfig
-from panoseti_appliance.daqdata.hosts import (
+from panoseti_appliance.daqdata.client.hosts import (
     DaqHost,
     forwarded_hosts,
     hosts_from_configs,

@@ -13,7 +13,7 @@ from google.protobuf import struct_pb2
 
 from panoseti_appliance import pff
 from panoseti_appliance._proto import daq_data_pb2
-from panoseti_appliance.daqdata.parse import parse_pano_image, parse_response
+from panoseti_appliance.daqdata.client.parse import parse_pano_image, parse_response
 from panoseti_appliance.daqdata.sim.upload import pano_image
 from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import IMG8, IMG16, PH256, DataProduct

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from panoseti_appliance._proto import daq_data_pb2
-from panoseti_appliance.daqdata.rpc import (
+from panoseti_appliance.daqdata.client.rpc import (
     init_request,
     load_hp_io_cfg,
     stream_request,

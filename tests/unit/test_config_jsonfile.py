@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from panoseti_appliance.daqdata.rpc import load_hp_io_cfg
+from panoseti_appliance.daqdata.client.rpc import load_hp_io_cfg
 from panoseti_appliance.ublox.client import load_f9t_config
 
 

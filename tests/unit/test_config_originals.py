@@ -12,7 +12,7 @@ from panoseti_appliance.cli.config import imported_yaml
 from panoseti_appliance.config import ConfigError, load_config, load_config_details
 from panoseti_appliance.config.originals import detect_kind, import_original, key_lines
 from panoseti_appliance.config.yamlfile import FileProblems
-from panoseti_appliance.daqdata.hosts import hosts_from_configs
+from panoseti_appliance.daqdata.client.hosts import hosts_from_configs
 from tests.unit.test_client_hosts import observatory_hosts
 
 ORIGINALS = Path(__file__).resolve().parents[1] / "data" / "original_configs"

@@ -30,17 +30,17 @@ print(json.dumps({
 """
 
 DAEMONS = {
-    "panoseti-daqdata": ("panoseti_appliance.daqdata.server",),
-    "panoseti-ubloxcontrol": ("panoseti_appliance.ublox.server",),
+    "panoseti-daqdata": ("panoseti_appliance.daqdata.server.daemon",),
+    "panoseti-ubloxcontrol": ("panoseti_appliance.ublox.server.daemon",),
     "console scripts": ("panoseti_appliance.runtime.entry",),
 }
 
 #: The `panoseti` subcommands of the core install, with what their handlers import when run.
 CORE_COMMANDS = {
     "panoseti": ("panoseti_appliance.cli.main",),
-    "config": ("panoseti_appliance.cli.config", "panoseti_appliance.ublox.plan"),
-    "sim": ("panoseti_appliance.cli.sim", "panoseti_appliance.daqdata.simulate"),
-    "emulate-f9t": ("panoseti_appliance.cli.emulate", "panoseti_appliance.ublox.emulator"),
+    "config": ("panoseti_appliance.cli.config", "panoseti_appliance.ublox.server.plan"),
+    "sim": ("panoseti_appliance.cli.sim", "panoseti_appliance.daqdata.sim.simulator"),
+    "emulate-f9t": ("panoseti_appliance.cli.emulate", "panoseti_appliance.ublox.emulator.device"),
     "install-units": ("panoseti_appliance.cli.install_units",),
     "ublox": ("panoseti_appliance.cli.ublox",),
     "pff info": ("panoseti_appliance.cli.pff",),

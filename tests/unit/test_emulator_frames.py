@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pyubx2 import UBX_CONFIG_DATABASE, UBXReader
 
-from panoseti_appliance.ublox.emulator import load_replay, replay_epochs
-from panoseti_appliance.ublox.f9tregisters import (
+from panoseti_appliance.ublox.emulator.device import load_replay, replay_epochs
+from panoseti_appliance.ublox.emulator.f9tregisters import (
     CSV_HEADER,
     KeyTable,
     RegisterStore,

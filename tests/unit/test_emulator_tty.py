@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from panoseti_appliance.ublox import f9tmessages as msg
 from panoseti_appliance.ublox.emulator import F9tEmulator
+from panoseti_appliance.ublox.emulator import f9tmessages as msg
 from panoseti_appliance.ublox.ubxframes import FrameSplitter, RawFrame, build_frame
 
 EPOCH_S = 0.05

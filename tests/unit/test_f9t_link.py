@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from pyubx2 import UBXMessage
 
-from panoseti_appliance.ublox import link as link_module
-from panoseti_appliance.ublox.f9t import poll_bytes
-from panoseti_appliance.ublox.link import (
+from panoseti_appliance.ublox.parsed import UbxFrame
+from panoseti_appliance.ublox.server import link as link_module
+from panoseti_appliance.ublox.server.f9t import poll_bytes
+from panoseti_appliance.ublox.server.link import (
     MAX_CONSECUTIVE_ERRORS,
     Dropped,
     Ended,
@@ -31,7 +32,6 @@ from panoseti_appliance.ublox.link import (
     ack_keys,
     route_key,
 )
-from panoseti_appliance.ublox.parsed import UbxFrame
 from panoseti_appliance.ublox.ubxframes import build_frame
 
 CAPTURE = Path(__file__).resolve().parents[1] / "data" / "ubx_packets.jsonl"

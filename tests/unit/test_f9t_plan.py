@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from panoseti_appliance.ublox.client import chip_config, load_f9t_config
-from panoseti_appliance.ublox.plan import (
+from panoseti_appliance.ublox.server.plan import (
     TXN_COMMIT,
     TXN_NONE,
     TXN_ONGOING,

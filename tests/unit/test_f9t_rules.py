@@ -15,7 +15,7 @@ import yaml
 
 from panoseti_appliance.config import ConfigError, load_config
 from panoseti_appliance.ublox import rules
-from panoseti_appliance.ublox.plan import InvalidConfig, tmode_settings, validate_config
+from panoseti_appliance.ublox.server.plan import InvalidConfig, tmode_settings, validate_config
 from panoseti_appliance.ublox.values import coerce_value, key_by_name, normalise_key
 
 UID = "DF03A241BC"

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from panoseti_appliance.daqdata.sources.base import SourceStats
-from panoseti_appliance.daqdata.sources.hashpipe import (
+from panoseti_appliance.daqdata.server.sources.base import SourceStats
+from panoseti_appliance.daqdata.server.sources.hashpipe import (
     FRAME_MARKER,
     HEADER_WINDOW,
     HashpipeFramer,

@@ -10,7 +10,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
-from panoseti_appliance.ublox.display import format_line, json_line
+from panoseti_appliance.ublox.client.display import format_line, json_line
 from panoseti_appliance.ublox.parsed import UbxFrame, capture_response, parsed_data
 
 CAPTURE = Path(__file__).resolve().parents[1] / "data" / "ubx_packets.jsonl"

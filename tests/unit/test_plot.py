@@ -10,8 +10,8 @@ import pytest
 from matplotlib.image import imread
 
 from panoseti_appliance import pff
-from panoseti_appliance.daqdata.parse import ParsedImage, parse_pano_image
-from panoseti_appliance.daqdata.plot import (
+from panoseti_appliance.daqdata.client.parse import ParsedImage, parse_pano_image
+from panoseti_appliance.daqdata.client.plot import (
     ColourScale,
     PanoImagePreviewer,
     PulseHeightDistribution,

@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from panoseti_appliance.daqdata.rpc import RECONNECT_RETRY
+from panoseti_appliance.daqdata.client.rpc import RECONNECT_RETRY
 from panoseti_appliance.retry import RetryPolicy
-from panoseti_appliance.ublox.client import CAPTURE_RETRY
-from panoseti_appliance.ublox.retries import REOPEN_RETRY
+from panoseti_appliance.ublox.client.api import CAPTURE_RETRY
+from panoseti_appliance.ublox.server.retries import REOPEN_RETRY
 
 
 def test_delays_grow_by_the_factor_up_to_the_cap() -> None:

@@ -17,7 +17,7 @@ import pytest
 from panoseti_appliance import pff
 from panoseti_appliance.config import SimulatorConfig
 from panoseti_appliance.daqdata.sim.files import FilesystemEmitter, pipe_record
-from panoseti_appliance.daqdata.simulate import Simulator, SimulatorError
+from panoseti_appliance.daqdata.sim.simulator import Simulator, SimulatorError
 from panoseti_appliance.products import IMG16, PH256, PH1024
 
 WAIT = 30.0

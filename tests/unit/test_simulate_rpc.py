@@ -17,8 +17,8 @@ from panoseti_appliance import pff
 from panoseti_appliance._proto import daq_data_pb2, daq_data_pb2_grpc
 from panoseti_appliance.config import SimulatorConfig
 from panoseti_appliance.daqdata.sim.frames import load_frames
+from panoseti_appliance.daqdata.sim.simulator import Simulator, SimulatorError
 from panoseti_appliance.daqdata.sim.upload import pano_image
-from panoseti_appliance.daqdata.simulate import Simulator, SimulatorError
 from panoseti_appliance.products import PH256, by_layout
 
 WAIT = 30.0

@@ -18,9 +18,9 @@ import pytest
 
 from panoseti_appliance import pff
 from panoseti_appliance.config import SimulatorConfig
+from panoseti_appliance.daqdata.server.sources.hashpipe import HashpipeFramer
 from panoseti_appliance.daqdata.sim.hashpipe import HashpipeEmitter, HashpipeFaults
-from panoseti_appliance.daqdata.simulate import Simulator
-from panoseti_appliance.daqdata.sources.hashpipe import HashpipeFramer
+from panoseti_appliance.daqdata.sim.simulator import Simulator
 from panoseti_appliance.products import BY_NAME, IMG16, PH256
 
 WAIT = 30.0

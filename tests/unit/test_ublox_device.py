@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from panoseti_appliance.ublox.servicer import device_present
+from panoseti_appliance.ublox.server.servicer import device_present
 
 
 def test_a_device_node_the_kernel_has_removed_is_not_present(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from panoseti_appliance.ublox.client import should_resubscribe
+from panoseti_appliance.ublox.client.api import should_resubscribe
 
 Code = grpc.StatusCode
 

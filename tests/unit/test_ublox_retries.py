@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from logging import DEBUG, WARNING
 
-from panoseti_appliance.ublox.retries import REOPEN_RETRY_S, ReinitRetries
+from panoseti_appliance.ublox.server.retries import REOPEN_RETRY_S, ReinitRetries
 
 
 def test_reinit_retries_back_off_and_warn_once_per_cap_period() -> None:

@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pyubx2 import UBXMessage
 
-from panoseti_appliance.ublox.f9tmessages import nmea_sentence
+from panoseti_appliance.ublox.emulator.f9tmessages import nmea_sentence
 from panoseti_appliance.ublox.ubxframes import (
     HEADER_LEN,
     MAX_PAYLOAD,

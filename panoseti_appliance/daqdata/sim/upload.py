@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 
 from panoseti_appliance._proto import daq_data_pb2, daq_data_pb2_grpc
-from panoseti_appliance.daqdata.frame import Frame, build_pano_image
+from panoseti_appliance.daqdata.server.frame import Frame, build_pano_image
 from panoseti_appliance.daqdata.sim.base import SENT, SimStats
 from panoseti_appliance.products import DataProduct
 

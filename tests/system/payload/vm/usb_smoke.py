@@ -46,7 +46,7 @@ def ask_mon_ver(device: str) -> bytes | None:
     The poll is repeated every second: bytes sent while the emulator is reopening its end after a
     re-plug are lost, as they would be on a receiver that is still starting.
     """
-    from panoseti_appliance.ublox import f9tmessages as msg
+    from panoseti_appliance.ublox.emulator import f9tmessages as msg
     from panoseti_appliance.ublox.ubxframes import FrameSplitter, build_frame
 
     fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)

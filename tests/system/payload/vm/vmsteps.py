@@ -67,7 +67,7 @@ def measure_imports() -> None:
         "pass",
         "import grpc",
         "import grpc, panoseti_appliance",
-        "import panoseti_appliance.ublox.emulator",
+        "import panoseti_appliance.ublox.emulator.device",
     ):
         done = timed(f"python -c '{code}'", functools.partial(sh, PYTHON, "-c", code, timeout=300))
         if done.returncode != 0:

@@ -3,6 +3,6 @@
 Each source turns bytes into Frames and hands them to a sink (the hub); see base.Source.
 """
 
-from panoseti_appliance.daqdata.sources.base import Source, SourceError, SourceStats
+from panoseti_appliance.daqdata.server.sources.base import Source, SourceError, SourceStats
 
 __all__ = ["Source", "SourceError", "SourceStats"]

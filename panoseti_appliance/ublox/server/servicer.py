@@ -26,7 +26,8 @@ from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
 from panoseti_appliance.runtime.logs import fields
 from panoseti_appliance.runtime.supervisor import Policy, Supervised, Supervisor
-from panoseti_appliance.ublox.f9t import (
+from panoseti_appliance.ublox.parsed import UbxFrame, capture_response, error_response
+from panoseti_appliance.ublox.server.f9t import (
     SUCCESS_MESSAGE,
     InitFailure,
     ReceiverInfo,
@@ -34,7 +35,7 @@ from panoseti_appliance.ublox.f9t import (
     run_plan,
     valget,
 )
-from panoseti_appliance.ublox.link import (
+from panoseti_appliance.ublox.server.link import (
     DEVICE_ERRORS,
     Dropped,
     Ended,
@@ -42,8 +43,7 @@ from panoseti_appliance.ublox.link import (
     Subscription,
     UbxLink,
 )
-from panoseti_appliance.ublox.parsed import UbxFrame, capture_response, error_response
-from panoseti_appliance.ublox.plan import (
+from panoseti_appliance.ublox.server.plan import (
     MAX_KEYS_PER_MESSAGE,
     POLL_LAYERS,
     F9tPlan,
@@ -51,7 +51,7 @@ from panoseti_appliance.ublox.plan import (
     chunked,
     validate_config,
 )
-from panoseti_appliance.ublox.retries import ReinitRetries
+from panoseti_appliance.ublox.server.retries import ReinitRetries
 from panoseti_appliance.ublox.values import all_key_names, key_by_name
 
 log = logging.getLogger(__name__)

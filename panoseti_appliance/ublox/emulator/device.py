@@ -29,8 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from panoseti_appliance.ublox import f9tmessages as msg
-from panoseti_appliance.ublox.f9tregisters import KeyTable, RegisterStore
+from panoseti_appliance.ublox.emulator import f9tmessages as msg
+from panoseti_appliance.ublox.emulator.f9tregisters import KeyTable, RegisterStore
 from panoseti_appliance.ublox.ubxframes import FrameSplitter, RawFrame, build_frame
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from panoseti_appliance.daqdata.frame import Frame
+from panoseti_appliance.daqdata.server.frame import Frame
 from panoseti_appliance.products import ALL, DataProduct
 
 #: Order of products within one module in a tick: img16, img8, ph256, ph1024.

@@ -26,9 +26,9 @@ from google.protobuf import empty_pb2
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance.config.models import DaqDataConfig
-from panoseti_appliance.daqdata.frame import Frame
-from panoseti_appliance.daqdata.hpio import HpIo, HpIoSettings, HpIoState, simulation_problem
-from panoseti_appliance.daqdata.hub import Hub, Subscription
+from panoseti_appliance.daqdata.server.frame import Frame
+from panoseti_appliance.daqdata.server.hpio import HpIo, HpIoSettings, HpIoState, simulation_problem
+from panoseti_appliance.daqdata.server.hub import Hub, Subscription
 from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import (
     MOVIE_PRODUCTS,

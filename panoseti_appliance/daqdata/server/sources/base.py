@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from typing import Protocol
 
-from panoseti_appliance.daqdata.frame import Frame, FrameSink
+from panoseti_appliance.daqdata.server.frame import Frame, FrameSink
 
 
 class SourceError(Exception):

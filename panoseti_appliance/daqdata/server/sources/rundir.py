@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from panoseti_appliance import pff
-from panoseti_appliance.daqdata.frame import Frame
-from panoseti_appliance.daqdata.sources.base import SourceStats
+from panoseti_appliance.daqdata.server.frame import Frame
+from panoseti_appliance.daqdata.server.sources.base import SourceStats
 from panoseti_appliance.products import BY_NAME, DataProduct
 
 log = logging.getLogger(__name__)

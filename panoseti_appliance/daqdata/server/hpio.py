@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from panoseti_appliance.config.models import DaqDataConfig, HpIoConfig
-from panoseti_appliance.daqdata.frame import Frame
-from panoseti_appliance.daqdata.hub import Hub
-from panoseti_appliance.daqdata.simulate import Simulator, SimulatorError
-from panoseti_appliance.daqdata.sources.base import Source, SourceError, SourceStats
-from panoseti_appliance.daqdata.sources.hashpipe import HashpipeListener
-from panoseti_appliance.daqdata.sources.pipe import FilesystemPipeSource
-from panoseti_appliance.daqdata.sources.poll import FilesystemPollSource
+from panoseti_appliance.daqdata.server.frame import Frame
+from panoseti_appliance.daqdata.server.hub import Hub
+from panoseti_appliance.daqdata.server.sources.base import Source, SourceError, SourceStats
+from panoseti_appliance.daqdata.server.sources.hashpipe import HashpipeListener
+from panoseti_appliance.daqdata.server.sources.pipe import FilesystemPipeSource
+from panoseti_appliance.daqdata.server.sources.poll import FilesystemPollSource
+from panoseti_appliance.daqdata.sim.simulator import Simulator, SimulatorError
 from panoseti_appliance.retry import RetryPolicy
 from panoseti_appliance.runtime.supervisor import Policy, Supervised, Supervisor
 

@@ -24,8 +24,8 @@ import time
 from typing import Any
 
 from panoseti_appliance.config.models import HashpipeSourceConfig
-from panoseti_appliance.daqdata.frame import Frame, FrameSink
-from panoseti_appliance.daqdata.handover import (
+from panoseti_appliance.daqdata.server.frame import Frame, FrameSink
+from panoseti_appliance.daqdata.server.handover import (
     CONN_PREFIX,
     Drain,
     Resumed,
@@ -33,7 +33,7 @@ from panoseti_appliance.daqdata.handover import (
     new_token,
     save_bytes,
 )
-from panoseti_appliance.daqdata.sources.base import SourceStats, deliver, format_counts
+from panoseti_appliance.daqdata.server.sources.base import SourceStats, deliver, format_counts
 from panoseti_appliance.pff import HEADER_END, MAX_HEADER_BYTES, header_problem
 from panoseti_appliance.products import DataProduct, by_name
 from panoseti_appliance.runtime.inherited import Inherited, Passed

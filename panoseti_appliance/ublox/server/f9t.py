@@ -15,9 +15,9 @@ from typing import Any
 from pyubx2 import POLL, UBXMessage
 
 from panoseti_appliance.runtime.logs import fields
-from panoseti_appliance.ublox.link import ACK_ACK, ACK_CLASS, UbxLink, ack_keys
 from panoseti_appliance.ublox.parsed import UbxFrame
-from panoseti_appliance.ublox.plan import (
+from panoseti_appliance.ublox.server.link import ACK_ACK, ACK_CLASS, UbxLink, ack_keys
+from panoseti_appliance.ublox.server.plan import (
     TXN_NONE,
     F9tPlan,
     PlanItem,

@@ -26,8 +26,8 @@ from panoseti_appliance.config import ApplianceConfig, ConfigError, UbloxConfig
 from panoseti_appliance.runtime.inherited import Inherited
 from panoseti_appliance.runtime.rate import Rate
 from panoseti_appliance.runtime.runner import Runtime, run
-from panoseti_appliance.ublox.plan import F9tPlan, InvalidConfig, validate_config
-from panoseti_appliance.ublox.servicer import UbloxControlServicer
+from panoseti_appliance.ublox.server.plan import F9tPlan, InvalidConfig, validate_config
+from panoseti_appliance.ublox.server.servicer import UbloxControlServicer
 
 PROGRAM = "panoseti-ubloxcontrol"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["UbloxControl"].full_name

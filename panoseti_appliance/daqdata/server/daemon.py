@@ -24,12 +24,12 @@ from collections.abc import Sequence
 import grpc
 
 from panoseti_appliance.config import ApplianceConfig
-from panoseti_appliance.daqdata.handover import Drain
-from panoseti_appliance.daqdata.hpio import HpIo, HpIoSettings, HpIoStartError, HpIoState
-from panoseti_appliance.daqdata.hub import Hub
-from panoseti_appliance.daqdata.servicer import SERVICE_NAME, DaqDataServicer, add_to_server
-from panoseti_appliance.daqdata.sources.base import format_counts
-from panoseti_appliance.daqdata.sources.hashpipe import HashpipeListener
+from panoseti_appliance.daqdata.server.handover import Drain
+from panoseti_appliance.daqdata.server.hpio import HpIo, HpIoSettings, HpIoStartError, HpIoState
+from panoseti_appliance.daqdata.server.hub import Hub
+from panoseti_appliance.daqdata.server.servicer import SERVICE_NAME, DaqDataServicer, add_to_server
+from panoseti_appliance.daqdata.server.sources.base import format_counts
+from panoseti_appliance.daqdata.server.sources.hashpipe import HashpipeListener
 from panoseti_appliance.runtime.inherited import Inherited
 from panoseti_appliance.runtime.rate import Rate
 from panoseti_appliance.runtime.runner import Runtime, run

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import watchfiles
 
-from panoseti_appliance.daqdata.frame import FrameSink
-from panoseti_appliance.daqdata.sources.base import (
+from panoseti_appliance.daqdata.server.frame import FrameSink
+from panoseti_appliance.daqdata.server.sources.base import (
     SourceError,
     SourceStats,
     deliver,
     format_counts,
 )
-from panoseti_appliance.daqdata.sources.rundir import NewestFrameReader, module_of
+from panoseti_appliance.daqdata.server.sources.rundir import NewestFrameReader, module_of
 
 log = logging.getLogger(__name__)
 

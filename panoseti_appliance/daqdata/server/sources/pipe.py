@@ -18,10 +18,14 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from panoseti_appliance.daqdata.frame import FrameSink
-from panoseti_appliance.daqdata.sources.base import SourceStats, deliver, format_counts
-from panoseti_appliance.daqdata.sources.poll import MIN_RESCAN_S, require_data_dir
-from panoseti_appliance.daqdata.sources.rundir import NewestFrameReader, active_run, module_dirs
+from panoseti_appliance.daqdata.server.frame import FrameSink
+from panoseti_appliance.daqdata.server.sources.base import SourceStats, deliver, format_counts
+from panoseti_appliance.daqdata.server.sources.poll import MIN_RESCAN_S, require_data_dir
+from panoseti_appliance.daqdata.server.sources.rundir import (
+    NewestFrameReader,
+    active_run,
+    module_dirs,
+)
 from panoseti_appliance.products import BY_NAME, DataProduct
 
 log = logging.getLogger(__name__)

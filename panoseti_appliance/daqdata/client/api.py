@@ -34,10 +34,10 @@ import grpc
 from google.protobuf import empty_pb2
 
 from panoseti_appliance._proto import daq_data_pb2, daq_data_pb2_grpc
-from panoseti_appliance.daqdata import reflect
-from panoseti_appliance.daqdata.hosts import ConfigInput, DaqHost, resolve_hosts, target_for
-from panoseti_appliance.daqdata.parse import parse_response
-from panoseti_appliance.daqdata.rpc import (
+from panoseti_appliance.daqdata.client import reflect
+from panoseti_appliance.daqdata.client.hosts import ConfigInput, DaqHost, resolve_hosts, target_for
+from panoseti_appliance.daqdata.client.parse import parse_response
+from panoseti_appliance.daqdata.client.rpc import (
     DEFAULT_SIM_HP_IO_CFG,
     DEFAULT_STREAM_TIMEOUT,
     ENDING_CODES,
