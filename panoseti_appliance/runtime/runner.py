@@ -108,26 +108,19 @@ class Runtime:
         task.add_done_callback(self._pending.discard)
 
 
+@dataclass(eq=False)
 class Monitor:
     """Keeps overall health and STATUS= in step with the problems of the service and its tasks."""
 
-    def __init__(
-        self,
-        service: Service,
-        supervisor: Supervisor,
-        listeners: GrpcListeners,
-        runtime_health: health.aio.HealthServicer,
-        notifier: Notifier,
-    ) -> None:
-        self.service = service
-        self.supervisor = supervisor
-        self.listeners = listeners
-        self.health = runtime_health
-        self.notifier = notifier
-        self.current: list[str] | None = None
-        self._sent: str | None = None
-        self._wake = asyncio.Event()
-        self.stopping = False
+    service: Service
+    supervisor: Supervisor
+    listeners: GrpcListeners
+    health: health.aio.HealthServicer
+    notifier: Notifier
+    current: list[str] | None = field(default=None, init=False)
+    _sent: str | None = field(default=None, init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    stopping: bool = field(default=False, init=False)
 
     def problems(self) -> list[str]:
         found = [*self.supervisor.problems(), *self.service.problems()]

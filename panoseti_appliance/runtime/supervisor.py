@@ -22,6 +22,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from panoseti_appliance.retry import RetryPolicy
@@ -48,32 +49,23 @@ def describe(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+@dataclass(eq=False)  # a handle: compared and hashed by identity
 class Supervised:
     """The handle of one supervised task (its current run, restarts included)."""
 
-    def __init__(
-        self,
-        supervisor: Supervisor,
-        name: str,
-        factory: TaskFactory,
-        policy: Policy,
-        on_failure: Callable[[str], None] | None,
-        expected: tuple[type[BaseException], ...] = (),
-        finite: bool = False,
-    ) -> None:
-        self.supervisor = supervisor
-        self.expected = expected
-        self.finite = finite
-        self.name = name
-        self.factory = factory
-        self.policy = policy
-        self.on_failure = on_failure
-        self.task: asyncio.Task[None] | None = None
-        self.failures = 0
-        self.problem: str | None = None
-        self._started = 0.0
-        self._cancelled = False
-        self._retry: asyncio.TimerHandle | None = None
+    supervisor: Supervisor
+    name: str
+    factory: TaskFactory
+    policy: Policy
+    on_failure: Callable[[str], None] | None
+    expected: tuple[type[BaseException], ...] = ()
+    finite: bool = False
+    task: asyncio.Task[None] | None = field(default=None, init=False)
+    failures: int = field(default=0, init=False)
+    problem: str | None = field(default=None, init=False)
+    _started: float = field(default=0.0, init=False)
+    _cancelled: bool = field(default=False, init=False)
+    _retry: asyncio.TimerHandle | None = field(default=None, init=False)
 
     def _run(self) -> None:
         self._retry = None

@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import time
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from panoseti_appliance.config.models import HashpipeSourceConfig
@@ -219,29 +220,27 @@ class HashpipeFramer:
         return cut
 
 
+@dataclass(eq=False)
 class _Connection:
     """One producer connection: its socket, framer, counters and hand-over state."""
 
-    def __init__(
-        self,
-        dp: DataProduct,
-        conn_id: int,
-        parent: SourceStats,
-        sock: socket.socket,
-        token: str,
-        stored: bool,
-    ) -> None:
-        self.dp = dp
-        self.sock = sock
-        self.token = token
-        self.stored = stored
-        self.framer = HashpipeFramer(dp, parent)
-        self.label = f"uds {dp.name} connection #{conn_id}"
-        self.in_burst = False
-        self.burst_start_drops = 0
-        self.raw = bytearray()  # read while handing over, never framed here
-        self.kept = False  # handed to the next process instead of closed
-        self.task: asyncio.Task[None] | None = None
+    dp: DataProduct
+    conn_id: int
+    parent: InitVar[SourceStats]
+    sock: socket.socket
+    token: str
+    stored: bool
+    framer: HashpipeFramer = field(init=False)
+    label: str = field(init=False)
+    in_burst: bool = field(default=False, init=False)
+    burst_start_drops: int = field(default=0, init=False)
+    raw: bytearray = field(default_factory=bytearray, init=False)  # read while handing over
+    kept: bool = field(default=False, init=False)  # handed to the next process, not closed
+    task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def __post_init__(self, parent: SourceStats) -> None:
+        self.framer = HashpipeFramer(self.dp, parent)
+        self.label = f"uds {self.dp.name} connection #{self.conn_id}"
 
 
 class HashpipeListener:
