@@ -19,13 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from panoseti_appliance.daqdata.server.frame import FrameSink
-from panoseti_appliance.daqdata.server.sources.base import SourceStats, deliver, format_counts
-from panoseti_appliance.daqdata.server.sources.poll import MIN_RESCAN_S, require_data_dir
-from panoseti_appliance.daqdata.server.sources.rundir import (
-    NewestFrameReader,
-    active_run,
-    module_dirs,
-)
+from panoseti_appliance.daqdata.server.sources.base import deliver, format_counts
+from panoseti_appliance.daqdata.server.sources.rundir import RunDirSource, active_run, module_dirs
 from panoseti_appliance.products import BY_NAME, DataProduct
 
 log = logging.getLogger(__name__)
@@ -58,7 +53,7 @@ class _Fifo:
     rest: bytes = b""
 
 
-class FilesystemPipeSource:
+class FilesystemPipeSource(RunDirSource):
     """Signals from `data_dir/module_<id>/<newest obs_*>/<pipe_name>` FIFOs trigger frame reads."""
 
     name = "filesystem_pipe"
@@ -70,13 +65,8 @@ class FilesystemPipeSource:
         pipe_name: str,
         module_ids: frozenset[int] | None,
     ) -> None:
-        self.data_dir = Path(data_dir).absolute()
-        self.interval_s = interval_s
+        super().__init__(data_dir, interval_s, module_ids)
         self.pipe_name = pipe_name
-        self.module_ids = module_ids
-        self.rescan_s = max(MIN_RESCAN_S, interval_s)
-        self.stats = SourceStats()
-        self._reader = NewestFrameReader(self.stats)
         self._fifos: dict[int, _Fifo] = {}
         self._pending: set[tuple[int, DataProduct]] = set()
         self._wake = asyncio.Event()
@@ -86,7 +76,7 @@ class FilesystemPipeSource:
         return {m: f.path for m, f in self._fifos.items()}
 
     async def run(self, sink: FrameSink, ready: asyncio.Event) -> None:
-        await asyncio.to_thread(require_data_dir, self.name, self.data_dir)
+        await asyncio.to_thread(self.require_data_dir)
         loop = asyncio.get_running_loop()
         try:
             self._sync(loop, await asyncio.to_thread(self._find_fifos))

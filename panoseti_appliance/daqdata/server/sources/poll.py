@@ -18,28 +18,15 @@ import watchfiles
 
 from panoseti_appliance.daqdata.server.frame import FrameSink
 from panoseti_appliance.daqdata.server.sources.base import (
-    SourceError,
-    SourceStats,
     deliver,
     format_counts,
 )
-from panoseti_appliance.daqdata.server.sources.rundir import NewestFrameReader, module_of
+from panoseti_appliance.daqdata.server.sources.rundir import RunDirSource, module_of
 
 log = logging.getLogger(__name__)
 
-#: Shortest period of the safety-net full re-scan.
-MIN_RESCAN_S = 1.0
 
-
-def require_data_dir(source: str, data_dir: Path) -> None:
-    """SourceError unless data_dir is an existing directory (the reason InitHpIo reports)."""
-    if not data_dir.is_dir():
-        raise SourceError(
-            f"{source} source: data_dir '{data_dir}' does not exist or is not a directory"
-        )
-
-
-class FilesystemPollSource:
+class FilesystemPollSource(RunDirSource):
     """Follows `data_dir/module_<id>/<newest obs_*>/*.pff` and submits each file's newest frame."""
 
     name = "filesystem_poll"
@@ -52,16 +39,11 @@ class FilesystemPollSource:
         *,
         force_polling: bool = False,
     ) -> None:
-        self.data_dir = Path(data_dir).absolute()
-        self.interval_s = interval_s
-        self.module_ids = module_ids
+        super().__init__(data_dir, interval_s, module_ids)
         self.force_polling = force_polling
-        self.rescan_s = max(MIN_RESCAN_S, interval_s)
-        self.stats = SourceStats()
-        self._reader = NewestFrameReader(self.stats)
 
     async def run(self, sink: FrameSink, ready: asyncio.Event) -> None:
-        await asyncio.to_thread(require_data_dir, self.name, self.data_dir)
+        await asyncio.to_thread(self.require_data_dir)
         await self._submit(sink, None)
         log.info(
             "%s source: watching %s (%s, interval %gs)",

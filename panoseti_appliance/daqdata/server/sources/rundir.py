@@ -14,18 +14,22 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from panoseti_appliance import pff
 from panoseti_appliance.daqdata.server.frame import Frame
-from panoseti_appliance.daqdata.server.sources.base import SourceStats
+from panoseti_appliance.daqdata.server.sources.base import SourceError, SourceStats
 from panoseti_appliance.products import BY_NAME, DataProduct
 
 log = logging.getLogger(__name__)
 
 MODULE_DIR = re.compile(r"module_(\d+)")
+#: Shortest period of the safety-net full re-scan.
+MIN_RESCAN_S = 1.0
+T = TypeVar("T")
 
 
 def module_dirs(data_dir: Path, module_ids: frozenset[int] | None) -> dict[int, Path]:
@@ -55,23 +59,34 @@ def module_of(data_dir: Path, path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def active_run(module_dir: Path) -> Path | None:
-    """The module's `obs_*` run directory with the newest mtime, or None."""
-    best: tuple[int, str, Path] | None = None
+def _entries(
+    directory: Path, parse: Callable[[str], T | None], *, dirs: bool
+) -> Iterator[tuple[T, Path, int]]:
+    """(what `parse` made of the name, path, mtime in ns) for each directory (or regular file)
+    in `directory` whose name parses; entries that vanish or cannot be stat'ed meanwhile are
+    skipped (the DAQ is writing)."""
     try:
-        entries = list(os.scandir(module_dir))
+        entries = list(os.scandir(directory))
     except OSError:
-        return None
+        return
     for entry in entries:
-        if pff.parse_run_dir_name(entry.name) is None:
+        parsed = parse(entry.name)
+        if parsed is None:
             continue
         try:
-            if not entry.is_dir():
+            if not (entry.is_dir() if dirs else entry.is_file()):
                 continue
             mtime = entry.stat().st_mtime_ns
         except OSError:
             continue
-        key = (mtime, entry.name, Path(entry.path))
+        yield parsed, Path(entry.path), mtime
+
+
+def active_run(module_dir: Path) -> Path | None:
+    """The module's `obs_*` run directory with the newest mtime, or None."""
+    best: tuple[int, str, Path] | None = None
+    for _, path, mtime in _entries(module_dir, pff.parse_run_dir_name, dirs=True):
+        key = (mtime, path.name, path)
         if best is None or key[:2] > best[:2]:
             best = key
     return None if best is None else best[2]
@@ -82,27 +97,17 @@ def newest_files(run_dir: Path, module: int) -> dict[DataProduct, Path]:
 
     Files whose name lacks a known dp, or names another module, are ignored.
     """
-    best: dict[DataProduct, tuple[int, int, Path]] = {}
-    try:
-        entries = list(os.scandir(run_dir))
-    except OSError:
-        return {}
-    for entry in entries:
-        if not entry.name.endswith(".pff"):
-            continue
-        parsed = pff.parse_data_file_name(entry.name)
+
+    def data_file(name: str) -> pff.DataFileName | None:
+        parsed = pff.parse_data_file_name(name) if name.endswith(".pff") else None
         if parsed is None or parsed.dp not in BY_NAME:
-            continue
-        if parsed.module is not None and parsed.module != module:
-            continue
-        try:
-            if not entry.is_file():
-                continue
-            mtime = entry.stat().st_mtime_ns
-        except OSError:
-            continue
+            return None
+        return parsed if parsed.module in (None, module) else None
+
+    best: dict[DataProduct, tuple[int, int, Path]] = {}
+    for parsed, path, mtime in _entries(run_dir, data_file, dirs=False):
         dp = BY_NAME[parsed.dp]
-        key = (parsed.seqno, mtime, Path(entry.path))
+        key = (parsed.seqno, mtime, path)
         if dp not in best or key[:2] > best[dp][:2]:
             best[dp] = key
     return {dp: v[2] for dp, v in best.items()}
@@ -193,3 +198,28 @@ class NewestFrameReader:
                 if frame is not None:
                     frames.append(frame)
         return frames
+
+
+class RunDirSource:
+    """What the poll and pipe sources share: the directory the DAQ writes to, the modules to
+    follow, how often to re-scan, and the reader that submits each newest frame once."""
+
+    name = "run_dir"
+
+    def __init__(
+        self, data_dir: Path, interval_s: float, module_ids: frozenset[int] | None
+    ) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.interval_s = interval_s
+        self.module_ids = module_ids
+        self.rescan_s = max(MIN_RESCAN_S, interval_s)
+        self.stats = SourceStats()
+        self._reader = NewestFrameReader(self.stats)
+
+    def require_data_dir(self) -> None:
+        """SourceError unless data_dir is an existing directory (the reason InitHpIo reports)."""
+        if not self.data_dir.is_dir():
+            raise SourceError(
+                f"{self.name} source: data_dir '{self.data_dir}' does not exist or is not a"
+                " directory"
+            )
