@@ -127,38 +127,25 @@ def split_hp(scaled: int) -> tuple[int, int]:
     return main, scaled - 100 * main
 
 
+#: Per position format: CFG-TMODE-POS_TYPE, then each axis (field, scale to the key's unit, key
+#: stem). The receiver takes each axis as a value plus a high-precision remainder (split_hp).
+TMODE_AXES: dict[str, tuple[int, tuple[tuple[str, float, str], ...]]] = {
+    "LLH": (1, (("lat_deg", 1e9, "LAT"), ("lon_deg", 1e9, "LON"), ("height_m", 1e4, "HEIGHT"))),
+    "ECEF": (0, (("x_m", 1e4, "ECEF_X"), ("y_m", 1e4, "ECEF_Y"), ("z_m", 1e4, "ECEF_Z"))),
+}
+
+
 def tmode_settings(position: dict[str, Any]) -> list[tuple[str, int]]:
-    """TMODE key/value pairs for a validated position (LLH or ECEF), in the documented order."""
-    acc = round(float(position["acc_m"]) * 1e4)
-    head = [("CFG_TMODE_MODE", 2)]
-    if position["format"] == "LLH":
-        lat, lat_hp = split_hp(round(float(position["lat_deg"]) * 1e9))
-        lon, lon_hp = split_hp(round(float(position["lon_deg"]) * 1e9))
-        hgt, hgt_hp = split_hp(round(float(position["height_m"]) * 1e4))
-        return [
-            *head,
-            ("CFG_TMODE_POS_TYPE", 1),
-            ("CFG_TMODE_FIXED_POS_ACC", acc),
-            ("CFG_TMODE_LAT", lat),
-            ("CFG_TMODE_LON", lon),
-            ("CFG_TMODE_HEIGHT", hgt),
-            ("CFG_TMODE_LAT_HP", lat_hp),
-            ("CFG_TMODE_LON_HP", lon_hp),
-            ("CFG_TMODE_HEIGHT_HP", hgt_hp),
-        ]
-    x, x_hp = split_hp(round(float(position["x_m"]) * 1e4))
-    y, y_hp = split_hp(round(float(position["y_m"]) * 1e4))
-    z, z_hp = split_hp(round(float(position["z_m"]) * 1e4))
+    """TMODE key/value pairs for a validated position (LLH or ECEF), in the documented order:
+    mode, type, accuracy, the axes, then their high-precision parts."""
+    pos_type, axes = TMODE_AXES["LLH" if position["format"] == "LLH" else "ECEF"]
+    split = [(stem, *split_hp(round(float(position[name]) * scale))) for name, scale, stem in axes]
     return [
-        *head,
-        ("CFG_TMODE_POS_TYPE", 0),
-        ("CFG_TMODE_FIXED_POS_ACC", acc),
-        ("CFG_TMODE_ECEF_X", x),
-        ("CFG_TMODE_ECEF_Y", y),
-        ("CFG_TMODE_ECEF_Z", z),
-        ("CFG_TMODE_ECEF_X_HP", x_hp),
-        ("CFG_TMODE_ECEF_Y_HP", y_hp),
-        ("CFG_TMODE_ECEF_Z_HP", z_hp),
+        ("CFG_TMODE_MODE", 2),
+        ("CFG_TMODE_POS_TYPE", pos_type),
+        ("CFG_TMODE_FIXED_POS_ACC", round(float(position["acc_m"]) * 1e4)),
+        *((f"CFG_TMODE_{stem}", value) for stem, value, _ in split),
+        *((f"CFG_TMODE_{stem}_HP", hp) for stem, _, hp in split),
     ]
 
 
