@@ -39,6 +39,14 @@ def pkt_at(raw: bytes, index: int) -> int:
     return int(json.loads(raw[index * FRAME : index * FRAME + 121])["pkt_num"])
 
 
+def assert_last(tail: pff.FileTail, *, index: int, frame_of: int, raw: bytes) -> None:
+    """The tail's newest frame is its file's frame `index` and carries raw frame `frame_of`."""
+    frame = tail.last_frame()
+    assert frame is not None
+    assert frame.index == index
+    assert pkt(frame) == pkt_at(raw, frame_of)
+
+
 def append(path: Path, data: bytes) -> None:
     with open(path, "ab") as fh:
         fh.write(data)
@@ -103,17 +111,11 @@ def test_truncation_resets_and_follows_the_new_end(live: Path, raw: bytes) -> No
     live.write_bytes(raw[: 10 * FRAME])
     assert pkt(tail.last_frame()) == pkt_at(raw, 9)
     os.truncate(live, 4 * FRAME + 100)
-    frame = tail.last_frame()
-    assert frame is not None
-    assert frame.index == 3
-    assert pkt(frame) == pkt_at(raw, 3)
+    assert_last(tail, index=3, frame_of=3, raw=raw)
     os.truncate(live, 0)
     assert tail.last_frame() is None
     append(live, raw[5 * FRAME : 7 * FRAME])
-    frame = tail.last_frame()
-    assert frame is not None
-    assert frame.index == 1
-    assert pkt(frame) == pkt_at(raw, 6)
+    assert_last(tail, index=1, frame_of=6, raw=raw)
 
 
 def test_replaced_file_with_a_new_inode(live: Path, raw: bytes) -> None:
@@ -124,10 +126,7 @@ def test_replaced_file_with_a_new_inode(live: Path, raw: bytes) -> None:
     other = live.with_suffix(".new")
     other.write_bytes(raw[40 * FRAME : 46 * FRAME])
     os.replace(other, live)
-    frame = tail.last_frame()
-    assert frame is not None
-    assert frame.index == 5
-    assert pkt(frame) == pkt_at(raw, 45)
+    assert_last(tail, index=5, frame_of=45, raw=raw)
 
 
 def test_missing_file_then_created(tmp_path: Path, raw: bytes) -> None:
@@ -160,10 +159,7 @@ def test_header_width_change_falls_back_to_a_sequential_scan(live: Path, raw: by
     assert (frame.index, frame.offset) == (5, 3 * FRAME + 2 * (FRAME + 1))
     # Back to the normal width: the size arithmetic may not fit, the scan still finds it.
     append(live, raw[10 * FRAME : 11 * FRAME])
-    frame = tail.last_frame()
-    assert frame is not None
-    assert frame.index == 6
-    assert pkt(frame) == pkt_at(raw, 10)
+    assert_last(tail, index=6, frame_of=10, raw=raw)
 
 
 def test_snapshot_rewritten_in_place(live: Path, raw: bytes) -> None:
@@ -208,8 +204,5 @@ def test_wrong_product_is_never_reported(live: Path, raw: bytes) -> None:
 def test_corrupt_middle_keeps_the_last_good_frame(live: Path, raw: bytes) -> None:
     tail = pff.FileTail(live, PH256)
     live.write_bytes(raw[: 2 * FRAME] + b"#" * 100 + raw[2 * FRAME : 4 * FRAME])
-    frame = tail.last_frame()
-    assert frame is not None
-    assert frame.index == 1
-    assert pkt(frame) == pkt_at(raw, 1)
+    assert_last(tail, index=1, frame_of=1, raw=raw)
     assert pkt(tail.last_frame()) == pkt_at(raw, 1)
