@@ -9,6 +9,10 @@ emits TIM-TP / NAV-TIMEUTC / NAV-PVT at the rates configured through CFG_MSGOUT_
 has fault hooks for every failure InitF9t must report (wrong model or UID, NAK, stored value
 mismatch, silence, slow replies, corrupt checksums, line noise, unplug and re-plug).
 
+What the receiver says is `F9tReceiver`, which knows nothing of ptys: the answer to each frame the
+host writes and the output of each epoch. `F9tEmulator` carries its bytes over the pty or tty,
+`memory.MemoryReceiver` over an in-process transport the daemon's link opens directly.
+
 Time: the emulated receiver clock starts at the current UTC second and advances one second per
 epoch, so with `epoch_s` < 1 the output is a fast-forwarded but otherwise realistic 1 Hz stream.
 """
@@ -25,9 +29,10 @@ import select
 import threading
 import time
 import tty
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, TypedDict, Unpack
 
 from panoseti_appliance.ublox.emulator import f9tmessages as msg
 from panoseti_appliance.ublox.emulator.f9tregisters import KeyTable, RegisterStore
@@ -130,8 +135,25 @@ def _swap_symlink(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
-class F9tEmulator:
-    """The emulated receiver. Fault-injection attributes may be changed while it runs."""
+class ReceiverOptions(TypedDict, total=False):
+    """What every emulated receiver takes, whatever carries its bytes (see F9tReceiver)."""
+
+    model: str
+    unique_id: int
+    epoch_s: float
+    register_csv: str | Path | None
+    replay: str | Path | None
+    position_llh: tuple[float, float, float]
+
+
+class F9tReceiver(ABC):
+    """What the emulated receiver says, whatever carries its bytes.
+
+    The answer to each whole frame the host writes (`_handle`), the output of each epoch
+    (`_epoch_loop`, run in a thread the carrier starts), the register store and the fault hooks,
+    which may be changed while it runs. A carrier (the pty, the in-memory transport) only moves
+    bytes: it hands `_handle` the frames it receives and puts what `_transmit` gets on its wire.
+    """
 
     def __init__(
         self,
@@ -139,16 +161,10 @@ class F9tEmulator:
         model: str = "ZED-F9T",
         unique_id: int = DEFAULT_UID,
         epoch_s: float = 1.0,
-        link: str | Path | None = None,
         register_csv: str | Path | None = None,
         replay: str | Path | None = None,
         position_llh: tuple[float, float, float] = DEFAULT_LLH,
-        tty_path: str | Path | None = None,
     ) -> None:
-        if tty_path is not None and link is not None:
-            raise ValueError(
-                "link is a symlink to the emulator's own pty; with tty_path the device is that tty"
-            )
         if not epoch_s > 0:
             raise ValueError(f"epoch_s must be > 0 seconds, got {epoch_s}")
         if not 0 <= unique_id < 1 << 40:
@@ -157,8 +173,6 @@ class F9tEmulator:
         self.unique_id = unique_id
         self.epoch_s = epoch_s
         self.position_llh = position_llh
-        self.link = Path(link) if link is not None else None
-        self.tty_path = str(tty_path) if tty_path is not None else None
         table = KeyTable.from_csv(register_csv) if register_csv else KeyTable.from_database()
         self.store = RegisterStore(table)
         self._replay = replay_epochs(load_replay(replay)) if replay else None
@@ -171,21 +185,158 @@ class F9tEmulator:
         self.noise = False
         self.received: list[tuple[str, bytes]] = []
 
+        self._emit_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._rng = random.Random(unique_id)
+        self._clock_s = float(int(time.time()))  # the receiver's UTC second of the current epoch
+
+    def value(self, key: int | str, layer: str = "RAM") -> Any:
+        """The value of `key` (id or name) that a VALGET on `layer` would report (None if absent)."""
+        return self.store.value(key, layer)
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start carrying bytes and emitting epochs."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the threads and release what the carrier holds."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @abstractmethod
+    def _transmit(self, data: bytes) -> None:
+        """Put bytes on the wire to the host; drop them when nobody can take them now."""
+
+    def _send(self, frame: bytes) -> None:
+        """Send one frame (damaged, or after noise, when those faults are on)."""
+        if self.corrupt_checksums:
+            frame = frame[:-1] + bytes((frame[-1] ^ 0xFF,))
+        if self.noise:
+            frame = self._noise() + frame
+        self._transmit(frame)
+
+    def _noise(self) -> bytes:
+        """An NMEA sentence and a few garbage bytes that contain no UBX/NMEA/RTCM sync."""
+        garbage = bytes(self._rng.choice(range(0x20, 0x7F)) for _ in range(self._rng.randint(1, 8)))
+        garbage = garbage.replace(b"$", b"#")
+        return msg.nmea_sentence("GNTXT,01,01,02,emulated receiver") + garbage
+
+    # -- receive side ------------------------------------------------------------------------
+
+    def _handle(self, frame: RawFrame) -> None:
+        """Record a frame the host wrote and send the receiver's answers to it."""
+        self.received.append((frame.identity, frame.raw))
+        if self.silent:
+            return
+        with self._emit_lock:
+            try:
+                replies = self._answer(frame)
+            except ValueError as exc:  # a fault hook set to something the key cannot hold
+                log.error("not answering %s: %s", frame.identity, exc)
+                return
+        if replies and self.reply_delay_s > 0:
+            self._stop.wait(self.reply_delay_s)
+        for reply in replies:
+            self._send(reply)
+
+    def _answer(self, frame: RawFrame) -> list[bytes]:
+        kind = (frame.cls_id, frame.msg_id)
+        if kind == msg.CFG_VALSET:
+            ok = self.store.valset(
+                frame.payload, unknown=set(self.nak_keys), mismatch=dict(self.mismatch)
+            )
+            return [msg.ack(*kind, ok)]
+        if kind == msg.CFG_VALGET:
+            answer = self.store.valget(frame.payload, unknown=set(self.nak_keys))
+            if answer is None:
+                return [msg.ack(*kind, False)]
+            return [build_frame(*kind, answer), msg.ack(*kind, True)]
+        if frame.cls_id == msg.CLS_CFG:
+            return [msg.ack(*kind, False)]
+        if frame.payload:
+            return []
+        if kind == msg.MON_VER:
+            return [msg.mon_ver(self.model)]
+        if kind == msg.SEC_UNIQID:
+            return [msg.sec_uniqid(self.unique_id)]
+        if kind in MSGOUT_USB_KEYS:
+            return [self._periodic(kind)]
+        return []
+
+    # -- transmit side -----------------------------------------------------------------------
+
+    def _periodic(self, kind: tuple[int, int]) -> bytes:
+        """The current epoch's instance of TIM-TP, NAV-TIMEUTC or NAV-PVT."""
+        epoch = self._clock_s
+        nano = 370_000 + self._rng.randint(-2_000, 2_000)
+        t_acc = self._rng.randint(58, 94)
+        if kind == msg.TIM_TP:
+            return msg.tim_tp(epoch + 1, self._rng.randint(-4_000, 4_000))
+        if kind == msg.NAV_TIMEUTC:
+            return msg.nav_timeutc(epoch, nano, t_acc)
+        return msg.nav_pvt(epoch, nano, t_acc, self.position_llh)
+
+    def _epoch_loop(self) -> None:
+        start = time.monotonic()
+        index = 0
+        while not self._stop.wait(max(0.0, start + (index + 1) * self.epoch_s - time.monotonic())):
+            index += 1
+            self._clock_s += 1.0
+            if self.silent:
+                continue
+            if self._replay is not None:
+                for raw in self._replay[(index - 1) % len(self._replay)]:
+                    self._send(raw)
+                continue
+            # Under the emit lock a VALSET is applied either before this epoch or after it, so
+            # nothing sent after its ACK-ACK reflects the old output rates.
+            with self._emit_lock:
+                for kind, key_id in MSGOUT_USB_KEYS.items():
+                    rate = self.store.raw_ram(key_id)
+                    if rate and index % rate == 0:
+                        self._send(self._periodic(kind))
+
+
+class F9tEmulator(F9tReceiver):
+    """The emulated receiver on a pty, or on `tty_path`. Fault hooks may be changed while it runs."""
+
+    def __init__(
+        self,
+        *,
+        link: str | Path | None = None,
+        tty_path: str | Path | None = None,
+        **options: Unpack[ReceiverOptions],
+    ) -> None:
+        if tty_path is not None and link is not None:
+            raise ValueError(
+                "link is a symlink to the emulator's own pty; with tty_path the device is that tty"
+            )
+        super().__init__(**options)
+        self.link = Path(link) if link is not None else None
+        self.tty_path = str(tty_path) if tty_path is not None else None
+
         self.device_path = ""
         self._pty_path = ""
         self._io_lock = threading.Lock()
-        self._emit_lock = threading.Lock()
         self._fd: int | None = None  # the receiver's end: the pty master or the opened tty_path
         self._slave: int | None = None  # pty mode: the slave, kept open (see docs/emulator.md)
         self._reopen_at = 0.0  # tty mode: monotonic time of the next attempt to open a lost link
         self._link_lost = False
         self._generation = 0
         self._splitter = FrameSplitter()
-        self._stop = threading.Event()
         self._wake_r, self._wake_w = -1, -1
         self._threads: list[threading.Thread] = []
-        self._rng = random.Random(unique_id)
-        self._clock_s = float(int(time.time()))  # the receiver's UTC second of the current epoch
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -222,18 +373,6 @@ class F9tEmulator:
                 os.close(fd)
         self._wake_r = self._wake_w = -1
 
-    def __enter__(self) -> F9tEmulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def unplug(self) -> None:
         """Vanish like a USB unplug: close the pty (client reads raise) and remove the symlink."""
         self._pty_only("unplug")
@@ -256,10 +395,6 @@ class F9tEmulator:
         self._plug()
         self._wake()
         log.info("re-plugged %s -> %s", self.device_path, self._pty_path)
-
-    def value(self, key: int | str, layer: str = "RAM") -> Any:
-        """The value of `key` (id or name) that a VALGET on `layer` would report (None if absent)."""
-        return self.store.value(key, layer)
 
     def _pty_only(self, what: str) -> None:
         if self.tty_path is not None:
@@ -339,24 +474,14 @@ class F9tEmulator:
             with contextlib.suppress(BlockingIOError):
                 os.write(self._wake_w, b"x")
 
-    def _send(self, frame: bytes) -> None:
-        """Write one frame (plus noise if enabled); dropped if unplugged or the client is not reading."""
-        if self.corrupt_checksums:
-            frame = frame[:-1] + bytes((frame[-1] ^ 0xFF,))
-        if self.noise:
-            frame = self._noise() + frame
+    def _transmit(self, data: bytes) -> None:
+        """Write to the pty or tty; dropped if unplugged or the client is not reading."""
         with self._io_lock:
             if self._fd is None:
                 return
             # EAGAIN: nobody reads (dropped); EIO: a hung-up tty, which the RX loop notices.
             with contextlib.suppress(BlockingIOError, OSError):
-                os.write(self._fd, frame)
-
-    def _noise(self) -> bytes:
-        """An NMEA sentence and a few garbage bytes that contain no UBX/NMEA/RTCM sync."""
-        garbage = bytes(self._rng.choice(range(0x20, 0x7F)) for _ in range(self._rng.randint(1, 8)))
-        garbage = garbage.replace(b"$", b"#")
-        return msg.nmea_sentence("GNTXT,01,01,02,emulated receiver") + garbage
+                os.write(self._fd, data)
 
     # -- receive side ------------------------------------------------------------------------
 
@@ -390,75 +515,3 @@ class F9tEmulator:
                 self._lose_link(generation, gone)
             for frame in frames:
                 self._handle(frame)
-
-    def _handle(self, frame: RawFrame) -> None:
-        self.received.append((frame.identity, frame.raw))
-        if self.silent:
-            return
-        with self._emit_lock:
-            try:
-                replies = self._answer(frame)
-            except ValueError as exc:  # a fault hook set to something the key cannot hold
-                log.error("not answering %s: %s", frame.identity, exc)
-                return
-        if replies and self.reply_delay_s > 0:
-            self._stop.wait(self.reply_delay_s)
-        for reply in replies:
-            self._send(reply)
-
-    def _answer(self, frame: RawFrame) -> list[bytes]:
-        kind = (frame.cls_id, frame.msg_id)
-        if kind == msg.CFG_VALSET:
-            ok = self.store.valset(
-                frame.payload, unknown=set(self.nak_keys), mismatch=dict(self.mismatch)
-            )
-            return [msg.ack(*kind, ok)]
-        if kind == msg.CFG_VALGET:
-            answer = self.store.valget(frame.payload, unknown=set(self.nak_keys))
-            if answer is None:
-                return [msg.ack(*kind, False)]
-            return [build_frame(*kind, answer), msg.ack(*kind, True)]
-        if frame.cls_id == msg.CLS_CFG:
-            return [msg.ack(*kind, False)]
-        if frame.payload:
-            return []
-        if kind == msg.MON_VER:
-            return [msg.mon_ver(self.model)]
-        if kind == msg.SEC_UNIQID:
-            return [msg.sec_uniqid(self.unique_id)]
-        if kind in MSGOUT_USB_KEYS:
-            return [self._periodic(kind)]
-        return []
-
-    # -- transmit side -----------------------------------------------------------------------
-
-    def _periodic(self, kind: tuple[int, int]) -> bytes:
-        """The current epoch's instance of TIM-TP, NAV-TIMEUTC or NAV-PVT."""
-        epoch = self._clock_s
-        nano = 370_000 + self._rng.randint(-2_000, 2_000)
-        t_acc = self._rng.randint(58, 94)
-        if kind == msg.TIM_TP:
-            return msg.tim_tp(epoch + 1, self._rng.randint(-4_000, 4_000))
-        if kind == msg.NAV_TIMEUTC:
-            return msg.nav_timeutc(epoch, nano, t_acc)
-        return msg.nav_pvt(epoch, nano, t_acc, self.position_llh)
-
-    def _epoch_loop(self) -> None:
-        start = time.monotonic()
-        index = 0
-        while not self._stop.wait(max(0.0, start + (index + 1) * self.epoch_s - time.monotonic())):
-            index += 1
-            self._clock_s += 1.0
-            if self.silent:
-                continue
-            if self._replay is not None:
-                for raw in self._replay[(index - 1) % len(self._replay)]:
-                    self._send(raw)
-                continue
-            # Under the emit lock a VALSET is applied either before this epoch or after it, so
-            # nothing sent after its ACK-ACK reflects the old output rates.
-            with self._emit_lock:
-                for kind, key_id in MSGOUT_USB_KEYS.items():
-                    rate = self.store.raw_ram(key_id)
-                    if rate and index % rate == 0:
-                        self._send(self._periodic(kind))

@@ -11,6 +11,11 @@ waiting for the device to come back. READY=1 comes once the server serves and, w
 init_on_start, once the first bring-up attempt is over (the receiver may still be absent or
 failing; the daemon keeps trying and says so in STATUS). The watchdog stops when the link's
 threads stop making progress (a wedged port).
+
+The receiver is the serial device unless the service is built with another transport factory
+and its DeviceStat (`transport.py`), as the tests do with the emulator's in-memory receiver:
+`functools.partial(UbloxService, transport_factory=..., device_stat=...)` is a service factory
+for `runtime.runner.run` and `Runner`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ from panoseti_appliance.runtime.rate import Rate
 from panoseti_appliance.runtime.runner import Runtime, run
 from panoseti_appliance.ublox.server.plan import F9tPlan, InvalidConfig, validate_config
 from panoseti_appliance.ublox.server.servicer import UbloxControlServicer
+from panoseti_appliance.ublox.server.transport import (
+    DeviceStat,
+    SerialTransport,
+    TransportFactory,
+    node_mode,
+)
 
 PROGRAM = "panoseti-ubloxcontrol"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["UbloxControl"].full_name
@@ -56,7 +67,12 @@ class UbloxService:
     grpc_services: tuple[str, ...] = (SERVICE_NAME,)
     listen_setting = "ublox.listen"
 
-    def __init__(self, config: ApplianceConfig) -> None:
+    def __init__(
+        self,
+        config: ApplianceConfig,
+        transport_factory: TransportFactory = SerialTransport,
+        device_stat: DeviceStat = node_mode,
+    ) -> None:
         self.cfg = config.ublox
         self.plan = start_plan(self.cfg)
         self.listen_addresses = list(self.cfg.listen)
@@ -65,6 +81,8 @@ class UbloxService:
             max_read_queue_size=self.cfg.max_read_queue_size,
             ack_timeout=self.cfg.ack_timeout_seconds,
             poll_timeout=self.cfg.poll_timeout_seconds,
+            transport_factory=transport_factory,
+            device_stat=device_stat,
         )
         self._messages = Rate()
 

@@ -1,6 +1,8 @@
-"""The one owner of the receiver's serial port (docs/ublox.md, "UBX messages the appliance uses").
+"""The one owner of the receiver's port (docs/ublox.md, "UBX messages the appliance uses").
 
-Threads do only I/O: a reader thread reads whatever the port has, frames it with the project's
+The port is a `Transport` (`transport.py`): the serial device by default, or any other byte
+stream a transport factory opens, such as the emulator's in-memory receiver. Threads do only
+I/O: a reader thread reads whatever the port has, frames it with the project's
 `FrameSplitter` (NMEA, RTCM, noise and broken frames are skipped and counted, and a stray 0xB5
 never costs the frame behind it), parses each whole frame with pyubx2, and a writer thread drains
 the write queue. Everything else runs on the asyncio loop, handed over with
@@ -9,8 +11,9 @@ ACK/NAK by the acknowledged class/id), the frame cache (newest per identity, fir
 the fan-out to subscribers. Because the cache and the subscriber list are only touched on the loop,
 "snapshot the cache and subscribe" is atomic without a lock.
 
-A vanished device (SerialException, OSError) stops the reader at once, never spinning; the link
-fails pending requests with `LinkLost`, ends every subscription and tells its owner.
+A vanished device (what the transport's `device_errors` name: SerialException, OSError for the
+serial port) stops the reader at once, never spinning; the link fails pending requests with
+`LinkLost`, ends every subscription and tells its owner.
 """
 
 from __future__ import annotations
@@ -21,16 +24,18 @@ import contextlib
 import itertools
 import logging
 import queue
-import termios
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import serial
-
 from panoseti_appliance.runtime.logs import fields
 from panoseti_appliance.ublox.parsed import PARSE_ERRORS, UbxFrame
+from panoseti_appliance.ublox.server.transport import (
+    SerialTransport,
+    Transport,
+    TransportFactory,
+)
 from panoseti_appliance.ublox.ubxframes import (
     MAX_PAYLOAD,
     SYNC,
@@ -45,7 +50,6 @@ ACK_CLASS = 0x05
 ACK_ACK, ACK_NAK = 0x01, 0x00
 #: Classes whose frames are periodic output: also cached and streamed when a request takes them.
 PERIODIC_CLASSES = frozenset({0x01, 0x0D})  # NAV, TIM
-READ_TIMEOUT_S = 0.5
 #: Most bytes taken from the port per read; a read returns at once with whatever is waiting.
 READ_CHUNK_MAX = 16384
 #: How long an incomplete frame may wait for its remaining bytes, on top of the time the longest
@@ -54,8 +58,6 @@ READ_CHUNK_MAX = 16384
 FRAME_WAIT_S = 1.0
 #: A thread of the link that makes no progress for this long is wedged (UbxLink.wedged).
 WEDGED_S = 10.0
-#: What a vanished or broken device raises from read, write or flush.
-DEVICE_ERRORS = (serial.SerialException, OSError, termios.error)
 #: Checksum-valid frames pyubx2 cannot parse, in a row, after which the port is considered broken.
 MAX_CONSECUTIVE_ERRORS = 50
 
@@ -149,7 +151,7 @@ class Subscription:
 
 
 class UbxLink:
-    """Own one serial port: read, write, route replies, cache and fan out frames."""
+    """Own one receiver port: read, write, route replies, cache and fan out frames."""
 
     def __init__(
         self,
@@ -157,12 +159,14 @@ class UbxLink:
         baud: int,
         loop: asyncio.AbstractEventLoop,
         on_lost: Callable[[str], None] | None = None,
+        transport_factory: TransportFactory = SerialTransport,
     ) -> None:
         self.device = device
         self.baud = baud
         self._loop = loop
         self._on_lost = on_lost
-        self._port: serial.Serial | None = None
+        self._transport = transport_factory(device, baud)
+        self._port: Transport | None = None  # the transport while open
         self._stop = threading.Event()
         self._writes: queue.Queue[tuple[bytes, _Waiter | None] | None] = queue.Queue()
         self._seq_lock = threading.Lock()
@@ -189,23 +193,20 @@ class UbxLink:
         self._reader_turn = time.monotonic()
         self._writing_since: float | None = None
 
+    @property
+    def device_errors(self) -> tuple[type[BaseException], ...]:
+        """What this link's transport raises for a device that is gone or cannot be opened."""
+        return self._transport.device_errors
+
     # ---- lifecycle (blocking; call from a thread) -------------------------------------------
 
     def open(self) -> None:
         """Open and flush the port and start the reader and writer threads.
 
-        Raises serial.SerialException or OSError when the device cannot be opened.
+        Raises one of `device_errors` when the device cannot be opened.
         """
-        port = serial.Serial(
-            self.device, baudrate=self.baud, timeout=READ_TIMEOUT_S, exclusive=True
-        )
-        try:
-            port.reset_input_buffer()
-            port.reset_output_buffer()
-        except BaseException:
-            port.close()
-            raise
-        self._port = port
+        self._transport.open()
+        self._port = self._transport
         reader = threading.Thread(target=self._read_loop, name="ubx-reader", daemon=True)
         writer = threading.Thread(target=self._write_loop, name="ubx-writer", daemon=True)
         self._threads = [reader, writer]
@@ -228,7 +229,7 @@ class UbxLink:
         if port is not None:
             try:
                 port.cancel_read()
-            except DEVICE_ERRORS as exc:  # the port may already be gone with the device
+            except port.device_errors as exc:  # the port may already be gone with the device
                 log.debug("cancel_read failed: %s", exc)
         for thread in self._threads:
             if thread is not threading.current_thread():
@@ -236,7 +237,7 @@ class UbxLink:
         if port is not None:
             try:
                 port.close()
-            except DEVICE_ERRORS as exc:
+            except port.device_errors as exc:
                 log.debug("closing the port failed: %s", exc)
             self._log_framing()
         self._port = None
@@ -268,9 +269,9 @@ class UbxLink:
     def wedged(self, now: float | None = None) -> str | None:
         """Why this link's threads stopped making progress, or None.
 
-        The reader turns at least every READ_TIMEOUT_S, so a reader silent for WEDGED_S is stuck
-        (in the driver, or on a loop that never runs its callbacks); a write that takes
-        WEDGED_S never drains. Either way only a new process helps, and the watchdog stops.
+        The reader turns at least every transport.READ_TIMEOUT_S, so a reader silent for
+        WEDGED_S is stuck (in the driver, or on a loop that never runs its callbacks); a write
+        that takes WEDGED_S never drains. Either way only a new process helps, and the watchdog stops.
         """
         if self._stop.is_set() or self._port is None:
             return None
@@ -401,11 +402,11 @@ class UbxLink:
             self._writes.put(None)
             self._post(self._lost, reason)
 
-    def _read_once(self, port: serial.Serial) -> str | None:
+    def _read_once(self, port: Transport) -> str | None:
         """One read and the frames it completes; why the device is lost, or None."""
         try:
             data = port.read(min(max(1, port.in_waiting), READ_CHUNK_MAX))
-        except DEVICE_ERRORS as exc:
+        except port.device_errors as exc:
             return str(exc) or type(exc).__name__
         frames: list[RawFrame] = []
         if data:
@@ -480,8 +481,7 @@ class UbxLink:
             self._writing_since = time.monotonic()
             try:
                 port.write(data)
-                port.flush()
-            except DEVICE_ERRORS as exc:
+            except port.device_errors as exc:
                 reason = f"write failed: {exc}"
                 if not self._stop.is_set():
                     log.error(
@@ -493,7 +493,7 @@ class UbxLink:
                     self._stop.set()
                     try:
                         port.cancel_read()
-                    except DEVICE_ERRORS as exc:
+                    except port.device_errors as exc:
                         log.debug("cancel_read failed: %s", exc)
                     self._post(self._lost, reason)
                 return

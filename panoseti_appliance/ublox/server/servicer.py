@@ -4,6 +4,10 @@ State is one optional `UbxLink` (None means idle) plus the last successful plan.
 serialises everything that talks to the receiver (InitF9t, PollMessage, automatic re-init), so
 one request's replies are never confused with another's. CaptureUblox only reads the link's
 cache and subscriber queues.
+
+The receiver is reached through a transport factory and its device checks through a DeviceStat
+(`transport.py`): the serial port and the device node by default, the emulator's in-memory
+receiver in tests (docs/ublox.md, "Transports").
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ from panoseti_appliance.ublox.server.f9t import (
     valget,
 )
 from panoseti_appliance.ublox.server.link import (
-    DEVICE_ERRORS,
     Dropped,
     Ended,
     LinkLost,
@@ -52,6 +55,12 @@ from panoseti_appliance.ublox.server.plan import (
     validate_config,
 )
 from panoseti_appliance.ublox.server.retries import ReinitRetries
+from panoseti_appliance.ublox.server.transport import (
+    DeviceStat,
+    SerialTransport,
+    TransportFactory,
+    node_mode,
+)
 from panoseti_appliance.ublox.values import all_key_names, key_by_name
 
 log = logging.getLogger(__name__)
@@ -110,20 +119,18 @@ def cannot_connect(path: str, exc: BaseException) -> RpcAbort:
     )
 
 
-def device_mode(path: str) -> int:
-    """The device node's st_mode; RpcAbort(UNAVAILABLE) when it is missing or cannot be read.
+def device_mode(path: str, stat_mode: DeviceStat = node_mode) -> int:
+    """The device node's st_mode; RpcAbort(UNAVAILABLE) when it is missing.
 
     Blocking (a stat of the node): run it off the loop.
     """
-    if not os.path.exists(path):
-        raise RpcAbort(grpc.StatusCode.UNAVAILABLE, f"Device path {path} does not exist.")
     try:
-        return os.stat(path).st_mode
-    except OSError as exc:
-        raise cannot_connect(path, exc) from None
+        return stat_mode(path)
+    except (OSError, ValueError):  # what os.path.exists counts as absent
+        raise RpcAbort(grpc.StatusCode.UNAVAILABLE, f"Device path {path} does not exist.") from None
 
 
-def device_present(path: str) -> bool:
+def device_present(path: str, stat_mode: DeviceStat = node_mode) -> bool:
     """Whether the receiver's device node (or its symlink) is there to be opened.
 
     A node with no permission bits at all is one the kernel has removed: devtmpfs clears its
@@ -132,8 +139,8 @@ def device_present(path: str) -> bool:
     daemon would warn about permissions instead of waiting for the receiver.
     """
     try:
-        mode = os.stat(path).st_mode
-    except OSError:
+        mode = stat_mode(path)
+    except (OSError, ValueError):
         return False
     return stat.S_IMODE(mode) != 0
 
@@ -145,17 +152,26 @@ def _struct(data: dict[str, Any]) -> Struct:
 
 
 class UbloxControlServicer(pb_grpc.UbloxControlServicer):
-    """Owns the receiver state and serves the three RPCs."""
+    """Owns the receiver state and serves the three RPCs.
+
+    `transport_factory` opens the receiver's port and `device_stat` answers whether its device
+    node is there (and what it is); the two belong together: the serial port and the node's
+    os.stat by default, `MemoryReceiver.factory` and `.stat` for the emulator's in-memory one.
+    """
 
     def __init__(
         self,
         max_read_queue_size: int = 200,
         ack_timeout: float = 2.5,
         poll_timeout: float = 1.0,
+        transport_factory: TransportFactory = SerialTransport,
+        device_stat: DeviceStat = node_mode,
     ) -> None:
         self.max_read_queue_size = max_read_queue_size
         self.ack_timeout = ack_timeout
         self.poll_timeout = poll_timeout
+        self._transport_factory = transport_factory
+        self._device_stat = device_stat
         self._link: UbxLink | None = None
         self._plan: F9tPlan | None = None
         self._lock = asyncio.Lock()
@@ -247,12 +263,18 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
                 self._on_device_lost(reason)
 
         self._state = f"initialising {plan.device}"
-        link = UbxLink(plan.device, plan.baud, asyncio.get_running_loop(), on_lost=lost)
+        link = UbxLink(
+            plan.device,
+            plan.baud,
+            asyncio.get_running_loop(),
+            on_lost=lost,
+            transport_factory=self._transport_factory,
+        )
         try:
             await asyncio.to_thread(link.open)
         except BaseException as exc:
             self._state = f"failing: cannot open {plan.device}: {exc}"
-            if isinstance(exc, DEVICE_ERRORS):
+            if isinstance(exc, link.device_errors):
                 raise cannot_connect(plan.device, exc) from None
             raise
         try:
@@ -300,7 +322,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         retries = ReinitRetries(plan.device)
         waiting_logged = False
         while not self._shutting_down:
-            if not await asyncio.to_thread(device_present, plan.device):
+            if not await self._present(plan.device):
                 self._attempted.set()
                 if not waiting_logged:
                     self._state = f"waiting for {plan.device} to appear"
@@ -322,7 +344,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
                     info = await self._bring_up(plan)
                 except (RpcAbort, InitFailure, LinkLost) as exc:
                     self._attempted.set()
-                    if not await asyncio.to_thread(device_present, plan.device):
+                    if not await self._present(plan.device):
                         # Unplugged while being opened: the kernel clears the node's mode
                         # before removing it, so the open failed with EACCES. Wait for the
                         # receiver to come back, as for any unplug; nothing to warn about.
@@ -345,10 +367,13 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
                     return
             await self._wait_while_present(plan.device, delay)
 
+    async def _present(self, device: str) -> bool:
+        return await asyncio.to_thread(device_present, device, self._device_stat)
+
     async def _wait_while_present(self, device: str, delay: float) -> None:
         """Sleep `delay` seconds, or less if the device path vanishes meanwhile."""
         deadline = asyncio.get_running_loop().time() + delay
-        while await asyncio.to_thread(device_present, device) and not self._shutting_down:
+        while await self._present(device) and not self._shutting_down:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return
@@ -399,7 +424,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         echo = _struct(plan.effective_config)
         if self._shutting_down:
             raise RpcAbort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
-        mode = await asyncio.to_thread(device_mode, plan.device)
+        mode = await asyncio.to_thread(device_mode, plan.device, self._device_stat)
         if not stat.S_ISCHR(mode):
             return pb.InitF9tResponse(
                 init_status=pb.InitF9tResponse.INVALID_CONFIG,
