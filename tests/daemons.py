@@ -43,6 +43,14 @@ def env_overrides(settings: Mapping[str, Any], prefix: str = "PANOSETI") -> dict
     return out
 
 
+def clean_environ(*drop: str, **extra: str) -> dict[str, str]:
+    """This process's environment without any PANOSETI_* setting and the variables `drop`, plus
+    `extra`: what a command under test sees, whatever the shell that ran pytest had set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PANOSETI_") and k not in drop}
+    env.update(extra)
+    return env
+
+
 def rpc_details(err: grpc.RpcError) -> str:
     """The details of a failed call, which every error status the daemons send carries."""
     details = err.details()
@@ -62,6 +70,18 @@ class Daemon:
 
     def channel(self) -> grpc.Channel:
         return grpc.insecure_channel(self.target)
+
+    @property
+    def unix_target(self) -> str:
+        """Its unix:// listen address, for daemons whose settings give one beside the TCP port."""
+        (target,) = [
+            address
+            for name, value in self.env.items()
+            if name.startswith("PANOSETI_") and name.endswith("__LISTEN")
+            for address in json.loads(value)
+            if address.startswith("unix://")
+        ]
+        return str(target)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -130,9 +150,7 @@ def start_daemon(
     config = tmp_path / f"{console_script}.yaml"
     config.write_text(config_text)
     log_path = tmp_path / f"{console_script}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PANOSETI_")}
-    env.update(env_overrides(settings))
-    env["PYTHONUNBUFFERED"] = "1"
+    env = clean_environ(**env_overrides(settings), PYTHONUNBUFFERED="1")
     env.update(extra_env or {})
     exe = Path(sys.executable).parent / console_script
     with log_path.open("wb") as log:

@@ -35,6 +35,7 @@ import numpy as np
 
 from panoseti_appliance import pff
 from panoseti_appliance.daqdata.server.frame import Frame, FrameSink
+from panoseti_appliance.daqdata.sim.hashpipe import connect_unix
 from panoseti_appliance.products import DataProduct, by_name
 
 DEFAULT_RUN = "obs_TEST.start_2025-08-02T05_31_36Z.runtype_sci-data.pffd"
@@ -119,18 +120,14 @@ class HashpipeProducer:
         """Connect, retrying until the socket accepts (the daemon may still be starting)."""
         deadline = time.monotonic() + timeout
         while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
             try:
-                sock.connect(self.path)
+                self._sock = connect_unix(self.path, timeout)
             except OSError:
-                sock.close()
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-                continue
-            self._sock = sock
-            return
+            else:
+                return
 
     @property
     def sock(self) -> socket.socket:

@@ -1,12 +1,3 @@
-# The ZED-F9T of the tests: settings.ublox.chips entry for a receiver with this UID, surveyed at a
-# fixed position (the emulator accepts any).
-uid: {
-  inherit uid;
-  position = {
-    format = "LLH";
-    lat_deg = 37.3414;
-    lon_deg = -121.6429;
-    height_m = 1283.0;
-    acc_m = 0.02;
-  };
-}
+# The ZED-F9T of the tests: settings.ublox.chips entry for a receiver with this UID, at the position
+# of the example fleet's daq1 receiver (examples/fleet/settings.nix; the emulator accepts any).
+uid: builtins.head (import ../../examples/fleet/settings.nix).daq1.ublox.chips // { inherit uid; }

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemons import Daemon, free_tcp_port
-from tests.integration.test_client_daemon import start_daqdata
+from tests.daemons import Daemon, clean_environ, free_tcp_port
 from tests.unit.test_plot import assert_png_looks_live
 
 PANOSETI = str(Path(sys.executable).parent / "panoseti")
@@ -24,22 +21,9 @@ LINE = re.compile(
 )
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    running = start_daqdata(tmp_path_factory.mktemp("cli"), [1, 254])
-    yield running
-    running.stop()
-
-
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any server or appliance configuration, plus `extra`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("PANOSETI_") and k not in {"DAQ_CFG", "NET_CFG"}
-    }
-    env.update(extra)
-    return env
+    return clean_environ("DAQ_CFG", "NET_CFG", **extra)
 
 
 def daq(
@@ -56,28 +40,28 @@ def daq(
     )
 
 
-def test_ping_hosts_reflect(daemon: Daemon) -> None:
-    ping = daq("ping", target=daemon.target)
+def test_ping_hosts_reflect(sim_daqdata: Daemon) -> None:
+    ping = daq("ping", target=sim_daqdata.target)
     assert ping.returncode == 0, ping.stderr
-    assert ping.stdout.strip() == f"{daemon.target}: ok"
-    hosts = daq("hosts", target=daemon.target)
-    assert json.loads(hosts.stdout) == {daemon.target: True}
-    reflect = daq("reflect", target=daemon.target)
+    assert ping.stdout.strip() == f"{sim_daqdata.target}: ok"
+    hosts = daq("hosts", target=sim_daqdata.target)
+    assert json.loads(hosts.stdout) == {sim_daqdata.target: True}
+    reflect = daq("reflect", target=sim_daqdata.target)
     assert reflect.returncode == 0, reflect.stderr
     assert (
         "rpc InitHpIo(daqdata.InitHpIoRequest) returns (daqdata.InitHpIoResponse)" in reflect.stdout
     )
 
 
-def test_ping_with_one_host_down(daemon: Daemon) -> None:
+def test_ping_with_one_host_down(sim_daqdata: Daemon) -> None:
     down = f"127.0.0.1:{free_tcp_port()}"
-    result = daq("--host", down, "ping", target=daemon.target)
+    result = daq("--host", down, "ping", target=sim_daqdata.target)
     assert result.returncode == 1
     assert f"{down}: no answer" in result.stdout
-    assert f"{daemon.target}: ok" in result.stdout
+    assert f"{sim_daqdata.target}: ok" in result.stdout
 
 
-def test_init_and_init_sim(daemon: Daemon, tmp_path: Path) -> None:
+def test_init_and_init_sim(sim_daqdata: Daemon, tmp_path: Path) -> None:
     cfg = tmp_path / "hp_io_config_simulate.json"
     cfg.write_text(
         json.dumps(
@@ -91,15 +75,15 @@ def test_init_and_init_sim(daemon: Daemon, tmp_path: Path) -> None:
             }
         )
     )
-    init = daq("init", str(cfg), target=daemon.target)
+    init = daq("init", str(cfg), target=sim_daqdata.target)
     assert init.returncode == 0, init.stderr
-    assert f"InitHpIo succeeded on {daemon.target}" in init.stdout
-    sim = daq("init-sim", "--cfg", str(cfg), target=daemon.target)
+    assert f"InitHpIo succeeded on {sim_daqdata.target}" in init.stdout
+    sim = daq("init-sim", "--cfg", str(cfg), target=sim_daqdata.target)
     assert sim.returncode == 0, sim.stderr
 
 
-def test_stream_lines_and_json(daemon: Daemon) -> None:
-    lines = daq("stream", "--count", "6", "--refresh-period", "0", target=daemon.target)
+def test_stream_lines_and_json(sim_daqdata: Daemon) -> None:
+    lines = daq("stream", "--count", "6", "--refresh-period", "0", target=sim_daqdata.target)
     assert lines.returncode == 0, lines.stderr
     out = lines.stdout.splitlines()
     assert len(out) == 6
@@ -112,7 +96,7 @@ def test_stream_lines_and_json(daemon: Daemon) -> None:
         "3",
         "--module-ids",
         "254",
-        target=daemon.target,
+        target=sim_daqdata.target,
     )
     records = [json.loads(line) for line in js.stdout.splitlines()]
     assert len(records) == 3
@@ -124,37 +108,24 @@ def test_stream_lines_and_json(daemon: Daemon) -> None:
         assert record["min"] <= record["max"]
 
 
-def test_view_and_phdist_render_pngs(daemon: Daemon, tmp_path: Path) -> None:
-    view = daq(
-        "view",
-        "--png",
-        str(tmp_path / "v.png"),
-        "--duration",
-        "2",
-        "--refresh-period",
-        "0.2",
-        target=daemon.target,
-    )
-    assert view.returncode == 0, view.stderr
-    assert f"wrote {tmp_path / 'v.png'}" in view.stdout
-    assert_png_looks_live(tmp_path / "v.png")
-    phdist = daq(
-        "phdist",
-        "--png",
-        str(tmp_path / "p.png"),
-        "--duration",
-        "2",
-        "--durations",
-        "1",
-        "10",
-        target=daemon.target,
-    )
-    assert phdist.returncode == 0, phdist.stderr
-    assert_png_looks_live(tmp_path / "p.png")
+def render_png(daemon: Daemon, tmp_path: Path, command: str, *args: str) -> str:
+    """`panoseti daq COMMAND --png OUT --duration 2 ARGS`: it must succeed and write a PNG with
+    live plots in it. Its stdout."""
+    png = tmp_path / f"{command}.png"
+    result = daq(command, "--png", str(png), "--duration", "2", *args, target=daemon.target)
+    assert result.returncode == 0, result.stderr
+    assert_png_looks_live(png)
+    return result.stdout
 
 
-def test_speed(daemon: Daemon) -> None:
-    result = daq("speed", "--duration", "2", target=daemon.target)
+def test_view_and_phdist_render_pngs(sim_daqdata: Daemon, tmp_path: Path) -> None:
+    view = render_png(sim_daqdata, tmp_path, "view", "--refresh-period", "0.2")
+    assert f"wrote {tmp_path / 'view.png'}" in view
+    render_png(sim_daqdata, tmp_path, "phdist", "--durations", "1", "10")
+
+
+def test_speed(sim_daqdata: Daemon) -> None:
+    result = daq("speed", "--duration", "2", target=sim_daqdata.target)
     assert result.returncode == 0, result.stderr
     rates = re.findall(r"^(\d+) pkts / ([\d.]+)s = ([\d.]+) \(pkts/s\)$", result.stdout, re.M)
     assert rates
@@ -162,9 +133,9 @@ def test_speed(daemon: Daemon) -> None:
     assert re.search(r"^\d+ images in [\d.]+ s = [\d.]+ images/s$", result.stdout, re.M)
 
 
-def test_sigint_ends_a_stream_cleanly(daemon: Daemon) -> None:
+def test_sigint_ends_a_stream_cleanly(sim_daqdata: Daemon) -> None:
     proc = subprocess.Popen(
-        [PANOSETI, "daq", "--host", daemon.target, "stream", "--refresh-period", "0.1"],
+        [PANOSETI, "daq", "--host", sim_daqdata.target, "stream", "--refresh-period", "0.1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -188,7 +159,7 @@ def test_sigint_ends_a_stream_cleanly(daemon: Daemon) -> None:
         (
             ["--daq-config", "/nonexistent/daq_config.json", "hosts"],
             2,
-            "daq_config_path=/nonexistent/daq_config.json does not exist",
+            "/nonexistent/daq_config.json: file not found; check the path",
         ),
         (
             ["--host", "127.0.0.1:1", "stream", "--count", "1"],
@@ -198,7 +169,7 @@ def test_sigint_ends_a_stream_cleanly(daemon: Daemon) -> None:
         (
             ["--host", "127.0.0.1:1", "init", "/nonexistent.json"],
             2,
-            "hp_io config /nonexistent.json does not exist",
+            "/nonexistent.json: file not found; check the path",
         ),
         (
             ["--host", "127.0.0.1:1", "stream", "--no-movie", "--no-ph"],
@@ -219,19 +190,21 @@ def test_bad_daq_config_contents(tmp_path: Path) -> None:
     config.write_text(json.dumps({"daq_nodes": [{"data_dir": "/mnt"}]}))
     result = daq("--daq-config", str(config), "ping")
     assert result.returncode == 2
-    assert "does not have an 'ip_addr' key" in result.stderr
+    assert f"{config}:1: observatory.daq_nodes[0].ip_addr: required setting is missing" in (
+        result.stderr
+    )
 
 
-def test_view_without_display_or_png_says_how_to_render(daemon: Daemon) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
+def test_view_without_display_or_png_says_how_to_render(sim_daqdata: Daemon) -> None:
+    env = clean_environ("DAQ_CFG", "NET_CFG", "DISPLAY", "WAYLAND_DISPLAY")
     for command in ("view", "phdist"):
-        result = daq(command, "--duration", "1", target=daemon.target, env=env)
+        result = daq(command, "--duration", "1", target=sim_daqdata.target, env=env)
         assert result.returncode == 2
         assert "no display for a window: render headless with --png OUT" in result.stderr
 
 
-def test_log_level_after_daq_turns_on_debug_logging(daemon: Daemon) -> None:
-    quiet = daq("--log-level", "warning", "ping", target=daemon.target)
+def test_log_level_after_daq_turns_on_debug_logging(sim_daqdata: Daemon) -> None:
+    quiet = daq("--log-level", "warning", "ping", target=sim_daqdata.target)
     debug = daq("ping", "--log-level", "debug", "--host", f"127.0.0.1:{free_tcp_port()}")
     assert quiet.returncode == 0
     assert "DEBUG" not in quiet.stderr
@@ -248,19 +221,13 @@ def write_config(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def unix_target(daemon: Daemon) -> str:
-    """The daemon's unix:// listen address (daqdata_settings gives it one beside the TCP port)."""
-    (target,) = [a for a in json.loads(daemon.env["PANOSETI_DAQDATA__LISTEN"]) if "unix:" in a]
-    return str(target)
-
-
-def test_servers_from_the_config_file(daemon: Daemon, tmp_path: Path) -> None:
+def test_servers_from_the_config_file(sim_daqdata: Daemon, tmp_path: Path) -> None:
     config = write_config(
-        tmp_path, f"observatory:\n  daq_nodes:\n    - {{ip_addr: '{daemon.target}'}}\n"
+        tmp_path, f"observatory:\n  daq_nodes:\n    - {{ip_addr: '{sim_daqdata.target}'}}\n"
     )
     hosts = daq("hosts", "--config", str(config))
     assert hosts.returncode == 0, hosts.stderr
-    assert json.loads(hosts.stdout) == {daemon.target: True}
+    assert json.loads(hosts.stdout) == {sim_daqdata.target: True}
     assert f"servers from observatory.daq_nodes ({config}:2)" in hosts.stderr
     stream = daq("--config", str(config), "stream", "--count", "2", "--refresh-period", "0")
     assert stream.returncode == 0, stream.stderr
@@ -269,57 +236,57 @@ def test_servers_from_the_config_file(daemon: Daemon, tmp_path: Path) -> None:
     assert all(LINE.match(line) for line in lines), lines
 
 
-def test_config_unix_target_and_port_forwarding(daemon: Daemon, tmp_path: Path) -> None:
+def test_config_unix_target_and_port_forwarding(sim_daqdata: Daemon, tmp_path: Path) -> None:
     # 192.0.2.1 (TEST-NET-1) is never contacted: its forwarding sends clients to the daemon.
     config = write_config(
         tmp_path,
         "observatory:\n  daq_nodes:\n"
-        f"    - {{ip_addr: '{unix_target(daemon)}', data_dir: /mnt/a}}\n"
+        f"    - {{ip_addr: '{sim_daqdata.unix_target}', data_dir: /mnt/a}}\n"
         "    - {ip_addr: 192.0.2.1, data_dir: /mnt/b}\n"
         "  port_forwarding:\n"
-        f"    192.0.2.1: {{status: true, gw_ip: '{daemon.target}', port: 22}}\n",
+        f"    192.0.2.1: {{status: true, gw_ip: '{sim_daqdata.target}', port: 22}}\n",
     )
     hosts = daq("hosts", "--config", str(config))
     assert hosts.returncode == 0, hosts.stderr
-    assert json.loads(hosts.stdout) == {unix_target(daemon): True, daemon.target: True}
+    assert json.loads(hosts.stdout) == {sim_daqdata.unix_target: True, sim_daqdata.target: True}
     assert (
         f"servers from observatory.daq_nodes ({config}:2), port forwarding from "
         f"observatory.port_forwarding ({config}:5)"
     ) in hosts.stderr
 
 
-def test_config_nodes_from_the_environment(daemon: Daemon, tmp_path: Path) -> None:
-    nodes = json.dumps([{"ip_addr": daemon.target}])
+def test_config_nodes_from_the_environment(sim_daqdata: Daemon, tmp_path: Path) -> None:
+    nodes = json.dumps([{"ip_addr": sim_daqdata.target}])
     env = clean_env(PANOSETI_OBSERVATORY__DAQ_NODES=nodes)
     ping = daq("--config", str(write_config(tmp_path, "")), "ping", env=env)
     assert ping.returncode == 0, ping.stderr
-    assert ping.stdout.strip() == f"{daemon.target}: ok"
+    assert ping.stdout.strip() == f"{sim_daqdata.target}: ok"
     hosts = daq("--config", str(tmp_path / "panoseti.yaml"), "hosts", env=env)
     assert "servers from observatory.daq_nodes (env PANOSETI_OBSERVATORY__DAQ_NODES)" in (
         hosts.stderr
     )
 
 
-def test_host_then_daq_config_then_config_file(daemon: Daemon, tmp_path: Path) -> None:
+def test_host_then_daq_config_then_config_file(sim_daqdata: Daemon, tmp_path: Path) -> None:
     dead = f"127.0.0.1:{free_tcp_port()}"
     config = write_config(tmp_path, f"observatory:\n  daq_nodes:\n    - {{ip_addr: '{dead}'}}\n")
     daq_config = tmp_path / "daq_config.json"
-    daq_config.write_text(json.dumps({"daq_nodes": [{"ip_addr": daemon.target}]}))
+    daq_config.write_text(json.dumps({"daq_nodes": [{"ip_addr": sim_daqdata.target}]}))
     with_host = daq(
         "--config",
         str(config),
         "--daq-config",
         str(daq_config),
         "hosts",
-        target=unix_target(daemon),
+        target=sim_daqdata.unix_target,
     )
-    assert json.loads(with_host.stdout) == {unix_target(daemon): True}
+    assert json.loads(with_host.stdout) == {sim_daqdata.unix_target: True}
     assert f"servers from --host (data dirs from --daq-config {daq_config})" in with_host.stderr
     with_file = daq("--config", str(config), "--daq-config", str(daq_config), "hosts")
-    assert json.loads(with_file.stdout) == {daemon.target: True}
+    assert json.loads(with_file.stdout) == {sim_daqdata.target: True}
     assert f"servers from --daq-config {daq_config}\n" in with_file.stderr
     from_env = daq("--config", str(config), "hosts", env=clean_env(DAQ_CFG=str(daq_config)))
-    assert json.loads(from_env.stdout) == {daemon.target: True}
+    assert json.loads(from_env.stdout) == {sim_daqdata.target: True}
     assert f"servers from DAQ_CFG={daq_config}\n" in from_env.stderr
     from_config = daq("--config", str(config), "hosts")
     assert json.loads(from_config.stdout) == {dead: False}

@@ -43,7 +43,7 @@ def test_stale_unix_socket_is_replaced_and_serves(tmp_path: Path) -> None:
     path.parent.mkdir()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stale:
         stale.bind(str(path))  # closed without unlink: a stale socket file
-    with daqdata(tmp_path) as d, grpc.insecure_channel(d.unix_target) as channel:
+    with daqdata(tmp_path) as d, grpc.insecure_channel(d.daemon.unix_target) as channel:
         stub = pb_grpc.DaqDataStub(channel)
         assert stub.Ping(empty_pb2.Empty(), timeout=10) == empty_pb2.Empty()
     assert not path.exists()  # removed on shutdown

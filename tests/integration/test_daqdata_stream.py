@@ -153,40 +153,42 @@ def test_busy_module_never_starves_a_quiet_one(tmp_path: Path) -> None:
             quiet.close()
 
 
-def test_interval_is_clamped_to_the_configured_maximum(tmp_path: Path) -> None:
-    extra = {"daqdata": {"max_client_update_interval_seconds": 0.2}}
+@contextlib.contextmanager
+def _ph256_stream(
+    tmp_path: Path,
+    module: int = 4,
+    extra: dict[str, Any] | None = None,
+    timeout: float = 30,
+    **request: Any,
+) -> Iterator[
+    tuple[DaqData, pb_grpc.DaqDataStub, HashpipeProducer, Iterator[pb.StreamImagesResponse]]
+]:
+    """The daemon (with `extra` settings), a ph256 producer that has sent `module`'s pkt 0, and a
+    stream (`stream_request(**request)`, deadline `timeout`) that has received that frame."""
     with daqdata(tmp_path, extra) as d, d.stub() as stub:
         producer = d.producer("ph256")
         producer.connect()
-        send_frame(producer, 1)
-        call = stub.StreamImages(stream_request(update_interval_seconds=3600), timeout=30)
-        assert pkt_num(next(call).pano_image) == 0
-        send_frame(producer, 1)
-        # With an hour-long interval this would hit the 30 s deadline instead.
-        assert pkt_num(next(call).pano_image) == 1
-        call.cancel()
-        producer.close()
-
-
-@contextlib.contextmanager
-def _module_4_ph256_stream(
-    tmp_path: Path,
-) -> Iterator[tuple[DaqData, HashpipeProducer, Iterator[pb.StreamImagesResponse]]]:
-    """The daemon, a ph256 producer and a stream that has received module 4's pkt 0."""
-    with daqdata(tmp_path) as d, d.stub() as stub:
-        producer = d.producer("ph256")
-        producer.connect()
-        call = stub.StreamImages(stream_request(), timeout=30)
-        send_frame(producer, 4)  # pkt 0
-        assert pkt_num(next(call).pano_image) == 0
+        send_frame(producer, module)  # pkt 0
+        call = stub.StreamImages(stream_request(**request), timeout=timeout)
+        first = next(call)
+        assert (_key(first), pkt_num(first.pano_image)) == ((module, "ph256"), 0)
         try:
-            yield d, producer, call
+            yield d, stub, producer, call
         finally:
             call.cancel()
 
 
+def test_interval_is_clamped_to_the_configured_maximum(tmp_path: Path) -> None:
+    extra = {"daqdata": {"max_client_update_interval_seconds": 0.2}}
+    with _ph256_stream(tmp_path, 1, extra, update_interval_seconds=3600) as (_, _, producer, call):
+        send_frame(producer, 1)
+        # With an hour-long interval this would hit the 30 s deadline instead.
+        assert pkt_num(next(call).pano_image) == 1
+        producer.close()
+
+
 def test_torn_and_garbage_bytes_are_dropped_and_valid_frames_arrive(tmp_path: Path) -> None:
-    with _module_4_ph256_stream(tmp_path) as (d, producer, call):
+    with _ph256_stream(tmp_path) as (d, _, producer, call):
         torn = socket_frame("ph256", 4, 99, header=socket_header("ph256", 99))
         producer.send_raw(torn.wire[:-100])  # a short writev: header and part of the pixels
         send_frame(producer, 4)  # pkt 1 starts inside the torn frame's pixel bytes
@@ -208,7 +210,7 @@ def test_headers_clients_could_not_decode_are_dropped_and_streams_keep_going(
     huge += b'"tv_sec": 0, "tv_usec": 0}'
     deep = json.loads(socket_header("ph256", 98))
     deep["extra"] = json.loads("[" * 60 + "]" * 60)
-    with _module_4_ph256_stream(tmp_path) as (d, producer, call):
+    with _ph256_stream(tmp_path) as (d, _, producer, call):
         producer.send(4, header=huge)
         producer.send(4, header=json.dumps(deep).encode())
         send_frame(producer, 4)  # pkt 3: the producer's index counted the two bad frames
@@ -235,14 +237,10 @@ def test_producer_reconnect_keeps_frame_numbers_counting(tmp_path: Path) -> None
 
 
 def test_forced_reinit_cancels_a_slow_stream_and_serves_the_new_config(tmp_path: Path) -> None:
-    with daqdata(tmp_path) as d, d.stub() as stub:
-        producer = d.producer("ph256")
-        producer.connect()
-        send_frame(producer, 1)
-        # A 60 s interval: after its first tick the stream sleeps; the 20 s deadline would
-        # end it with DEADLINE_EXCEEDED if the re-init did not wake and end it.
-        slow = stub.StreamImages(stream_request(update_interval_seconds=60), timeout=20)
-        assert _key(next(slow)) == (1, "ph256")
+    # A 60 s interval: after its first tick the stream sleeps; the 20 s deadline would end it
+    # with DEADLINE_EXCEEDED if the re-init did not wake and end it.
+    slow_stream = _ph256_stream(tmp_path, 1, timeout=20, update_interval_seconds=60)
+    with slow_stream as (_, stub, producer, slow):
         reply = stub.InitHpIo(
             init_request(data_dir=str(tmp_path / "data"), module_ids=[9], force=True), timeout=20
         )
@@ -265,12 +263,7 @@ def test_forced_reinit_cancels_a_slow_stream_and_serves_the_new_config(tmp_path:
 
 
 def test_sigterm_ends_open_stream_unavailable_and_exits_zero(tmp_path: Path) -> None:
-    with daqdata(tmp_path) as d, d.stub() as stub:
-        producer = d.producer("ph256")
-        producer.connect()
-        send_frame(producer, 1)
-        call = stub.StreamImages(stream_request(update_interval_seconds=10), timeout=30)
-        next(call)
+    with _ph256_stream(tmp_path, 1, update_interval_seconds=10) as (d, _, producer, call):
         d.daemon.proc.send_signal(signal.SIGTERM)
         err = rpc_error(lambda: next(call))
         assert (err.code(), err.details()) == (

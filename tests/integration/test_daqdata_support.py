@@ -51,10 +51,6 @@ class DaqData:
     def target(self) -> str:
         return self.daemon.target
 
-    @property
-    def unix_target(self) -> str:
-        return f"unix://{self.tmp / 'grpc' / 'daqdata.sock'}"
-
     def socket_path(self, dp: str) -> str:
         return str(self.tmp / f"hp_{dp}.sock")
 

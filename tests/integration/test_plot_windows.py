@@ -7,7 +7,6 @@ display, the commands say so in one line.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -23,8 +22,7 @@ from PIL import Image
 from panoseti_appliance.cli.window import feed_window
 from panoseti_appliance.daqdata.client.plot import PanoImagePreviewer
 from tests import screenshot
-from tests.daemons import Daemon
-from tests.integration.test_client_daemon import start_daqdata
+from tests.daemons import Daemon, clean_environ
 from tests.xdisplay import close_windows, require_x, xvfb
 from tests.xdisplay import screenshot as grab
 
@@ -44,21 +42,9 @@ def display() -> Iterator[str]:
         yield name
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    running = start_daqdata(tmp_path_factory.mktemp("windows"), [1, 254])
-    yield running
-    running.stop()
-
-
 def env(**extra: str) -> dict[str, str]:
     """This environment without any display or appliance settings, plus `extra`."""
-    out = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("PANOSETI_") and k not in {"DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND"}
-    }
-    return {**out, **extra}
+    return clean_environ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND", **extra)
 
 
 class Command:
@@ -117,11 +103,11 @@ def assert_not_blank(rgb: np.ndarray) -> None:
 
 
 def test_view_window_shows_every_module_live_and_closes_cleanly(
-    display: str, daemon: Daemon, tmp_path: Path
+    display: str, sim_daqdata: Daemon, tmp_path: Path
 ) -> None:
     command = Command(
         tmp_path,
-        ["--host", daemon.target, "view", "--refresh-period", "0.3"],
+        ["--host", sim_daqdata.target, "view", "--refresh-period", "0.3"],
         env(DISPLAY=display, MPLBACKEND="TkAgg"),
     )
     try:
@@ -157,12 +143,11 @@ def _differs(a: np.ndarray, b: np.ndarray, box: screenshot.Box) -> bool:
 
 
 def test_phdist_window_shows_one_panel_per_duration_and_closes_cleanly(
-    display: str, daemon: Daemon, tmp_path: Path
+    display: str, sim_daqdata: Daemon, tmp_path: Path
 ) -> None:
+    args = ["phdist", "--durations", "5", "30", "--refresh-period", "0.5"]
     command = Command(
-        tmp_path,
-        ["--host", daemon.target, "phdist", "--durations", "5", "30", "--refresh-period", "0.5"],
-        env(DISPLAY=display, MPLBACKEND="TkAgg"),
+        tmp_path, ["--host", sim_daqdata.target, *args], env(DISPLAY=display, MPLBACKEND="TkAgg")
     )
     try:
 

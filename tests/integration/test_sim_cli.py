@@ -13,15 +13,13 @@ import pytest
 
 from panoseti_appliance._proto import daq_data_pb2_grpc
 from panoseti_appliance.cli.main import main
+from tests.daemons import clean_environ
+from tests.producers import until
 from tests.unit.test_simulate_rpc import Uploads
-from tests.unit.test_simulate_uds import Listener, wait_for
+from tests.unit.test_simulate_uds import Listener
 
 PANOSETI = str(Path(sys.executable).parent / "panoseti")
 WAIT = 60.0
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PANOSETI_")}
 
 
 async def sim_process(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
@@ -35,7 +33,7 @@ async def sim_process(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=clean_env(),
+        env=clean_environ(),
     )
 
 
@@ -66,7 +64,7 @@ async def test_uds_frames_reach_the_sockets_and_the_process_exits(tmp_path: Path
         )
         rc, out, err = await finish(proc)
         assert rc == 0, err
-        await wait_for(lambda: all(len(f) == 10 for f in lst.frames.values()), "10 frames per dp")
+        await until(lambda: all(len(f) == 10 for f in lst.frames.values()), "10 frames per dp")
     finally:
         await lst.close()
     assert f"simulating uds to {lst.template}: modules [1, 254]" in out

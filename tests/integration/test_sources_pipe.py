@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from panoseti_appliance.daqdata.server.sources.base import SourceError
 from panoseti_appliance.daqdata.server.sources.pipe import FilesystemPipeSource, parse_records
-from tests.producers import append_frames, data_file, run_dir, run_source, until, write_run
+from tests.producers import (
+    Collected,
+    append_frames,
+    data_file,
+    run_dir,
+    run_source,
+    until,
+    write_run,
+)
 
 PIPE = "read_status_2"
 INTERVAL = 0.05
@@ -40,8 +50,27 @@ class Writer:
     def raw(self, data: bytes) -> None:
         os.write(self.fd, data)
 
+    def write_frames(self, path: Path, dp: str, module: int, n: int) -> None:
+        """What the DAQ does: append `n` frames to the data file, then signal each of them."""
+        append_frames(path, dp, module, n)
+        self.signal(*[dp] * n)
+
     def close(self) -> None:
         os.close(self.fd)
+
+
+@contextlib.asynccontextmanager
+async def _one_run(
+    data_dir: Path, module: int, dp: str
+) -> AsyncIterator[tuple[FilesystemPipeSource, Collected, Path, Path]]:
+    """A run of `module` with one `dp` frame and its FIFO, and the source running, that frame
+    received: (source, frames, data file, FIFO)."""
+    path = write_run(data_dir, module, dp, 1)
+    fifo = _fifo(data_dir, module)
+    source = _source(data_dir)
+    async with run_source(source) as got:
+        await until(lambda: len(got.frames) == 1, "the initial frame")
+        yield source, got, path, fifo
 
 
 def test_parse_records_carries_the_remainder() -> None:
@@ -66,8 +95,7 @@ async def test_signals_trigger_reads_of_the_newest_frame(tmp_path: Path) -> None
         await until(lambda: len(got.frames) == 2, "the initial frames")
         assert source.fifo_paths() == {1: fifo}
         w = Writer(fifo)
-        append_frames(img, "img16", 1, 3)
-        w.signal("img16", "img16", "img16")
+        w.write_frames(img, "img16", 1, 3)
         await until(lambda: got.of(1, "img16")[-1].frame_number == 3, "img16 frame 3")
         append_frames(ph, "ph256", 1, 1)
         w.raw(b"ph25")  # a record split across writes
@@ -81,14 +109,9 @@ async def test_signals_trigger_reads_of_the_newest_frame(tmp_path: Path) -> None
 
 
 async def test_writer_close_and_reopen_without_spinning(tmp_path: Path) -> None:
-    path = write_run(tmp_path, 2, "img8", 1)
-    fifo = _fifo(tmp_path, 2)
-    source = _source(tmp_path)
-    async with run_source(source) as got:
-        await until(lambda: len(got.frames) == 1, "the initial frame")
+    async with _one_run(tmp_path, 2, "img8") as (source, got, path, fifo):
         w = Writer(fifo)
-        append_frames(path, "img8", 2, 1)
-        w.signal("img8")
+        w.write_frames(path, "img8", 2, 1)
         await until(lambda: len(got.frames) == 2, "frame 1")
         w.close()
         # With every writer gone a FIFO would report EOF as readable forever; we hold a
@@ -97,22 +120,16 @@ async def test_writer_close_and_reopen_without_spinning(tmp_path: Path) -> None:
         await until(lambda: source.stats["rescans"] >= rescans + 2, "two quiet re-scans")
         assert source.stats["wakeups"] == wakeups
         w = Writer(fifo)
-        append_frames(path, "img8", 2, 1)
-        w.signal("img8")
+        w.write_frames(path, "img8", 2, 1)
         await until(lambda: len(got.frames) == 3, "frame 2 after the writer reopened")
         w.close()
     assert [f.frame_number for f in got.frames] == [0, 1, 2]
 
 
 async def test_bursts_are_coalesced(tmp_path: Path) -> None:
-    path = write_run(tmp_path, 3, "ph1024", 1)
-    fifo = _fifo(tmp_path, 3)
-    source = _source(tmp_path)
-    async with run_source(source) as got:
-        await until(lambda: len(got.frames) == 1, "the initial frame")
+    async with _one_run(tmp_path, 3, "ph1024") as (source, got, path, fifo):
         w = Writer(fifo)
-        append_frames(path, "ph1024", 3, 50)
-        w.signal(*["ph1024"] * 50)
+        w.write_frames(path, "ph1024", 3, 50)
         await until(lambda: got.frames[-1].frame_number == 50, "the newest frame")
         w.close()
         assert source.stats["signals"] == 50

@@ -1,4 +1,4 @@
-"""The `panoseti ublox` CLI, init_on_start, shutdown and the demo, all as real subprocesses."""
+"""The `panoseti ublox` CLI, init_on_start and shutdown, all as real subprocesses."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
 from panoseti_appliance.ublox.emulator import F9tEmulator
-from tests.daemons import Daemon, free_tcp_port, running_daemon
+from tests.daemons import Daemon
 from tests.integration.test_ublox_init import (
     UID,
     capture_streams,
@@ -26,12 +26,12 @@ from tests.integration.test_ublox_init import (
     init_ok,
     rpc_error,
     stub,
+    ubloxcontrol,
     wait_for,
 )
 
 __all__ = ["daemon", "emulator", "f9t_cfg", "stub"]  # fixtures used by this module
 
-REPO = Path(__file__).resolve().parents[2]
 PANOSETI = Path(sys.executable).parent / "panoseti"
 
 
@@ -95,7 +95,9 @@ def test_cli_errors_are_clear(daemon: Daemon, f9t_cfg: dict[str, Any], tmp_path:
         "AAAAAAAAAA",
     )
     assert done.returncode == 2
-    assert "no chip with f9t_uid AAAAAAAAAA; the file has: DF03A241BC" in done.stderr
+    assert (
+        f"{config}: --chip AAAAAAAAAA: no chip has uid AAAAAAAAAA; the chips are: DF03A241BC"
+    ) in done.stderr
     done = panoseti("ublox", "capture", "--host", daemon.target, "(", "--duration", "5")
     assert done.returncode == 1
     assert "error: INVALID_ARGUMENT: invalid pattern '('" in done.stderr
@@ -137,26 +139,16 @@ def test_shutdown_ends_streams_with_unavailable(
 
 
 def test_init_on_start_from_the_configured_chip(emulator: F9tEmulator, tmp_path: Path) -> None:
-    port = free_tcp_port()
-    settings = {
-        "ublox": {
-            "listen": [f"127.0.0.1:{port}"],
-            "init_on_start": True,
-            "apply_to_layers": ["RAM"],
-            "cfg_key_settings": [
-                {"key": "CFG_TP_FREQ_TP2", "value": 5_000_000},
-                {"key": "CFG_MSGOUT_UBX_TIM_TP_USB", "value": 1},
-            ],
-            "chips": [{"uid": UID, "device": emulator.device_path}],
-        }
+    ublox = {
+        "init_on_start": True,
+        "apply_to_layers": ["RAM"],
+        "cfg_key_settings": [
+            {"key": "CFG_TP_FREQ_TP2", "value": 5_000_000},
+            {"key": "CFG_MSGOUT_UBX_TIM_TP_USB", "value": 1},
+        ],
+        "chips": [{"uid": UID, "device": emulator.device_path}],
     }
-    with (
-        running_daemon(
-            "panoseti-ubloxcontrol", tmp_path / "daemon", settings, f"127.0.0.1:{port}"
-        ) as d,
-        d.channel() as channel,
-    ):
-        stub = pb_grpc.UbloxControlStub(channel)
+    with ubloxcontrol(tmp_path / "daemon", ublox) as (_, stub):
         wait_for(lambda: capture_streams(stub), timeout=60, what="init_on_start")
         assert emulator.value("CFG_TP_FREQ_TP2") == 5_000_000
 
@@ -182,21 +174,6 @@ def test_daemon_refuses_a_bad_start_chip(tmp_path: Path) -> None:
         f"{config}:4: ublox.chips[0].cfg_key_settings[0].value: CFG_TP_FREQ_TP1: 1.5 is not an "
         "integer" in done.stderr
     )
-
-
-def test_demo_runs_end_to_end() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "demo_ublox.py"), "--duration", "3"],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
-    assert "InitF9t: SUCCESS: F9T initialized, configured, and verified successfully." in out
-    assert " demo TIM-TP qErr=" in out
-    assert " demo NAV-TIMEUTC " in out
 
 
 def test_reflection_lists_the_service(daemon: Daemon) -> None:

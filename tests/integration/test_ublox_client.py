@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from typing import Any
 
@@ -22,15 +21,8 @@ DATA = pb.CaptureUbloxResponse.DATA
 ERROR = pb.CaptureUbloxResponse.ERROR
 
 
-def unix_target(daemon: Daemon) -> str:
-    """The daemon's second listen address (the unix socket under the test's tmp dir)."""
-    target: str = json.loads(daemon.env["PANOSETI_UBLOX__LISTEN"])[1]
-    assert target.startswith("unix://")
-    return target
-
-
 def test_sync_client_merges_hosts_and_keeps_labels(daemon: Daemon, f9t_cfg: dict[str, Any]) -> None:
-    hosts = [daemon.target, unix_target(daemon)]  # one daemon reached two ways
+    hosts = [daemon.target, daemon.unix_target]  # one daemon reached two ways
     with UbloxControlClient(hosts) as client:
         replies = client.init_f9t(f9t_cfg, force_init=True, timeout=60)
         assert list(replies) == hosts

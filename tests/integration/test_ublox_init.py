@@ -5,8 +5,9 @@ The fixtures here (emulator, daemon, stub, config) are shared by the other test_
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
 from panoseti_appliance.ublox.client import chip_config, load_f9t_config, to_struct
 from panoseti_appliance.ublox.emulator import F9tEmulator
 from panoseti_appliance.ublox.values import normalise_key
-from tests.daemons import Daemon, free_tcp_port, start_daemon
+from tests.daemons import Daemon, free_tcp_port, running_daemon, start_daemon
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SHIPPED = DATA / "f9t_config.json5"
@@ -54,6 +55,21 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
         yield d
     finally:
         d.stop()
+
+
+@contextlib.contextmanager
+def ubloxcontrol(
+    workdir: Path, ublox: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> Iterator[tuple[Daemon, pb_grpc.UbloxControlStub]]:
+    """A daemon of its own on a free loopback port, for a test that needs these `ublox` settings
+    (and `extra` sections) from the start: the daemon and a stub on it."""
+    port = free_tcp_port()
+    settings = {"ublox": {"listen": [f"127.0.0.1:{port}"], **ublox}, **(extra or {})}
+    with (
+        running_daemon("panoseti-ubloxcontrol", workdir, settings, f"127.0.0.1:{port}") as d,
+        d.channel() as channel,
+    ):
+        yield d, pb_grpc.UbloxControlStub(channel)
 
 
 @pytest.fixture
@@ -202,15 +218,17 @@ def test_verification_mismatch_lists_each_key(
     ]
 
 
-def test_silent_device_fails(
-    stub: pb_grpc.UbloxControlStub, emulator: F9tEmulator, f9t_cfg: dict[str, Any]
+@pytest.mark.parametrize("fault", ["silent", "corrupt_checksums"])
+def test_a_device_that_is_not_understood_fails_as_silent(
+    stub: pb_grpc.UbloxControlStub, emulator: F9tEmulator, f9t_cfg: dict[str, Any], fault: str
 ) -> None:
-    emulator.silent = True
+    """A receiver that says nothing, or only frames with bad checksums, never answers MON-VER."""
+    setattr(emulator, fault, True)
     reply = init(stub, f9t_cfg)
     assert reply.init_status == pb.InitF9tResponse.FAILURE
     assert reply.message == "No MON-VER response"
     # The port was closed again: a second, answered init works.
-    emulator.silent = False
+    setattr(emulator, fault, False)
     init_ok(stub, f9t_cfg)
 
 
@@ -289,12 +307,3 @@ def test_nmea_and_garbage_between_frames_are_skipped(
     names = {next(stream).name for _ in range(6)}
     stream.cancel()
     assert names == {"TIM-TP", "NAV-TIMEUTC"}
-
-
-def test_corrupt_checksums_read_as_silence(
-    stub: pb_grpc.UbloxControlStub, emulator: F9tEmulator, f9t_cfg: dict[str, Any]
-) -> None:
-    emulator.corrupt_checksums = True
-    reply = init(stub, f9t_cfg)
-    assert reply.init_status == pb.InitF9tResponse.FAILURE
-    assert reply.message == "No MON-VER response"

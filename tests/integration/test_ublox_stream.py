@@ -13,7 +13,7 @@ from google.protobuf.json_format import MessageToDict
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
 from panoseti_appliance.ublox.emulator import F9tEmulator
-from tests.daemons import free_tcp_port, rpc_details, running_daemon
+from tests.daemons import rpc_details
 from tests.integration.test_ublox_init import (
     UID,
     capture_streams,
@@ -25,6 +25,7 @@ from tests.integration.test_ublox_init import (
     key_id,
     rpc_error,
     stub,
+    ubloxcontrol,
     wait_for,
 )
 
@@ -227,15 +228,7 @@ def test_slow_client_is_told_how_many_frames_were_dropped(
     emulator: F9tEmulator, f9t_cfg: dict[str, Any], tmp_path: Path
 ) -> None:
     emulator.epoch_s = 0.01
-    port = free_tcp_port()
-    settings = {"ublox": {"listen": [f"127.0.0.1:{port}"], "max_read_queue_size": 2}}
-    with (
-        running_daemon(
-            "panoseti-ubloxcontrol", tmp_path / "slow", settings, f"127.0.0.1:{port}"
-        ) as d,
-        d.channel() as channel,
-    ):
-        slow = pb_grpc.UbloxControlStub(channel)
+    with ubloxcontrol(tmp_path / "slow", {"max_read_queue_size": 2}) as (d, slow):
         init_ok(slow, f9t_cfg)
         stream = slow.CaptureUblox(pb.CaptureUbloxRequest(), timeout=STREAM_TIMEOUT)
         assert next(stream).type == DATA
@@ -259,25 +252,16 @@ def test_failing_reinit_backs_off_warns_per_reason_and_says_when_it_worked(
     emulator: F9tEmulator, tmp_path: Path
 ) -> None:
     emulator.model = "ZED-F9P"  # present but wrong: every attempt fails at MON-VER
-    port = free_tcp_port()
-    settings = {
-        "ublox": {
-            "listen": [f"127.0.0.1:{port}"],
-            "init_on_start": True,
-            "cfg_key_settings": [{"key": "CFG_MSGOUT_UBX_TIM_TP_USB", "value": 1}],
-            "chips": [{"uid": UID, "device": emulator.device_path}],
-        }
+    ublox = {
+        "init_on_start": True,
+        "cfg_key_settings": [{"key": "CFG_MSGOUT_UBX_TIM_TP_USB", "value": 1}],
+        "chips": [{"uid": UID, "device": emulator.device_path}],
     }
 
     def attempts() -> int:  # every attempt starts with one MON-VER poll
         return [identity for identity, _ in emulator.received].count("MON-VER")
 
-    with (
-        running_daemon(
-            "panoseti-ubloxcontrol", tmp_path / "retry", settings, f"127.0.0.1:{port}"
-        ) as d,
-        d.channel() as channel,
-    ):
+    with ubloxcontrol(tmp_path / "retry", ublox) as (d, stub):
         wait_for(lambda: attempts() >= 2, timeout=60, what="two failed attempts")
         # A new reason is worth a new warning: the right model, but another receiver's UID.
         emulator.unique_id = 0x0123456789
@@ -288,7 +272,6 @@ def test_failing_reinit_backs_off_warns_per_reason_and_says_when_it_worked(
             what="the UID failure to be reported",
         )
         emulator.unique_id = int(UID, 16)
-        stub = pb_grpc.UbloxControlStub(channel)
         wait_for(
             lambda: capture_streams(stub),
             timeout=60,
@@ -311,18 +294,8 @@ def test_a_replug_during_the_back_off_is_tried_at_once_and_counted_afresh(
     emulator: F9tEmulator, tmp_path: Path
 ) -> None:
     emulator.model = "ZED-F9P"
-    port = free_tcp_port()
-    settings = {
-        "ublox": {
-            "listen": [f"127.0.0.1:{port}"],
-            "init_on_start": True,
-            "chips": [{"uid": UID, "device": emulator.device_path}],
-        },
-        "logging": {"level": "debug"},
-    }
-    with running_daemon(
-        "panoseti-ubloxcontrol", tmp_path / "replug", settings, f"127.0.0.1:{port}"
-    ) as d:
+    ublox = {"init_on_start": True, "chips": [{"uid": UID, "device": emulator.device_path}]}
+    with ubloxcontrol(tmp_path / "replug", ublox, {"logging": {"level": "debug"}}) as (d, _):
         # Unplug between attempts, never during one (that would be a new failure reason).
         wait_for(
             lambda: "re-init attempt 3 failed" in d.log(),

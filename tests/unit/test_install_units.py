@@ -144,25 +144,27 @@ def test_reinstall_replaces_files_and_leaves_no_temporaries(tmp_path: Path, bind
     assert sorted(files_under(prefix)) == sorted(DESTINATIONS.values())
 
 
+def refusal(tmp_path: Path, bindir: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """`install-units --bindir BINDIR` fails (exit 1) before it writes anything; its stderr."""
+    prefix = tmp_path / "prefix"
+    assert main(["install-units", "--prefix", str(prefix), "--bindir", str(bindir)]) == 1
+    assert not prefix.exists()
+    return capsys.readouterr().err
+
+
 @pytest.mark.parametrize("missing", DAEMONS)
 def test_refuses_a_bindir_without_the_daemons(
     tmp_path: Path, bindir: Path, missing: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (bindir / missing).unlink()
-    prefix = tmp_path / "prefix"
-    assert main(["install-units", "--prefix", str(prefix), "--bindir", str(bindir)]) == 1
-    err = capsys.readouterr().err
-    assert f"{missing} is not in {bindir}; pass --bindir DIR" in err
-    assert not prefix.exists()
+    assert f"{missing} is not in {bindir}; pass --bindir DIR" in refusal(tmp_path, bindir, capsys)
 
 
 def test_refuses_a_daemon_that_is_not_executable(
     tmp_path: Path, bindir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (bindir / "panoseti-daqdata").chmod(0o644)
-    assert main(["install-units", "--prefix", str(tmp_path / "p"), "--bindir", str(bindir)]) == 1
-    assert "panoseti-daqdata is not executable" in capsys.readouterr().err
-    assert not (tmp_path / "p").exists()
+    assert "panoseti-daqdata is not executable" in refusal(tmp_path, bindir, capsys)
 
 
 def test_refuses_a_bindir_unit_files_would_misread(
@@ -170,9 +172,7 @@ def test_refuses_a_bindir_unit_files_would_misread(
 ) -> None:
     spaced = tmp_path / "my venv" / "bin"
     shutil.copytree(bindir, spaced)
-    assert main(["install-units", "--prefix", str(tmp_path / "p"), "--bindir", str(spaced)]) == 1
-    assert "unit files would misread" in capsys.readouterr().err
-    assert not (tmp_path / "p").exists()
+    assert "unit files would misread" in refusal(tmp_path, spaced, capsys)
 
 
 def test_unwritable_prefix_is_one_clear_line(

@@ -50,18 +50,8 @@ def test_generated_code_is_current(tmp_path: Path, stem: str, module: object) ->
     assert _file_proto(module)
 
 
-T = {
-    "bool": FD.TYPE_BOOL,
-    "double": FD.TYPE_DOUBLE,
-    "string": FD.TYPE_STRING,
-    "uint32": FD.TYPE_UINT32,
-    "int32": FD.TYPE_INT32,
-    "bytes": FD.TYPE_BYTES,
-    "enum": FD.TYPE_ENUM,
-    "message": FD.TYPE_MESSAGE,
-}
-
-# (message, number, name, type, repeated, message/enum type full name) as the original shipped them.
+# (message, number, name, type, repeated, message/enum type full name) as the original shipped them;
+# the type is a FieldDescriptor.TYPE_* name in lower case.
 DAQDATA_FIELDS = [
     ("PanoImage", 1, "type", "enum", False, "daqdata.PanoImage.Type"),
     ("PanoImage", 2, "header", "message", False, "google.protobuf.Struct"),
@@ -116,13 +106,57 @@ UBLOX_FIELDS = [
 ]
 
 
-def _check_fields(module: object, rows: list[tuple[Any, ...]]) -> None:
+def _methods(fd: Any, service: str) -> list[descriptor_pb2.MethodDescriptorProto]:
+    """The methods of `service` as written in its file (types as `.package.Message`)."""
+    proto = descriptor_pb2.ServiceDescriptorProto()
+    fd.services_by_name[service].CopyToProto(proto)
+    return list(proto.method)
+
+
+@pytest.mark.parametrize(
+    ("module", "package", "rows", "enums", "options"),
+    [
+        pytest.param(
+            daq_data_pb2,
+            "daqdata",
+            DAQDATA_FIELDS,
+            {"PanoImage.Type": {"UNDEFINED": 0, "PULSE_HEIGHT": 1, "MOVIE": 2}},
+            ("io.grpc.daq_data", "DaqDataProto", "DAQD"),
+            id="daqdata",
+        ),
+        pytest.param(
+            ublox_control_pb2,
+            "ubloxcontrol",
+            UBLOX_FIELDS,
+            {
+                "InitF9tResponse.InitStatus": {
+                    "UNDEFINED": 0,
+                    "INVALID_CONFIG": 1,
+                    "SUCCESS": 2,
+                    "FAILURE": 3,
+                },
+                "CaptureUbloxResponse.Type": {"UNDEFINED": 0, "DATA": 1, "ERROR": 2},
+            },
+            ("io.grpc.ublox_control", "UbloxControlProto", "UBXCTL"),
+            id="ubloxcontrol",
+        ),
+    ],
+)
+def test_package_fields_enums_and_options_are_the_originals(
+    module: object,
+    package: str,
+    rows: list[tuple[Any, ...]],
+    enums: dict[str, dict[str, int]],
+    options: tuple[str, str, str],
+) -> None:
+    """`options`: the java_package, java_outer_classname and objc_class_prefix of the file."""
     fd = module.DESCRIPTOR  # type: ignore[attr-defined]
+    assert fd.package == package
     for msg_name, number, name, typ, repeated, type_name in rows:
         msg = fd.message_types_by_name[msg_name]
         field = msg.fields_by_number[number]
         assert field.name == name, (msg_name, number)
-        assert field.type == T[typ], (msg_name, name)
+        assert field.type == getattr(FD, f"TYPE_{typ.upper()}"), (msg_name, name)
         assert field.is_repeated == repeated, (msg_name, name)
         if type_name is not None:
             target = field.message_type or field.enum_type
@@ -130,18 +164,17 @@ def _check_fields(module: object, rows: list[tuple[Any, ...]]) -> None:
         if repeated and typ in ("uint32",):
             # proto3 packs repeated scalars by default; the original's wire form.
             assert field.is_packed, (msg_name, name)
+    for path, values in enums.items():
+        msg_name, enum_name = path.split(".")
+        enum = fd.message_types_by_name[msg_name].enum_types_by_name[enum_name]
+        assert {v.name: v.number for v in enum.values} == values, path
+    opts = fd.GetOptions()
+    assert (opts.java_package, opts.java_outer_classname, opts.objc_class_prefix) == options
 
 
-def test_daqdata_wire_contract() -> None:
+def test_daqdata_messages_and_service() -> None:
     fd = daq_data_pb2.DESCRIPTOR
-    assert fd.package == "daqdata"
-    _check_fields(daq_data_pb2, DAQDATA_FIELDS)
-    enum = fd.message_types_by_name["PanoImage"].enum_types_by_name["Type"]
-    assert {v.name: v.number for v in enum.values} == {
-        "UNDEFINED": 0,
-        "PULSE_HEIGHT": 1,
-        "MOVIE": 2,
-    }
+    assert fd.GetOptions().java_multiple_files
     init_req = descriptor_pb2.DescriptorProto()
     fd.message_types_by_name["InitHpIoRequest"].CopyToProto(init_req)
     assert [(r.start, r.end) for r in init_req.reserved_range] == [(5, 6)]
@@ -152,46 +185,25 @@ def test_daqdata_wire_contract() -> None:
         "SetConfigurationResponse",
     ):
         assert unused in fd.message_types_by_name
-    svc = fd.services_by_name["DaqData"]
-    rpcs = {m.name: m for m in svc.methods}
+    rpcs = {m.name: m for m in fd.services_by_name["DaqData"].methods}
     assert rpcs["StreamImages"].input_type.name == "StreamImagesRequest"
     assert rpcs["StreamImages"].output_type.name == "StreamImagesResponse"
     assert rpcs["InitHpIo"].input_type.name == "InitHpIoRequest"
     assert rpcs["Ping"].input_type.full_name == "google.protobuf.Empty"
     assert rpcs["Ping"].output_type.full_name == "google.protobuf.Empty"
     assert rpcs["UploadImages"].input_type.name == "UploadImageRequest"
-    mp = descriptor_pb2.ServiceDescriptorProto()
-    svc.CopyToProto(mp)
-    streaming = {m.name: (m.client_streaming, m.server_streaming) for m in mp.method}
+    streaming = {m.name: (m.client_streaming, m.server_streaming) for m in _methods(fd, "DaqData")}
     assert streaming == {
         "StreamImages": (False, True),
         "InitHpIo": (False, False),
         "Ping": (False, False),
         "UploadImages": (True, False),
     }
-    opts = fd.GetOptions()
-    assert opts.java_multiple_files
-    assert opts.java_package == "io.grpc.daq_data"
-    assert opts.java_outer_classname == "DaqDataProto"
-    assert opts.objc_class_prefix == "DAQD"
 
 
-def test_ubloxcontrol_wire_contract() -> None:
-    fd = ublox_control_pb2.DESCRIPTOR
-    assert fd.package == "ubloxcontrol"
-    _check_fields(ublox_control_pb2, UBLOX_FIELDS)
-    status = fd.message_types_by_name["InitF9tResponse"].enum_types_by_name["InitStatus"]
-    assert {v.name: v.number for v in status.values} == {
-        "UNDEFINED": 0,
-        "INVALID_CONFIG": 1,
-        "SUCCESS": 2,
-        "FAILURE": 3,
-    }
-    ctype = fd.message_types_by_name["CaptureUbloxResponse"].enum_types_by_name["Type"]
-    assert {v.name: v.number for v in ctype.values} == {"UNDEFINED": 0, "DATA": 1, "ERROR": 2}
-    mp = descriptor_pb2.ServiceDescriptorProto()
-    fd.services_by_name["UbloxControl"].CopyToProto(mp)
-    assert {m.name: (m.input_type, m.output_type, m.server_streaming) for m in mp.method} == {
+def test_ubloxcontrol_service() -> None:
+    methods = _methods(ublox_control_pb2.DESCRIPTOR, "UbloxControl")
+    assert {m.name: (m.input_type, m.output_type, m.server_streaming) for m in methods} == {
         "InitF9t": (".ubloxcontrol.InitF9tRequest", ".ubloxcontrol.InitF9tResponse", False),
         "PollMessage": (".ubloxcontrol.PollRequest", ".ubloxcontrol.PollResponse", False),
         "CaptureUblox": (
@@ -200,7 +212,3 @@ def test_ubloxcontrol_wire_contract() -> None:
             True,
         ),
     }
-    opts = fd.GetOptions()
-    assert opts.java_package == "io.grpc.ublox_control"
-    assert opts.java_outer_classname == "UbloxControlProto"
-    assert opts.objc_class_prefix == "UBXCTL"

@@ -7,8 +7,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +17,9 @@ from panoseti_appliance.config import SimulatorConfig
 from panoseti_appliance.daqdata.sim.files import FilesystemEmitter, pipe_record
 from panoseti_appliance.daqdata.sim.simulator import Simulator, SimulatorError
 from panoseti_appliance.products import IMG16, PH256, PH1024
+from tests.producers import until
 
 WAIT = 30.0
-
-
-async def wait_for(cond: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def make_sim(tmp_path: Path, mode: str, **kw: Any) -> Simulator:
@@ -129,7 +120,7 @@ async def test_pipe_mode_records_reach_a_reader(tmp_path: Path) -> None:
         return len(received) >= 40
 
     try:
-        await wait_for(read_some, "4 records")
+        await until(read_some, "4 records")
     finally:
         os.close(fd)
         await sim.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +20,11 @@ from panoseti_appliance.daqdata.sim.frames import load_frames
 from panoseti_appliance.daqdata.sim.simulator import Simulator, SimulatorError
 from panoseti_appliance.daqdata.sim.upload import pano_image
 from panoseti_appliance.products import PH256, by_layout
+from tests.producers import until
 
 WAIT = 30.0
 DATA = Path(__file__).resolve().parent.parent / "data"
 PH_FILE = DATA / "start_2025-08-02T05_31_36Z.dp_ph256.bpp_2.module_254.seqno_0.pff"
-
-
-async def wait_for(cond: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class Uploads(daq_data_pb2_grpc.DaqDataServicer):
@@ -91,7 +84,7 @@ async def test_uploads_every_frame_with_its_module_and_step(tmp_path: Path) -> N
     try:
         await sim.start()
         await sim.wait()
-        await wait_for(lambda: len(servicer.images) == 100, "100 images")
+        await until(lambda: len(servicer.images) == 100, "100 images")
     finally:
         await sim.stop()
         await server.stop(None)
@@ -120,12 +113,12 @@ async def test_reconnects_after_unavailable_and_daemon_restart(tmp_path: Path) -
     sim = make_sim(f"unix://{path}", update_interval_seconds=0.01, module_ids=[3])
     try:
         await sim.start()
-        await wait_for(lambda: len(servicer.images) >= 5, "images after two refused calls")
+        await until(lambda: len(servicer.images) >= 5, "images after two refused calls")
         assert servicer.calls == 3
         await server.stop(None)
         restarted = Uploads()
         server = await serve(path, restarted)
-        await wait_for(lambda: len(restarted.images) >= 5, "images after a restart")
+        await until(lambda: len(restarted.images) >= 5, "images after a restart")
     finally:
         await sim.stop()
         await server.stop(None)
@@ -141,7 +134,7 @@ async def test_rpc_mode_without_target_is_refused() -> None:
 async def test_stop_while_the_daemon_is_absent_is_bounded(tmp_path: Path) -> None:
     sim = make_sim(f"unix://{tmp_path / 'nobody.sock'}", update_interval_seconds=0.01)
     await sim.start()
-    await wait_for(lambda: sim.steps > 3, "a few steps")
+    await until(lambda: sim.steps > 3, "a few steps")
     await asyncio.wait_for(sim.stop(), timeout=WAIT)
     assert sim.finished is False  # stopped: no task left
 
@@ -153,7 +146,7 @@ async def test_full_rate_is_paced_by_the_server_and_drops_nothing(tmp_path: Path
     try:
         await sim.start()
         await sim.wait()  # 1000 images through a 16-slot queue: the loop waited, never dropped
-        await wait_for(lambda: len(servicer.images) == 1000, "all 1000 images")
+        await until(lambda: len(servicer.images) == 1000, "all 1000 images")
     finally:
         await sim.stop()
         await server.stop(None)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,7 @@ from panoseti_appliance.daqdata.server.sources.hashpipe import HashpipeFramer
 from panoseti_appliance.daqdata.sim.hashpipe import HashpipeEmitter, HashpipeFaults
 from panoseti_appliance.daqdata.sim.simulator import Simulator
 from panoseti_appliance.products import BY_NAME, IMG16, PH256
-
-WAIT = 30.0
-
-
-async def wait_for(cond: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+from tests.producers import until
 
 
 class Listener:
@@ -117,9 +108,7 @@ async def test_each_module_reaches_each_socket_with_current_wr_time(listener: Li
     await sim.start()
     try:
         await sim.wait()
-        await wait_for(
-            lambda: all(len(f) == 40 for f in listener.frames.values()), "40 frames per dp"
-        )
+        await until(lambda: all(len(f) == 40 for f in listener.frames.values()), "40 frames per dp")
     finally:
         await sim.stop()
     assert sim.steps == 20
@@ -147,7 +136,7 @@ async def test_original_timestamps_are_replayed_when_asked(listener: Listener) -
     )
     await sim.start()
     await sim.wait()
-    await wait_for(lambda: len(listener.frames["ph256"]) == 2, "2 ph256 frames")
+    await until(lambda: len(listener.frames["ph256"]) == 2, "2 ph256 frames")
     await sim.stop()
     first = listener.frames["ph256"][0][1]
     # The bundled ph256 sample is the real, WR-desynchronised recording.
@@ -166,7 +155,7 @@ async def test_frames_are_dropped_until_the_socket_exists_then_it_connects(tmp_p
         assert emitter.stats.get("ph256", "disconnected") == 1
         lst.bind("ph256")
         await emitter.emit(5, PH256, header, pixels, 1)
-        await wait_for(lambda: len(lst.frames["ph256"]) == 1, "one frame")
+        await until(lambda: len(lst.frames["ph256"]) == 1, "one frame")
         assert lst.frames["ph256"][0] == (5, header, pixels)
         # A product the emulator is not configured for is counted, not sent.
         await emitter.emit(5, IMG16, {}, bytes(IMG16.bytes_per_image), 2)
@@ -182,7 +171,7 @@ async def test_reconnects_after_the_daemon_drops_the_connection(listener: Listen
     pixels = bytes(range(256)) * 2
     try:
         await emitter.emit(1, PH256, header, pixels, 0)
-        await wait_for(lambda: len(listener.frames["ph256"]) == 1, "first frame")
+        await until(lambda: len(listener.frames["ph256"]) == 1, "first frame")
         listener.drop_connections()
         # The first sends after the peer closed fail (EPIPE/ECONNRESET); a later one reconnects.
         n = 1
@@ -192,7 +181,7 @@ async def test_reconnects_after_the_daemon_drops_the_connection(listener: Listen
             assert n < 10_000, "never reconnected"
             await asyncio.sleep(0.01)
         await emitter.emit(1, PH256, header, pixels, n)
-        await wait_for(lambda: len(listener.frames["ph256"]) >= 2, "a frame after reconnect")
+        await until(lambda: len(listener.frames["ph256"]) >= 2, "a frame after reconnect")
         assert emitter.stats.get("ph256", "send_errors") >= 1
         assert emitter.stats.get("ph256", "connects") == 2
     finally:
@@ -231,7 +220,7 @@ async def test_injected_torn_frames_are_detected_and_the_rest_recovered(listener
     )
     await sim.start()
     await sim.wait()
-    await wait_for(lambda: len(listener.frames["ph256"]) == 25, "the 25 untorn frames")
+    await until(lambda: len(listener.frames["ph256"]) == 25, "the 25 untorn frames")
     await sim.stop()
     # Frames 5, 10, ..., 30 are torn; frame 31 follows the last one, so all 6 are detected.
     assert sim.stats.get("ph256", "torn") == 6
@@ -251,11 +240,11 @@ async def test_injected_drops_and_idle_reconnects(listener: Listener) -> None:
         assert emitter.stats.get("ph256", "injected_drops") == 2
         assert emitter.stats.get("ph256", "sent") == 2
         idle_since = time.monotonic()
-        await wait_for(lambda: time.monotonic() - idle_since > 0.2, "idle time to pass")
+        await until(lambda: time.monotonic() - idle_since > 0.2, "idle time to pass")
         await emitter.emit(1, PH256, header, pixels, 4)  # frame 5: sent after reconnecting
         assert emitter.stats.get("ph256", "idle_reconnects") == 1
-        await wait_for(lambda: listener.accepted["ph256"] == 2, "the second connection")
-        await wait_for(lambda: len(listener.frames["ph256"]) == 3, "3 frames")
+        await until(lambda: listener.accepted["ph256"] == 2, "the second connection")
+        await until(lambda: len(listener.frames["ph256"]) == 3, "3 frames")
     finally:
         await emitter.close()
 

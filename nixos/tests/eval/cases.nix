@@ -3,6 +3,7 @@
 # tests/integration/test_nixos_module.py and by the flake's checks.<system>.module-eval.
 let
   chip = import ../receiver.nix "DF03A241BC";
+  fleet = import ../../../examples/fleet/settings.nix;
 in
 {
   defaults = {
@@ -44,24 +45,12 @@ in
     fails = [ ];
   };
 
-  # A head node: clients and the configuration of the fleet, no daemon.
+  # A head node: clients and the configuration of the fleet, no daemon (the example fleet's).
   head-node = {
     module.services.panoseti = {
       enable = true;
       daqdata.enable = false;
-      settings.observatory = {
-        head_node_ip_addr = "10.0.0.3";
-        daq_nodes = [
-          {
-            ip_addr = "10.0.0.60";
-            module_ids = "1-2";
-          }
-          {
-            ip_addr = "10.0.0.61";
-            module_ids = "3-4";
-          }
-        ];
-      };
+      settings = fleet.head;
     };
     fails = [ ];
   };

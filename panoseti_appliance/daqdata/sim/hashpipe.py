@@ -57,6 +57,19 @@ class HashpipeFaults:
             raise ValueError("HashpipeFaults.idle_reconnect_seconds must be > 0")
 
 
+def connect_unix(path: str, timeout: float | None) -> socket.socket:
+    """A stream socket connected to the Unix socket at `path`, with `timeout` (0.0: non-blocking,
+    as Hashpipe's); OSError if nothing accepts there, with no socket left open."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class _Connection:
     """Hashpipe's one non-blocking socket to the daemon for one data product."""
 
@@ -70,14 +83,10 @@ class _Connection:
         """Connect if the socket file exists; False (frame dropped) when that is not possible."""
         if not os.path.exists(self.path):
             return False
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
         try:
-            sock.connect(self.path)
+            self.sock = connect_unix(self.path, timeout=0.0)
         except OSError:
-            sock.close()
             return False
-        self.sock = sock
         self.last_success = time.monotonic()
         return True
 

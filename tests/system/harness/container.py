@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import mkdtemp
@@ -39,13 +39,13 @@ _STOP_GRACE = 20.0
 #: The exit status of a boot that had to be stopped (coreutils' `timeout` convention).
 TIMED_OUT = 124
 
+#: The test unit of every boot (container or VM). `unit` and `service` are what each harness adds
+#: to the [Unit] and [Service] sections: how the scenario's end ends the boot.
 _UNIT_TEMPLATE = """\
 [Unit]
 Description=PANOSETI system test scenario {name}
 After=multi-user.target
-SuccessAction=exit
-FailureAction=exit
-
+{unit}
 [Service]
 Type=simple
 ExecStart={interpreter} {payload}/{name}
@@ -53,9 +53,11 @@ Environment=PYTHONPATH={payload} PYTHONUNBUFFERED=1 CHECKLIB={payload}/checklib.
 StandardOutput=journal+console
 StandardError=journal+console
 RuntimeMaxSec={runtime}
-TimeoutStopSec=5
 LimitCORE=0
-"""
+{service}"""
+#: In a container the scenario's end makes PID 1 exit, with the scenario's exit status.
+_CONTAINER_UNIT = "SuccessAction=exit\nFailureAction=exit\n"
+_CONTAINER_SERVICE = "TimeoutStopSec=5\n"
 
 #: The journal must survive the container: keep it in /var (the boot's upper layer), not /run.
 _JOURNALD_DROPIN = "[Journal]\nStorage=persistent\n"
@@ -109,7 +111,12 @@ def boot(
     result_dir.mkdir()
     upper = run_dir / "upper"
     placed: dict[str, bytes | Path] = {
-        **scenario_files(scenario, _UNIT_TEMPLATE, max(5, int(timeout - _SHUTDOWN_MARGIN))),
+        **scenario_files(
+            scenario,
+            max(5, int(timeout - _SHUTDOWN_MARGIN)),
+            unit=_CONTAINER_UNIT,
+            service=_CONTAINER_SERVICE,
+        ),
         "/etc/systemd/journald.conf.d/panoseti-systest.conf": _JOURNALD_DROPIN.encode(),
         **(files or {}),
     }
@@ -130,20 +137,28 @@ def boot(
     )
 
 
-def scenario_files(scenario: Path, unit_template: str, runtime: int) -> dict[str, bytes | Path]:
+def scenario_files(
+    scenario: Path, runtime: int, *, unit: str, service: str
+) -> dict[str, bytes | Path]:
     """checklib, the scenario and its test unit: what every boot (container or VM) places.
 
-    A .py scenario runs with the venv's python, anything else with /bin/sh; `unit_template` is
-    formatted with name, interpreter, payload and runtime (the unit's RuntimeMaxSec=).
+    A .py scenario runs with the venv's python, anything else with /bin/sh, for at most `runtime`
+    seconds (the unit's RuntimeMaxSec=); `unit` and `service` are the boot's own lines of the
+    unit's [Unit] and [Service] sections.
     """
     interpreter = f"{VENV}/bin/python" if scenario.suffix == ".py" else "/bin/sh"
-    unit = unit_template.format(
-        name=scenario.name, interpreter=interpreter, payload=PAYLOAD_DIR, runtime=runtime
+    text = _UNIT_TEMPLATE.format(
+        name=scenario.name,
+        interpreter=interpreter,
+        payload=PAYLOAD_DIR,
+        runtime=runtime,
+        unit=unit,
+        service=service,
     )
     return {
         f"{PAYLOAD_DIR}/checklib.py": CHECKLIB,
         f"{PAYLOAD_DIR}/{scenario.name}": scenario,
-        f"/etc/systemd/system/{UNIT}": unit.encode(),
+        f"/etc/systemd/system/{UNIT}": text.encode(),
     }
 
 
@@ -193,15 +208,7 @@ def _run_container(
         f"--bind={result_dir}:/result",
     ]
     t0 = time.monotonic()
-    with console.open("wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **NSPAWN_ENV},
-            start_new_session=True,  # a ^C reaches only pytest, which then stops the container
-        )
+    with console_process(argv, console, env={**os.environ, **NSPAWN_ENV}) as proc:
         try:
             returncode = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -211,6 +218,23 @@ def _run_container(
             if proc.poll() is None:
                 _stop(proc)
     return returncode, time.monotonic() - t0
+
+
+@contextlib.contextmanager
+def console_process(
+    argv: list[str], console: Path, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`argv` (a booting machine) started with its output, the machine's console, going to the
+    file `console`, in a session of its own: a ^C reaches only pytest, which then stops it."""
+    with console.open("wb") as out:
+        yield subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -19,7 +19,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +26,7 @@ from tempfile import mkdtemp
 from typing import Any
 
 from .checks import read_checks
-from .container import PAYLOAD_DIR, BootResult, install_scenario, scenario_files
+from .container import PAYLOAD_DIR, BootResult, console_process, install_scenario, scenario_files
 from .rootfs import Node, cache_key, cached, debian_root, overlay, run, run_in
 
 log = logging.getLogger("panoseti.systest")
@@ -59,24 +58,12 @@ CPUS = 2
 #: boot's timeout less this much, so the scenario's own limit fires before QEMU is killed.
 _BOOT_ALLOWANCE = 90.0
 
-_UNIT_TEMPLATE = """\
-[Unit]
-Description=PANOSETI system test scenario {name} (VM)
-After=multi-user.target
-RequiresMountsFor=/result
-SuccessAction=poweroff-force
-FailureAction=poweroff-force
-
-[Service]
-Type=simple
-ExecStart={interpreter} {payload}/{name}
+#: The VM's lines of the test unit: /result is mounted first, the scenario's end powers the guest
+#: off, and on its way out the unit writes the journal and the verdict marker to /result.
+_VM_UNIT = "RequiresMountsFor=/result\nSuccessAction=poweroff-force\nFailureAction=poweroff-force\n"
+_VM_SERVICE = """\
 ExecStopPost=/bin/sh -c 'journalctl -o json --no-pager > /result/journal.json; \
 echo "$$EXIT_CODE $$EXIT_STATUS $$SERVICE_RESULT" > /result/exit-status'
-Environment=PYTHONPATH={payload} PYTHONUNBUFFERED=1 CHECKLIB={payload}/checklib.py
-StandardOutput=journal+console
-StandardError=journal+console
-RuntimeMaxSec={runtime}
-LimitCORE=0
 """
 
 _FSTAB = """\
@@ -163,7 +150,9 @@ def boot_vm(
     image = run_dir / "root.img"
     placed: dict[str, bytes | Path] = {
         PAYLOAD_DIR: VM_PAYLOAD,
-        **scenario_files(scenario, _UNIT_TEMPLATE, max(10, int(timeout - _BOOT_ALLOWANCE))),
+        **scenario_files(
+            scenario, max(10, int(timeout - _BOOT_ALLOWANCE)), unit=_VM_UNIT, service=_VM_SERVICE
+        ),
         "/etc/fstab": _FSTAB.encode(),
         "/etc/hostname": b"panoseti-vm\n",
         **(files or {}),
@@ -282,14 +271,7 @@ def _run_qemu(
         *qemu_argv(vmlinuz, initrd, image, result_dir, append),
     ]
     t0 = time.monotonic()
-    with console.open("wb") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    with console_process(argv, console) as proc:
         try:
             returncode = proc.wait(timeout=timeout + 30)
         except BaseException:  # our own limit, or pytest-timeout / Ctrl-C interrupting the wait

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Self
 
 import grpc
 import yaml
@@ -89,8 +90,7 @@ def reached(t0: float, cond: Callable[[], object], timeout: float, interval: flo
 def f9t_config(device: str) -> dict[str, object]:
     """InitF9t's config for this receiver: the example file's chip, with our UID and `device`."""
     site = load_f9t_config(SITE_CONFIG)
-    chip = {**site["f9t_chips"][0], "f9t_uid": UID, "device": device}
-    return chip_config({**site, "f9t_chips": [chip]}, UID)
+    return {**chip_config(site, site.chips[0].uid), "f9t_uid": UID, "device": device}
 
 
 def init_f9t(device: str) -> tuple[str, str]:
@@ -104,30 +104,45 @@ def init_f9t(device: str) -> tuple[str, str]:
     return pb.InitF9tResponse.InitStatus.Name(reply.init_status), reply.message
 
 
-class Capture:
+class _Background:
+    """`_run` on a daemon thread for the length of a `with` block; `_stop` is set on the way out,
+    and the thread gets `join_seconds` to notice it."""
+
+    join_seconds = 10.0
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(self.join_seconds)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Capture(_Background):
     """A CaptureUblox stream consumed on a thread; what came, when, and how the stream ended.
 
     Built on the client library with reconnect=False, so an end is seen as it is (its gRPC code
     and details) instead of being turned into a re-subscription.
     """
 
+    join_seconds = 30.0
+
     def __init__(self, patterns: tuple[str, ...]) -> None:
+        super().__init__()
         self.patterns = patterns
         self.data: list[pb.CaptureUbloxResponse] = []
         self.errors: list[str] = []
         self.end: str | None = None
         self.end_code: str | None = None
         self.ended_at: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Capture:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
 
     def _run(self) -> None:
         with UbloxControlClient([TARGET]) as client:
@@ -169,7 +184,7 @@ class Capture:
         )
 
 
-class WatchdogGaps:
+class WatchdogGaps(_Background):
     """The longest time since the last WATCHDOG=1 seen from outside, per daemon process.
 
     Sampled every half second from systemd's WatchdogTimestampMonotonic, so it is a lower bound
@@ -177,18 +192,9 @@ class WatchdogGaps:
     """
 
     def __init__(self, unit: str) -> None:
+        super().__init__()
         self.unit = unit
         self.worst: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> WatchdogGaps:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
@@ -467,9 +473,11 @@ def unplug(gadget: AcmGadget) -> bool:
 def configure_init_on_start() -> None:
     """What an operator writes so that a re-plugged receiver is initialised without a client."""
     site = load_f9t_config(SITE_CONFIG)
-    ublox = {key: site[key] for key in ("baud", "apply_to_layers", "verify_layer")}
-    ublox["cfg_key_settings"] = site["cfg_key_settings"]
-    ublox["chips"] = [{"uid": UID, "position": site["f9t_chips"][0]["position"]}]
+    settings = {"baud", "apply_to_layers", "verify_layer", "cfg_key_settings"}
+    ublox = site.model_dump(mode="json", include=settings)
+    position = site.chips[0].position
+    assert position is not None, f"{SITE_CONFIG}: the example chip has a position"
+    ublox["chips"] = [{"uid": UID, "position": position.model_dump(mode="json")}]
     ublox["init_on_start"] = True
     APPLIANCE_CONFIG.parent.mkdir(parents=True, exist_ok=True)
     APPLIANCE_CONFIG.write_text(yaml.safe_dump({"ublox": ublox}, sort_keys=False))
