@@ -31,7 +31,6 @@ import time
 import tty
 from abc import ABC, abstractmethod
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypedDict, Unpack
 
 from panoseti_appliance.ublox.emulator import f9tmessages as msg
@@ -206,12 +205,7 @@ class F9tReceiver(ABC):
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     @abstractmethod
