@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
+from panoseti_appliance.config.errors import ConfigError, render_problems
+from panoseti_appliance.config.files import FileProblems
 from panoseti_appliance.config.loader import (
-    CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
-    ConfigError,
     LoadedConfig,
     add_set_argument,
     build_config,
@@ -30,13 +30,11 @@ from panoseti_appliance.config.loader import (
     leaves,
     load_config_details,
     overrides_from_args,
-    render_problems,
 )
 from panoseti_appliance.config.models import ApplianceConfig
 from panoseti_appliance.config.originals import import_original
 from panoseti_appliance.config.reference import render_markdown, repo_examples_dir
-from panoseti_appliance.config.sources import Layer, dotted
-from panoseti_appliance.config.yamlfile import FileProblems
+from panoseti_appliance.config.sources import CONFIG_ENV, Layer, dotted
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -152,7 +150,7 @@ def imported_yaml(files: list[Path]) -> tuple[str, list[str]]:
         except FileProblems as exc:
             problems.extend(exc.problems)
             continue
-        layers.append(imported.layer(str(path)))
+        layers.append(imported.layer())
         warnings.extend(imported.warnings)
     if problems:
         raise ConfigError(problems)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 
+from panoseti_appliance.config.importers import read_hp_io_config
 from panoseti_appliance.config.loader import (
     OVERRIDE_ORIGIN,
     ConfigError,
@@ -42,13 +43,13 @@ from panoseti_appliance.config.loader import (
     overrides_from_args,
     render_problems,
 )
+from panoseti_appliance.config.models import HpIoConfig, ObservatoryConfig
 from panoseti_appliance.products import UnknownDataProduct, by_layout
 
 if TYPE_CHECKING:
     # Imported where used: grpc, pandas and the client would slow every `panoseti` command.
     from panoseti_appliance.cli.window import LivePlot
     from panoseti_appliance.daqdata.client import DaqDataClient
-    from panoseti_appliance.daqdata.client.hosts import ConfigInput
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Stream interval meaning "as fast as the server's hp_io allows" (docs/daqdata.md, "StreamImages").
@@ -229,8 +230,8 @@ def _stop_after(stop: threading.Event, seconds: float | None) -> Iterator[None]:
 class ServerChoice:
     """The DaqData servers a command talks to, as client arguments, and where they came from."""
 
-    daq_config: ConfigInput | None
-    net_config: ConfigInput | None
+    daq_config: str | ObservatoryConfig | None
+    net_config: str | None
     hosts: list[str] | None
     source: str
 
@@ -262,7 +263,7 @@ def choose_servers(args: argparse.Namespace) -> ServerChoice:
 
 
 def _servers_from_configuration(args: argparse.Namespace) -> ServerChoice:
-    """The configuration's observatory section, rendered as daq_config/network_config dicts."""
+    """The configuration's observatory section (its nodes and their port forwarding)."""
     try:
         loaded = load_config_details(args.config, overrides_from_args(args))
     except ConfigError as err:
@@ -279,11 +280,10 @@ def _servers_from_configuration(args: argparse.Namespace) -> ServerChoice:
             f"the config file (--config FILE; {read})"
         )
     source = f"observatory.daq_nodes ({loaded.source_of(('observatory', 'daq_nodes'))})"
-    net_config = observatory.as_network_config()
-    if net_config is not None:
+    if observatory.port_forwarding:
         origin = loaded.source_of(("observatory", "port_forwarding"))
         source += f", port forwarding from observatory.port_forwarding ({origin})"
-    return ServerChoice(observatory.as_daq_config(), net_config, None, source)
+    return ServerChoice(observatory, None, None, source)
 
 
 def _make_client(
@@ -353,30 +353,30 @@ def _report_init(ok: bool, client: DaqDataClient) -> int:
     return 1
 
 
-def _read_hp_io_cfg(path: str) -> dict[str, Any]:
-    from panoseti_appliance.daqdata.client.rpc import load_hp_io_cfg
-
+def _read_hp_io_cfg(path: str) -> HpIoConfig:
     try:
-        return load_hp_io_cfg(path)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CliError(str(exc)) from exc
+        return read_hp_io_config(path)
+    except ConfigError as err:
+        raise CliError(render_problems(err)) from err
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
     cfg = _read_hp_io_cfg(args.cfg)
-    with _connected(args) as client:
-        try:
-            ok = client.init_hp_io(None, cfg, timeout=INIT_TIMEOUT_SECONDS)
-        except ValueError as exc:
-            raise CliError(f"{args.cfg}: {exc}") from exc
-        return _report_init(ok, client)
+    return _run_init(
+        args, lambda client: client.init_hp_io(None, cfg, timeout=INIT_TIMEOUT_SECONDS)
+    )
 
 
 def _cmd_init_sim(args: argparse.Namespace) -> int:
     cfg = _read_hp_io_cfg(args.cfg) if args.cfg else None
+    return _run_init(args, lambda client: client.init_sim(None, cfg, timeout=INIT_TIMEOUT_SECONDS))
+
+
+def _run_init(args: argparse.Namespace, init: Callable[[DaqDataClient], bool]) -> int:
+    """Connect, run one InitHpIo call; a config the client refuses is named with its file."""
     with _connected(args) as client:
         try:
-            ok = client.init_sim(None, cfg, timeout=INIT_TIMEOUT_SECONDS)
+            ok = init(client)
         except ValueError as exc:
             raise CliError(f"{args.cfg}: {exc}") from exc
         return _report_init(ok, client)

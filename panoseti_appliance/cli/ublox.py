@@ -9,6 +9,7 @@ import threading
 import grpc
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
+from panoseti_appliance.config import ConfigError, render_problems
 from panoseti_appliance.ublox.client import UbloxControlClient, chip_config, load_f9t_config
 from panoseti_appliance.ublox.client.display import format_line, json_line
 
@@ -68,9 +69,14 @@ def _rpc_error(err: grpc.RpcError) -> int:
 
 def _init(args: argparse.Namespace) -> int:
     try:
-        cfg = chip_config(load_f9t_config(args.f9t_config), args.chip)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        f9t = load_f9t_config(args.f9t_config)
+    except ConfigError as err:
+        print(render_problems(err), file=sys.stderr)
+        return 2
+    try:
+        cfg = chip_config(f9t, args.chip)
+    except ValueError as exc:
+        print(f"error: {args.f9t_config}: --chip {args.chip}: {exc}", file=sys.stderr)
         return 2
     rc = 0
     try:

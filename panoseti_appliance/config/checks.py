@@ -7,10 +7,13 @@ one pydantic is validating (cross-field rules), so the error can point at the ri
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 import string
 from collections.abc import Iterable, Sequence
+from pathlib import PurePath
+from typing import TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails
@@ -20,6 +23,7 @@ _HOSTNAME = re.compile(
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
 )
 _RANGE_ITEM = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+PathT = TypeVar("PathT", bound=PurePath)
 
 
 class FieldProblem(ValueError):
@@ -48,6 +52,28 @@ def every_problem(model: str, problems: Iterable[FieldProblem]) -> ValidationErr
             for p in problems
         ],
     )
+
+
+def unknown_key(key: str, known: Iterable[str]) -> str:
+    """The message for a key no model knows, with the closest known one (or all of them)."""
+    names = list(known)
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys here: {', '.join(names)}"
+    return f"unknown key; remove it ({hint})"
+
+
+def check_absolute(path: PathT, what: str, example: str = "/mnt/panoseti") -> PathT:
+    """`path` if it is absolute, else ValueError saying so and how to fix it.
+
+    A daemon's working directory is no base for a path (under systemd it is /), so the
+    configuration and InitHpIo refuse relative paths instead of resolving them against it.
+    """
+    if not path.is_absolute():
+        raise ValueError(
+            f"{what} '{path}' is not an absolute path; give the full path on the DAQ node, "
+            f"e.g. {example}"
+        )
+    return path
 
 
 def check_port(port: int, what: str) -> int:

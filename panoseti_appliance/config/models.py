@@ -7,16 +7,19 @@ model validators raising `FieldProblem`, whose message says how to fix the file.
 settings (`ublox`) are judged by the rules InitF9t applies (`ublox.rules`, `ublox.values`), so a
 configuration that loads is one InitF9t accepts.
 
-`ApplianceConfig` is a pydantic-settings `BaseSettings`: its sources are the layers the loader
-assembled (see `config.loader`); constructed directly it holds the defaults only.
+`ApplianceConfig` is a pydantic-settings `BaseSettings` whose sources are always explicit:
+constructed directly it holds its defaults and keyword arguments, never the environment;
+`ApplianceConfig.from_sources` validates the layers the loader assembled (see `config.loader`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,6 +33,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from panoseti_appliance.config.checks import (
     FieldProblem,
+    check_absolute,
     check_listen_address,
     check_module_ids,
     check_template,
@@ -38,7 +42,6 @@ from panoseti_appliance.config.checks import (
     format_module_range,
     parse_module_range,
 )
-from panoseti_appliance.config.sources import active_layer_sources
 from panoseti_appliance.ublox import rules
 from panoseti_appliance.ublox.values import coerce_value, normalise_key
 
@@ -64,6 +67,25 @@ DevicePath = Annotated[
 ]
 ModuleId = Annotated[int, Field(ge=0, le=65535)]
 Seconds = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _absolute_dir(path: Path, info: ValidationInfo) -> Path:
+    return check_absolute(path, info.field_name or "path")
+
+
+#: A directory on a DAQ node, which its daemon uses as given (never against its working dir).
+NodeDir = Annotated[Path, AfterValidator(_absolute_dir)]
+
+
+def model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class a field annotation holds (directly, optional or in a container), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _all_products() -> list[DataProductName]:
@@ -133,6 +155,7 @@ class HashpipeSourceConfig(_Section):
     @field_validator("socket_template")
     @classmethod
     def _template(cls, value: str) -> str:
+        check_absolute(Path(value), "socket_template", "/tmp/hashpipe_grpc.dp_{dp}.sock")
         return check_template(value, {"dp"}, {"dp"}, "socket_template")
 
     @field_validator("data_products")
@@ -206,7 +229,8 @@ class SimulatorConfig(_Section):
     sim_data_dir: Path = Field(
         default=Path("/tmp/panoseti-sim"),
         description="Directory the filesystem modes write run files into (replaces "
-        "hp_io.data_dir while simulating).",
+        "hp_io.data_dir while simulating); absolute when the daemon simulates with a filesystem "
+        "source enabled.",
     )
     sim_run_dir_template: str = Field(
         default="module_{module_id}/obs_SIMULATE",
@@ -363,9 +387,10 @@ class DaqDataConfig(_Section):
         """Why the simulator cannot run with these settings (None if it can).
 
         Its mode needs its acquisition path: `uds` the Hashpipe sockets (one for each simulated
-        product), the filesystem modes their source, `rpc` a unix:// listener or rpc_target.
+        product), the filesystem modes their source, `rpc` a unix:// listener or rpc_target;
+        the filesystem sources read sim_data_dir while simulating, so it must be absolute then.
         Paths in the problem are relative to this section. Checked at load when
-        hp_io.simulate_daq is set, and usable for a simulate_daq InitHpIo at run time.
+        hp_io.simulate_daq is set, and by InitHpIo with simulate_daq.
         """
         sim = self.simulator
         enabled = {
@@ -394,16 +419,21 @@ class DaqDataConfig(_Section):
                 "simulator mode rpc needs a unix:// address in daqdata.listen (or "
                 "daqdata.simulator.rpc_target); add one such as 'unix:///run/panoseti/daqdata.sock'",
             )
+        if self.filesystem_poll.enabled or self.filesystem_pipe.enabled:
+            try:
+                check_absolute(sim.sim_data_dir, "sim_data_dir", "/tmp/panoseti-sim")
+            except ValueError as exc:
+                return FieldProblem(["simulator.sim_data_dir"], str(exc))
         return None
 
 
 class HpIoConfig(_Section):
     """The default InitHpIo payload, applied at start when daqdata.init_from_default is true."""
 
-    data_dir: str = Field(
-        default="/mnt/panoseti",
-        description="Run-data directory the filesystem sources watch (absolute path; only used "
-        "when a filesystem source is enabled).",
+    data_dir: Path = Field(
+        default=Path("/mnt/panoseti"),
+        description="Run-data directory the filesystem sources watch: an absolute path (only "
+        "used when a filesystem source is enabled; ignored, so any path, with simulate_daq).",
     )
     update_interval_seconds: Seconds = Field(
         default=0.1,
@@ -424,6 +454,15 @@ class HpIoConfig(_Section):
     @classmethod
     def _modules(cls, value: list[int]) -> list[int]:
         return check_module_ids(value, "module_ids")
+
+    @model_validator(mode="after")
+    def _absolute(self) -> HpIoConfig:
+        if not self.simulate_daq:
+            try:
+                check_absolute(self.data_dir, "data_dir")
+            except ValueError as exc:
+                raise FieldProblem(["data_dir"], f"{exc} (or set simulate_daq: true)") from None
+        return self
 
 
 def _range(name: str) -> JsonDict:
@@ -681,10 +720,14 @@ class UbloxConfig(_Section):
             raise every_problem("UbloxConfig", problems)
         return self
 
+    def chip(self, uid: str) -> ChipConfig:
+        """The chip with `uid` (any case); ValueError naming the known ones if there is none."""
+        return self.chips[rules.chip_index([c.uid for c in self.chips], uid)]
+
     def selected_chip(self) -> ChipConfig | None:
         """The chip initialised at start: `chip_uid`'s entry, else the first, else none."""
         if self.chip_uid is not None:
-            return self.chips[rules.chip_index([c.uid for c in self.chips], self.chip_uid)]
+            return self.chip(self.chip_uid)
         return self.chips[0] if self.chips else None
 
     def f9t_config(self, chip: ChipConfig) -> dict[str, Any]:
@@ -713,6 +756,10 @@ class PortForwardingConfig(_Section):
             raise FieldProblem(["gw_ip"], "status is true but gw_ip is missing; add gw_ip")
         return self
 
+    def gateway(self) -> str | None:
+        """Where clients reach the node instead of its ip_addr (None: directly)."""
+        return self.gw_ip if self.status else None
+
 
 class DaqNodeConfig(_Section):
     """One DAQ node of the observatory (daq_config.json `daq_nodes` entry)."""
@@ -722,7 +769,11 @@ class DaqNodeConfig(_Section):
         description="Where clients reach the node's DaqData server: host name or IP (port 50051), "
         "`host:port`, or `unix:///path`; also the key of `port_forwarding`.",
     )
-    data_dir: str | None = Field(default=None, description="Run-data directory on the node.")
+    data_dir: NodeDir | None = Field(
+        default=None,
+        description="Run-data directory on the node (absolute); InitHpIo gets it when the hp_io "
+        "config gives none.",
+    )
     module_ids: str = Field(
         default="",
         description="Modules the node serves as ranges, e.g. `0-127` or `1,3,8-11`.",
@@ -761,37 +812,14 @@ class ObservatoryConfig(_Section):
     """
 
     head_node_ip_addr: str | None = Field(default=None, description="Address of the head node.")
-    head_node_data_dir: str | None = Field(
-        default=None, description="Run-data directory on the head node."
+    head_node_data_dir: NodeDir | None = Field(
+        default=None, description="Run-data directory on the head node (absolute)."
     )
     daq_nodes: list[DaqNodeConfig] = Field(default_factory=list, description="The DAQ nodes.")
     port_forwarding: dict[str, PortForwardingConfig] = Field(
         default_factory=dict,
         description="Port forwarding per DAQ node ip_addr (from network_config.json).",
     )
-
-    def as_daq_config(self) -> dict[str, Any]:
-        """This section in the shape of daq_config.json.
-
-        Clients read it with the same code as the original file (`daqdata.hosts`), so the
-        rules for targets, forwarding and duplicates live in one place.
-        """
-        return self.model_dump(
-            mode="json",
-            include={"head_node_ip_addr", "head_node_data_dir", "daq_nodes"},
-            exclude_none=True,
-        )
-
-    def as_network_config(self) -> dict[str, Any] | None:
-        """`port_forwarding` in the shape of network_config.json; None when there is none."""
-        if not self.port_forwarding:
-            return None
-        return {
-            "daq_nodes": [
-                {"ip_addr": ip_addr, "port_forwarding": forwarding.model_dump(exclude_none=True)}
-                for ip_addr, forwarding in self.port_forwarding.items()
-            ]
-        }
 
 
 class LoggingConfig(_Section):
@@ -836,8 +864,30 @@ class ApplianceConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments first, then the loader's layers, highest first; never raw env."""
-        return (init_settings, *active_layer_sources(settings_cls))
+        """Keyword arguments only: the environment is read only when a load is given it."""
+        return (init_settings,)
+
+    @classmethod
+    def from_sources(cls, sources: Sequence[PydanticBaseSettingsSource]) -> ApplianceConfig:
+        """Validate what `sources` give (lowest priority first), merged by pydantic-settings.
+
+        The sources reach `settings_customise_sources` through a subclass made for this call
+        only, so two loads in one process, in any threads, never see each other's sources.
+        """
+        highest_first = tuple(reversed(sources))
+
+        def customise(
+            owner: type[BaseSettings],
+            /,
+            settings_cls: type[BaseSettings],
+            **builtin: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return highest_first
+
+        sourced = type(cls.__name__, (cls,), {"settings_customise_sources": classmethod(customise)})
+        built: ApplianceConfig = sourced()
+        fields = {name: getattr(built, name) for name in cls.model_fields}
+        return cls.model_construct(_fields_set=built.model_fields_set, **fields)
 
     @model_validator(mode="after")
     def _cross_section(self) -> ApplianceConfig:

@@ -2,25 +2,31 @@
 
 Supported (docs/configuration.md, "Checking and inspecting"): `daq_data_server_config.json`,
 hp_io files (`hp_io_config*.json`), `f9t_config.json5` (general keys plus `f9t_chips`, chip keys
-winning), `ublox_control_server_config.json`, `daq_config.json` and `network_config.json`. The
-kind is taken from the file name, else from the keys. Each becomes a `Layer` whose origins name
-the original file and line, so validation errors point into the file the operator actually wrote.
+winning), `ublox_control_server_config.json`, `daq_config.json` and `network_config.json`, given
+as a file or as its parsed dict. The kind is taken from the file name, else from the keys. Each
+becomes a `Layer` whose origins name the original file and line, so validation errors point into
+the file the operator actually wrote. This is the only reading of those formats: the loader
+merges the layer with the others, `config.importers` validates it into typed models for clients.
+
 Keys the original never used are accepted with a deprecation warning; keys nobody knows are warned
-about with their location and dropped.
+about with their location and dropped, except in an hp_io file: it is the InitHpIo payload, one
+key for one setting, so an unknown key there is an error of the hp_io section like in YAML.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import json5
+from panoseti_appliance.config.files import FileProblems
+from panoseti_appliance.config.jsonfile import read_json5
+from panoseti_appliance.config.sources import KeyPath, Layer, dotted
 
-from panoseti_appliance.config.sources import KeyPath, Layer
-from panoseti_appliance.config.yamlfile import FileProblems, read_text
+#: An original file: its path, or its contents already parsed (a client's dict).
+OriginalSource = str | os.PathLike[str] | Mapping[str, Any]
 
 ORIGINAL_SUFFIXES = (".json", ".json5")
 
@@ -96,10 +102,11 @@ class _Translation:
     problems: list[str] = field(default_factory=list)
 
     def where(self, path: KeyPath) -> str:
+        """`NAME:LINE` of the original key path (a parsed dict has no lines: `NAME`)."""
         for cut in range(len(path), 0, -1):
             if path[:cut] in self.lines:
                 return f"{self.name}:{self.lines[path[:cut]]}"
-        return f"{self.name}:1"
+        return f"{self.name}:1" if self.lines else self.name
 
     def put(self, new_path: KeyPath, value: Any, original: KeyPath) -> None:
         node = self.data
@@ -132,70 +139,14 @@ def _record_nested(tr: _Translation, new_path: KeyPath, value: Any, original: Ke
 
 
 def _dotted(path: KeyPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "top level"
+    return dotted(path) or "top level"
 
 
 def _split(dotted_path: str) -> KeyPath:
     return tuple(dotted_path.split("."))
 
 
-def key_lines(text: str, data: Any) -> dict[KeyPath, int]:
-    """Best-effort 1-based line of each key path in JSON/JSON5 text (json5 keeps no marks).
-
-    Keys are searched in document order, each after the previous one, so a nested key is found
-    inside its parent; a list item gets the line of its first key (or of the list).
-    """
-    lines: dict[KeyPath, int] = {}
-
-    def line_of(pos: int) -> int:
-        return text.count("\n", 0, pos) + 1
-
-    def walk(node: Any, path: KeyPath, pos: int) -> int:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                pattern = re.compile(r"(?<![\w$])([\"']?)" + re.escape(str(key)) + r"\1\s*:")
-                match = pattern.search(text, pos)
-                if match:
-                    pos = match.end()
-                    lines[(*path, key)] = line_of(match.start())
-                pos = walk(value, (*path, key), pos)
-        elif isinstance(node, list):
-            for index, item in enumerate(node):
-                start = pos
-                pos = walk(item, (*path, index), pos)
-                if isinstance(item, dict) and item:
-                    first = (*path, index, next(iter(item)))
-                    if first in lines:
-                        lines[(*path, index)] = lines[first]
-                if (*path, index) not in lines and path in lines:
-                    lines[(*path, index)] = max(lines[path], line_of(start))
-        return pos
-
-    walk(data, (), 0)
-    return lines
-
-
-def _load_json5(path: Path) -> tuple[dict[str, Any], str]:
-    text = read_text(path)
-    try:
-        data = json5.loads(text)
-    except ValueError as exc:
-        message = str(exc)
-        match = re.match(r"<string>:(\d+)\s*(.*)", message)
-        if match:
-            raise FileProblems(
-                [f"{path}:{match.group(1)}: invalid JSON5: {match.group(2)}; fix the syntax"]
-            ) from None
-        raise FileProblems([f"{path}: invalid JSON5: {message}; fix the syntax"]) from None
-    if not isinstance(data, dict):
-        raise FileProblems([f"{path}:1: the top level must be a JSON object"])
-    return data, text
-
-
-def detect_kind(path: Path, data: dict[str, Any]) -> str:
+def detect_kind(path: Path, data: Mapping[str, Any]) -> str:
     """Which original file this is: by name first, then by its keys."""
     name = path.name.lower()
     for kind in ("daq_data_server_config", "ublox_control_server_config", "hp_io_config"):
@@ -265,7 +216,7 @@ def _map_keys(
             tr.unknown(original)
 
 
-def _daq_server(tr: _Translation, data: dict[str, Any], path: Path) -> None:
+def _daq_server(tr: _Translation, data: dict[str, Any], base: Path | None) -> None:
     rest = {
         k: v
         for k, v in data.items()
@@ -281,8 +232,8 @@ def _daq_server(tr: _Translation, data: dict[str, Any], path: Path) -> None:
         tr.put(("daqdata", "listen"), listen, ("unix_domain_socket",))
     hp_io_name = data.get("default_hp_io_config_file")
     if isinstance(hp_io_name, str) and hp_io_name:
-        hp_io_path = path.parent / hp_io_name
-        if hp_io_path.is_file():
+        hp_io_path = (base or Path()) / hp_io_name
+        if base is not None and hp_io_path.is_file():
             hp_io = import_original(hp_io_path, expect="hp_io_config")
             tr.warnings.extend(hp_io.warnings)
             for section, values in hp_io.data.items():
@@ -295,19 +246,23 @@ def _daq_server(tr: _Translation, data: dict[str, Any], path: Path) -> None:
             )
 
 
-def _hp_io(tr: _Translation, data: dict[str, Any], path: Path) -> None:
+def _hp_io(tr: _Translation, data: dict[str, Any], base: Path | None) -> None:
     for key, value in data.items():
-        if key in _HP_IO_KEYS:
+        # The original clients took an empty data_dir for "the node's, from daq_config".
+        if key != "comments" and not (key == "data_dir" and value == ""):
             tr.put(("hp_io", key), value, (key,))
-        elif key != "comments":
-            tr.unknown((key,))
+    if "update_interval_seconds" not in data:
+        tr.problem(
+            ("update_interval_seconds",),
+            'required in an hp_io config; add it, e.g. "update_interval_seconds": 0.1 (seconds)',
+        )
 
 
-def _ublox_server(tr: _Translation, data: dict[str, Any], path: Path) -> None:
+def _ublox_server(tr: _Translation, data: dict[str, Any], base: Path | None) -> None:
     _map_keys(tr, data, _UBLOX_SERVER_MAP, frozenset({"max_workers"}))
 
 
-def _f9t(tr: _Translation, data: dict[str, Any], path: Path) -> None:
+def _f9t(tr: _Translation, data: dict[str, Any], base: Path | None) -> None:
     for key, value in data.items():
         if key in _F9T_GENERAL:
             tr.put(("ublox", key), value, (key,))
@@ -357,13 +312,10 @@ def _f9t(tr: _Translation, data: dict[str, Any], path: Path) -> None:
                 tr.origins[("ublox", "chips", index, key)] = tr.where((*original, source_key))
 
 
-def _daq_nodes(
-    tr: _Translation, data: dict[str, Any]
-) -> list[tuple[KeyPath, dict[str, Any]]] | None:
-    """The `daq_nodes` entries that have an ip_addr, with their key paths; the rest are problems.
+def _daq_nodes(tr: _Translation, data: dict[str, Any]) -> list[Any] | None:
+    """The `daq_nodes` list; None (and a problem) when it is missing or empty.
 
-    None (and a problem) when the list is missing or empty.
-    daq_config.json and network_config.json share this list shape and its rules.
+    daq_config.json and network_config.json share this list and this rule.
     """
     nodes = data.get("daq_nodes")
     if not isinstance(nodes, list) or not nodes:
@@ -371,17 +323,10 @@ def _daq_nodes(
             ("daq_nodes",), "daq_nodes is empty or missing; list the DAQ nodes with their ip_addr"
         )
         return None
-    valid: list[tuple[KeyPath, dict[str, Any]]] = []
-    for index, node in enumerate(nodes):
-        where: KeyPath = ("daq_nodes", index)
-        if not isinstance(node, dict) or "ip_addr" not in node:
-            tr.problem(where, "DAQ node does not have an 'ip_addr' key; add it")
-            continue
-        valid.append((where, node))
-    return valid
+    return nodes
 
 
-def _daq_config(tr: _Translation, data: dict[str, Any], path: Path) -> None:
+def _daq_config(tr: _Translation, data: dict[str, Any], base: Path | None) -> None:
     for key, value in data.items():
         if key in {"head_node_ip_addr", "head_node_data_dir"}:
             tr.put(("observatory", key), value, (key,))
@@ -390,8 +335,12 @@ def _daq_config(tr: _Translation, data: dict[str, Any], path: Path) -> None:
     nodes = _daq_nodes(tr, data)
     if nodes is None:
         return
-    out: list[dict[str, Any]] = []
-    for where, node in nodes:
+    out: list[Any] = []
+    for index, node in enumerate(nodes):
+        where: KeyPath = ("daq_nodes", index)
+        if not isinstance(node, dict):
+            out.append(node)  # the node model says what it must be
+            continue
         entry: dict[str, Any] = {}
         for key, value in node.items():
             if key in _DAQ_NODE_KEYS:
@@ -402,21 +351,22 @@ def _daq_config(tr: _Translation, data: dict[str, Any], path: Path) -> None:
     tr.put(("observatory", "daq_nodes"), out, ("daq_nodes",))
     for index, node in enumerate(out):
         tr.origins[("observatory", "daq_nodes", index)] = tr.where(("daq_nodes", index))
-        for key in node:
+        for key in node if isinstance(node, dict) else ():
             tr.origins[("observatory", "daq_nodes", index, key)] = tr.where(("daq_nodes", index))
 
 
-def _network_config(tr: _Translation, data: dict[str, Any], path: Path) -> None:
+def _network_config(tr: _Translation, data: dict[str, Any], base: Path | None) -> None:
     for key in data:
         if key == "modules":
             tr.warn((key,), "used by other PANOSETI tools, not by the appliance; ignored")
         elif key != "daq_nodes":
             tr.unknown((key,))
-    nodes = _daq_nodes(tr, data)
-    if nodes is None:
-        return
     forwarding: dict[str, Any] = {}
-    for where, node in nodes:
+    for index, node in enumerate(_daq_nodes(tr, data) or ()):
+        where: KeyPath = ("daq_nodes", index)
+        if not isinstance(node, dict) or "ip_addr" not in node:
+            tr.problem(where, "node has no ip_addr; add the address its port_forwarding is for")
+            continue
         for key in node:
             if key not in {"ip_addr", "port_forwarding"}:
                 tr.unknown((*where, key))
@@ -431,7 +381,7 @@ def _network_config(tr: _Translation, data: dict[str, Any], path: Path) -> None:
         tr.origins.setdefault(("observatory", "port_forwarding"), tr.where(("daq_nodes",)))
 
 
-_TRANSLATORS: dict[str, Callable[[_Translation, dict[str, Any], Path], None]] = {
+_TRANSLATORS: dict[str, Callable[[_Translation, dict[str, Any], Path | None], None]] = {
     "daq_data_server_config": _daq_server,
     "hp_io_config": _hp_io,
     "ublox_control_server_config": _ublox_server,
@@ -446,24 +396,40 @@ class ImportedFile:
     """One original file in the new layout, ready to become a layer."""
 
     kind: str
+    name: str
     data: dict[str, Any]
     origins: dict[KeyPath, str]
     warnings: list[str]
 
-    def layer(self, name: str) -> Layer:
-        return Layer(name=name, data=self.data, origins=self.origins, default_origin=name)
+    def layer(self) -> Layer:
+        return Layer(name=self.name, data=self.data, origins=self.origins, default_origin=self.name)
 
 
 def is_original(path: Path) -> bool:
     return path.suffix.lower() in ORIGINAL_SUFFIXES
 
 
-def import_original(path: Path, expect: str | None = None) -> ImportedFile:
-    """Translate one original JSON/JSON5 file; FileProblems lists every fatal problem."""
-    data, text = _load_json5(path)
+def import_original(
+    source: OriginalSource, expect: str | None = None, name: str | None = None
+) -> ImportedFile:
+    """Translate one original file (a path, or its parsed dict named `name` in messages).
+
+    The kind is `expect`, else detected from the file name and keys. FileProblems lists every
+    problem that makes the file unusable, each naming the file, the line and the fix.
+    """
+    lines: dict[KeyPath, int] = {}
+    base: Path | None = None
+    if isinstance(source, Mapping):
+        data = dict(source)
+        label = name or expect or "config"
+        path = Path(label)
+    else:
+        path = Path(source).expanduser()
+        data, lines = read_json5(path)
+        label, base = str(path), path.parent
     kind = expect or detect_kind(path, data)
-    tr = _Translation(name=str(path), kind=kind, lines=key_lines(text, data))
-    _TRANSLATORS[kind](tr, data, path)
+    tr = _Translation(name=label, kind=kind, lines=lines)
+    _TRANSLATORS[kind](tr, data, base)
     if tr.problems:
         raise FileProblems(tr.problems)
-    return ImportedFile(kind=kind, data=tr.data, origins=tr.origins, warnings=tr.warnings)
+    return ImportedFile(kind, label, tr.data, tr.origins, tr.warnings)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from panoseti_appliance.config.models import ApplianceConfig
+from panoseti_appliance.config.models import ApplianceConfig, model_in
 
 EXAMPLES = (
     ("node.yaml", "A real DAQ node"),
@@ -42,8 +42,12 @@ Later layers override earlier ones; mappings merge key by key, lists replace the
    (`10-site.yaml` before `20-local.yaml`). Each drop-in only needs the keys it changes.
 4. Environment: `PANOSETI_<SECTION>__<FIELD>`, with `__` between nested keys, e.g.
    `PANOSETI_DAQDATA__MAX_CONCURRENT_RPCS=7` or `PANOSETI_DAQDATA__HASHPIPE__ENABLED=false`.
-   Lists and mappings are given as JSON: `PANOSETI_DAQDATA__LISTEN='["127.0.0.1:6000"]'`.
-   A value that is not valid JSON is used as a plain string.
+   Lists and mappings are given as JSON: `PANOSETI_DAQDATA__LISTEN='["127.0.0.1:6000"]'`
+   (a nested section too, `PANOSETI_DAQDATA__SIMULATOR='{"mode": "rpc"}'`, its own variables
+   applied on top); any other value is used as written
+   (`PANOSETI_DAQDATA__HASHPIPE__SOCKET_GROUP=1000` is the group named 1000), and `null` means
+   none. A variable with an unknown section, or beneath one that sets a list or a value, is an
+   error.
 5. Command-line overrides: `--set daqdata.max_concurrent_rpcs=7` (the value is JSON), on the
    commands that offer `--set` (`panoseti config check|show`, `panoseti sim`).
 
@@ -66,9 +70,13 @@ Later layers override earlier ones; mappings merge key by key, lists replace the
   `network_config.json`) into the equivalent YAML. Keys the original never used
   (`max_read_queue_size`, `max_reader_enqueue_timeouts`, `max_reader_dequeue_timeouts`,
   `reader_timeout`, `valid_data_products`, `real_module_id`, `max_workers`) are accepted with a
-  deprecation warning and dropped. In `f9t_config.json5` each `f9t_chips` entry becomes a
-  `ublox.chips` entry (its `f9t_uid` is the chip's `uid`), keeping the rule that chip keys win
-  over the general ones.
+  deprecation warning and dropped; other unknown keys are warned about and dropped, except in
+  an hp_io file: it holds one key per `hp_io` setting (plus `comments`), so an unknown key there
+  is an error as in YAML, and `update_interval_seconds` is required. In `f9t_config.json5`
+  each `f9t_chips` entry becomes a `ublox.chips` entry (its `f9t_uid` is the chip's `uid`),
+  keeping the rule that chip keys win over the general ones. The clients read these files
+  (`panoseti daq --daq-config`, `init`, `panoseti ublox init --f9t-config`) with the same
+  translation and the same checks, so their problems read the same.
 
 ## Rules that involve several settings
 
@@ -83,6 +91,11 @@ Later layers override earlier ones; mappings merge key by key, lists replace the
   `ublox.init_on_start` needs a chip; `CFG_TMODE_*` keys cannot be combined with a `position`
   (a chip's own or the general one).
 - Listen addresses are `HOST:PORT` with a port in 1..65535, `[v6]:PORT` or `unix:///PATH`.
+- Paths a daemon uses are absolute: `hp_io.data_dir` (unless `hp_io.simulate_daq`, which
+  ignores it), `daqdata.hashpipe.socket_template`, the `observatory` data dirs, and, when
+  simulating with a filesystem source enabled, `daqdata.simulator.sim_data_dir`. A daemon never
+  resolves a path against its working directory (`/` under systemd); InitHpIo refuses a relative
+  `data_dir` the same way.
 """
 
 
@@ -146,20 +159,10 @@ def _models(
     """Every model class reachable from `model`, by name (the JSON Schema $defs keys)."""
     found[model.__name__] = model
     for info in model.model_fields.values():
-        inner = _model_in(info.annotation)
+        inner = model_in(info.annotation)
         if inner is not None and inner.__name__ not in found:
             _models(inner, found)
     return found
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        inner = _model_in(arg)
-        if inner is not None:
-            return inner
-    return None
 
 
 def _cell(text: str) -> str:

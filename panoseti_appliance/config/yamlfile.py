@@ -2,7 +2,8 @@
 
 PyYAML's node graph carries start marks; building the data from the nodes ourselves keeps the line
 of each key path (`('daqdata', 'listen', 1)` → 7) and lets us reject duplicate keys, which
-`yaml.safe_load` silently resolves to the last one.
+`yaml.safe_load` silently resolves to the last one. pydantic-settings' YamlConfigSettingsSource
+loads with `safe_load` and so keeps neither, which is why it is not used.
 """
 
 from __future__ import annotations
@@ -12,29 +13,8 @@ from typing import Any
 
 import yaml
 
+from panoseti_appliance.config.files import FileProblems, read_text
 from panoseti_appliance.config.sources import KeyPath, dotted
-
-
-class FileProblems(Exception):
-    """The file cannot be used; `problems` holds `FILE:LINE: …` lines."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-def read_text(path: Path) -> str:
-    """The file's text, or a FileProblems naming the file and what to do."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileProblems(
-            [f"{path}: file not found; check the path (--config / PANOSETI_CONFIG)"]
-        ) from None
-    except IsADirectoryError:
-        raise FileProblems([f"{path}: is a directory; give the path of a YAML file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileProblems([f"{path}: cannot be read: {exc}"]) from None
 
 
 def parse_yaml(text: str, name: str) -> tuple[dict[str, Any], dict[KeyPath, int]]:

@@ -154,13 +154,25 @@ def test_init_interval_too_small_or_not_finite_invalid_argument(
         )
 
 
-@pytest.mark.parametrize("data_dir", ["", "missing-dir"])
+@pytest.mark.parametrize("data_dir", ["", "/nonexistent/panoseti-data"])
 def test_init_real_mode_bad_data_dir_invalid_argument(shared: DaqData, data_dir: str) -> None:
     with shared.stub() as stub:
         err = rpc_error(lambda: stub.InitHpIo(init_request(data_dir=data_dir), timeout=10))
         assert _code(err) == (
             grpc.StatusCode.INVALID_ARGUMENT,
             f"data_dir '{data_dir}' does not exist.",
+        )
+
+
+def test_init_real_mode_relative_data_dir_is_refused(shared: DaqData) -> None:
+    """Never resolved against the daemon's working directory, even where that would exist."""
+    (shared.tmp / "data").mkdir(exist_ok=True)
+    with shared.stub() as stub:
+        err = rpc_error(lambda: stub.InitHpIo(init_request(data_dir="data"), timeout=10))
+        assert _code(err) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "data_dir 'data' is not an absolute path; give the full path on the DAQ node, "
+            "e.g. /mnt/panoseti.",
         )
 
 
@@ -183,7 +195,8 @@ def test_init_simulate_unconfigured_failed_precondition(restricted: DaqData) -> 
         err = rpc_error(lambda: stub.InitHpIo(init_request(simulate_daq=True), timeout=10))
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert err.details() == (
-            "simulation is not configured: mode uds needs daqdata.hashpipe.enabled: true"
+            "simulation is not configured: simulator mode uds needs daqdata.hashpipe.enabled: "
+            "true; enable it or choose another daqdata.simulator.mode"
         )
 
 

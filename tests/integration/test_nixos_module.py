@@ -202,7 +202,7 @@ def test_options_and_settings_reach_the_daemons(results: dict[str, Any], tmp_pat
     path = tmp_path / "panoseti.yaml"
     path.write_text(yaml.safe_dump(results["full-node"]["settings"]))
     config = load_config(path, environ={})
-    assert config.hp_io.data_dir == "/data/panoseti"
+    assert config.hp_io.data_dir == Path("/data/panoseti")
     assert config.hp_io.module_ids == [1, 2]
     assert config.daqdata.hashpipe.data_products == ["img16", "ph256"]
     assert config.daqdata.max_concurrent_rpcs == 200

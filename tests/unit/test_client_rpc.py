@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from panoseti_appliance._proto import daq_data_pb2
+from panoseti_appliance.config import ConfigError, HpIoConfig, read_hp_io_config
 from panoseti_appliance.daqdata.client.rpc import (
+    DEFAULT_SIM_HP_IO_CFG,
+    hp_io_settings,
     init_request,
-    load_hp_io_cfg,
     stream_request,
     upload_request,
 )
@@ -30,24 +32,97 @@ def test_stream_request_keeps_fastest_interval_and_checks_module_ids() -> None:
 
 def test_init_request_data_dir_precedence_and_simulate() -> None:
     cfg = {"update_interval_seconds": 0.1, "comments": "ignored"}
-    assert init_request(cfg, "/mnt/node").data_dir == "/mnt/node"
-    assert init_request({**cfg, "data_dir": "/mnt/cfg"}, "/mnt/node").data_dir == "/mnt/cfg"
-    assert init_request(cfg).data_dir == ""
-    assert init_request({**cfg, "simulate_daq": False}, simulate=True).simulate_daq
-    with pytest.raises(ValueError, match="'update_interval_seconds' must be a number"):
-        init_request({"update_interval_seconds": "fast"})
+    node = Path("/mnt/node")
+    assert init_request(hp_io_settings(cfg), node).data_dir == "/mnt/node"
+    given = hp_io_settings({**cfg, "data_dir": "/mnt/cfg"})
+    assert init_request(given, node).data_dir == "/mnt/cfg"
+    # The original clients' empty data_dir means "the node's".
+    assert init_request(hp_io_settings({**cfg, "data_dir": ""}), node).data_dir == "/mnt/node"
+    assert init_request(hp_io_settings(cfg)).data_dir == ""
+    assert init_request(hp_io_settings({**cfg, "simulate_daq": False}, simulate=True)).simulate_daq
+    typed = HpIoConfig(data_dir=Path("/mnt/t"), update_interval_seconds=0.5, module_ids=[3])
+    request = init_request(hp_io_settings(typed, simulate=True), node)
+    assert (request.data_dir, request.update_interval_seconds, list(request.module_ids)) == (
+        "/mnt/t",
+        0.5,
+        [3],
+    )
+    assert request.simulate_daq
+    assert not typed.simulate_daq  # the caller's config is not changed
 
 
-def test_load_hp_io_cfg_errors(tmp_path: Path) -> None:
+def test_packaged_simulate_config_sends_the_original_relative_data_dir() -> None:
+    request = init_request(DEFAULT_SIM_HP_IO_CFG, Path("/mnt/node"))
+    assert (request.data_dir, request.simulate_daq, request.force) == (
+        "simulated_data_dir",
+        True,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("cfg", "simulate", "problem"),
+    [
+        (
+            {"data_dir": "/x"},
+            False,
+            "hp_io_cfg: update_interval_seconds: required in an hp_io config; add it, e.g. "
+            '"update_interval_seconds": 0.1 (seconds)',
+        ),
+        (
+            {"datadir": "/x", "update_interval_seconds": 1},
+            False,
+            "hp_io_cfg: hp_io.datadir: unknown key; remove it (did you mean 'data_dir'?)",
+        ),
+        (
+            {"update_interval_seconds": "fast"},
+            False,
+            "hp_io_cfg: hp_io.update_interval_seconds: Input should be a valid number, unable to "
+            "parse string as a number (got 'fast')",
+        ),
+        (
+            {"update_interval_seconds": 1, "module_ids": [70000]},
+            False,
+            "hp_io_cfg: hp_io.module_ids[0]: Input should be less than or equal to 65535 "
+            "(got 70000)",
+        ),
+        (
+            {"data_dir": "run", "update_interval_seconds": 1},
+            False,
+            "hp_io_cfg: hp_io.data_dir: data_dir 'run' is not an absolute path; give the full "
+            "path on the DAQ node, e.g. /mnt/panoseti (or set simulate_daq: true)",
+        ),
+        ({"data_dir": "run", "update_interval_seconds": 1}, True, None),
+    ],
+)
+def test_hp_io_rules_name_the_field_and_the_fix(
+    cfg: dict[str, object], simulate: bool, problem: str | None
+) -> None:
+    if problem is None:
+        assert hp_io_settings(cfg, simulate=simulate).data_dir == Path("run")
+        return
+    with pytest.raises(ConfigError) as info:
+        hp_io_settings(cfg, simulate=simulate)
+    assert info.value.problems == [problem]
+
+
+def test_hp_io_file_problems_name_file_and_line(tmp_path: Path) -> None:
     good = tmp_path / "hp_io_config.json"
     good.write_text(json.dumps({"data_dir": "/mnt", "update_interval_seconds": 0.1}))
-    assert load_hp_io_cfg(good)["data_dir"] == "/mnt"
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_hp_io_cfg(tmp_path / "missing.json")
+    assert read_hp_io_config(good).data_dir == Path("/mnt")
+    with pytest.raises(ConfigError, match=r"missing\.json: file not found; check the path$"):
+        read_hp_io_config(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
-    with pytest.raises(ValueError, match="must hold a JSON object"):
-        load_hp_io_cfg(bad)
+    with pytest.raises(ConfigError, match=r"bad\.json:1: the top level must be a JSON object$"):
+        read_hp_io_config(bad)
+    located = tmp_path / "located.json"
+    located.write_text('{\n  "data_dir": "/mnt",\n  "update_interval_seconds": -1\n}\n')
+    with pytest.raises(ConfigError) as info:
+        read_hp_io_config(located)
+    assert info.value.problems == [
+        f"{located}:3: hp_io.update_interval_seconds: Input should be greater than 0 (got -1)"
+    ]
 
 
 def test_upload_request_wraps_images_only() -> None:

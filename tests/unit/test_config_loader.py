@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic.fields import FieldInfo
+from pydantic_settings import PydanticBaseSettingsSource
 
 from panoseti_appliance.config import (
+    ApplianceConfig,
     ConfigError,
     add_config_argument,
     load_config,
@@ -74,7 +79,7 @@ def test_panoseti_config_names_the_main_file(tmp_path: Path) -> None:
     write(tmp_path / "panoseti.d/a.yaml", "hp_io:\n  data_dir: /data\n")
     config = load_config(environ={"PANOSETI_CONFIG": str(main)})
     assert config.daqdata.max_concurrent_rpcs == 5
-    assert config.hp_io.data_dir == "/data"
+    assert config.hp_io.data_dir == Path("/data")
 
 
 def test_explicit_file_wins_over_panoseti_config(tmp_path: Path) -> None:
@@ -98,7 +103,7 @@ def test_environment_values_are_json_or_plain_strings(tmp_path: Path) -> None:
     assert config.daqdata.listen == ["127.0.0.1:6000", "unix:///tmp/d.sock"]
     assert config.daqdata.hashpipe.enabled is False
     assert config.daqdata.hashpipe.socket_group == "1000"
-    assert config.hp_io.data_dir == "/mnt/data10"
+    assert config.hp_io.data_dir == Path("/mnt/data10")
     assert config.daqdata.simulator.module_ids == [1, 2]
     assert config.daqdata.simulator.mode == "rpc"
 
@@ -228,7 +233,7 @@ def test_argparse_helpers(tmp_path: Path) -> None:
     )
     config = load_config_from_args(args, environ={"PANOSETI_DAQDATA__MAX_CONCURRENT_RPCS": "9"})
     assert config.daqdata.max_concurrent_rpcs == 8
-    assert config.hp_io.data_dir == "/x"
+    assert config.hp_io.data_dir == Path("/x")
     bad = parser.parse_args(["--config", str(main), "--set", "daqdata.max_concurrent_rpcs"])
     with pytest.raises(ConfigError, match=r"write KEY\.PATH=VALUE"):
         load_config_from_args(bad, environ={})
@@ -244,5 +249,88 @@ def test_a_section_header_with_everything_commented_out_means_defaults(tmp_path:
     )
     config = load_config(main, environ={})
     assert config.daqdata.hashpipe.enabled is True
-    assert config.hp_io.data_dir == "/mnt/panoseti"
+    assert config.hp_io.data_dir == Path("/mnt/panoseti")
     assert config.ublox.position is None
+
+
+def test_an_unknown_section_in_the_environment_is_an_error(tmp_path: Path) -> None:
+    err = error(write(tmp_path / "c.yaml", ""), environ={"PANOSETI_DAQDAT__LISTEN": "[]"})
+    assert err.problems == [
+        "env PANOSETI_DAQDAT__LISTEN: daqdat: unknown key; remove it (did you mean 'daqdata'?)"
+    ]
+
+
+def test_a_section_given_as_json_merges_with_its_variables_in_any_order(tmp_path: Path) -> None:
+    main = write(tmp_path / "c.yaml", "")
+    for environ in (
+        {
+            "PANOSETI_DAQDATA__SIMULATOR__MODE": "rpc",
+            "PANOSETI_DAQDATA__SIMULATOR": '{"module_ids": [1, 2], "mode": "uds"}',
+        },
+        {
+            "PANOSETI_DAQDATA__SIMULATOR": '{"module_ids": [1, 2], "mode": "uds"}',
+            "PANOSETI_DAQDATA__SIMULATOR__MODE": "rpc",
+        },
+    ):
+        loaded = load_config_details(main, environ=environ)
+        assert loaded.config.daqdata.simulator.module_ids == [1, 2]
+        assert loaded.config.daqdata.simulator.mode == "rpc"
+        assert loaded.source_of(("daqdata", "simulator", "module_ids")) == (
+            "env PANOSETI_DAQDATA__SIMULATOR"
+        )
+
+
+def test_null_in_the_environment_is_none(tmp_path: Path) -> None:
+    main = write(tmp_path / "c.yaml", "daqdata:\n  simulator:\n    rpc_target: unix:///tmp/s\n")
+    environ = {"PANOSETI_DAQDATA__SIMULATOR__RPC_TARGET": "null"}
+    assert load_config(main, environ=environ).daqdata.simulator.rpc_target is None
+
+
+def test_two_loads_in_one_process_keep_their_own_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PANOSETI_DAQDATA__MAX_CONCURRENT_RPCS", "9")
+    first = write(tmp_path / "a" / "panoseti.yaml", "logging:\n  level: debug\n")
+    second = write(tmp_path / "b" / "panoseti.yaml", "hp_io:\n  force: true\n")
+    a = load_config(first, environ={"PANOSETI_DAQDATA__MAX_CONCURRENT_RPCS": "3"})
+    b = load_config(second, overrides={"ublox": {"baud": 9600}}, environ={})
+    assert (a.daqdata.max_concurrent_rpcs, a.logging.level, a.hp_io.force) == (3, "debug", False)
+    assert (b.daqdata.max_concurrent_rpcs, b.logging.level, b.hp_io.force) == (100, "info", True)
+    assert (a.ublox.baud, b.ublox.baud) == (115200, 9600)
+    # The process environment is read only when no environment is given, and never by the model.
+    assert load_config(second).daqdata.max_concurrent_rpcs == 9
+    assert ApplianceConfig() == load_config(write(tmp_path / "empty.yaml", ""), environ={})
+    assert type(a) is ApplianceConfig
+
+
+class _Meeting(PydanticBaseSettingsSource):
+    """A source that gives its data only once every concurrent build has started reading."""
+
+    def __init__(self, data: dict[str, Any], barrier: threading.Barrier) -> None:
+        super().__init__(ApplianceConfig)
+        self.data = data
+        self.barrier = barrier
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        self.barrier.wait(timeout=30)
+        return self.data
+
+
+def test_concurrent_builds_never_see_each_others_sources() -> None:
+    barrier = threading.Barrier(2)
+    results: dict[int, ApplianceConfig] = {}
+
+    def build(rpcs: int) -> None:
+        source = _Meeting({"daqdata": {"max_concurrent_rpcs": rpcs}}, barrier)
+        results[rpcs] = ApplianceConfig.from_sources([source])
+
+    threads = [threading.Thread(target=build, args=(n,)) for n in (11, 22)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {n: c.daqdata.max_concurrent_rpcs for n, c in results.items()} == {11: 11, 22: 22}
+    assert ApplianceConfig().daqdata.max_concurrent_rpcs == 100

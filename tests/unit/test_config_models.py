@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from panoseti_appliance.config import ApplianceConfig, ConfigError, DaqDataConfig, load_config
+from panoseti_appliance.config import (
+    ApplianceConfig,
+    ConfigError,
+    DaqDataConfig,
+    UbloxConfig,
+    load_config,
+)
 from panoseti_appliance.config.checks import (
     check_listen_address,
     format_module_range,
@@ -70,6 +76,23 @@ def test_direct_construction_ignores_the_environment(monkeypatch: pytest.MonkeyP
             "daqdata:\n  hashpipe:\n    socket_template: /tmp/x.sock\n",
             ":3: daqdata.hashpipe.socket_template:",
             "must contain {dp}",
+        ),
+        (
+            "daqdata:\n  hashpipe:\n    socket_template: hp.{dp}.sock\n",
+            ":3: daqdata.hashpipe.socket_template:",
+            "socket_template 'hp.{dp}.sock' is not an absolute path; give the full path on the "
+            "DAQ node, e.g. /tmp/hashpipe_grpc.dp_{dp}.sock",
+        ),
+        (
+            "hp_io:\n  data_dir: data\n",
+            ":2: hp_io.data_dir:",
+            "data_dir 'data' is not an absolute path; give the full path on the DAQ node, "
+            "e.g. /mnt/panoseti (or set simulate_daq: true)",
+        ),
+        (
+            "observatory:\n  head_node_data_dir: panoseti\n",
+            ":2: observatory.head_node_data_dir:",
+            "head_node_data_dir 'panoseti' is not an absolute path",
         ),
         (
             "daqdata:\n  simulator:\n    sim_run_dir_template: /abs/{module_id}\n",
@@ -323,6 +346,41 @@ def test_daq_node_address_is_trimmed_and_never_blank(tmp_path: Path) -> None:
         ":3: observatory.daq_nodes[0].ip_addr: ip_addr is empty; write the node's host name or "
         "IP, host:port, or unix:///path"
     )
+
+
+def test_data_dir_is_a_path_and_only_used_when_not_simulating(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "hp_io:\n  data_dir: /mnt/data10\n"), environ={})
+    assert config.hp_io.data_dir == Path("/mnt/data10")
+    simulating = "hp_io:\n  data_dir: simulated_data_dir\n  simulate_daq: true\n"
+    assert load_config(write(tmp_path, simulating), environ={}).hp_io.data_dir == Path(
+        "simulated_data_dir"
+    )
+
+
+def test_a_filesystem_source_reading_the_simulator_dir_needs_it_absolute(tmp_path: Path) -> None:
+    text = (
+        "daqdata:\n  filesystem_poll: {enabled: true}\n  simulator:\n"
+        "    mode: filesystem_poll\n    sim_data_dir: sim\nhp_io:\n  simulate_daq: true\n"
+    )
+    assert problems(tmp_path, text) == [
+        f"{tmp_path / 'panoseti.yaml'}:5: daqdata.simulator.sim_data_dir: sim_data_dir 'sim' is "
+        "not an absolute path; give the full path on the DAQ node, e.g. /tmp/panoseti-sim (or "
+        "set hp_io.simulate_daq: false)"
+    ]
+    # No source reads it in uds mode (the original daq_data_server_config.json's case).
+    uds = "daqdata:\n  simulator:\n    sim_data_dir: sim\nhp_io:\n  simulate_daq: true\n"
+    assert load_config(write(tmp_path, uds), environ={}).daqdata.simulator.sim_data_dir == Path(
+        "sim"
+    )
+
+
+def test_chip_lookup_is_the_one_rule() -> None:
+    ublox = UbloxConfig.model_validate({"chips": [{"uid": "df03a241bc", "device": "/dev/x"}]})
+    assert ublox.chip("DF03A241BC") is ublox.chips[0]
+    with pytest.raises(
+        ValueError, match=r"^no chip has uid AAAAAAAAAA; the chips are: DF03A241BC$"
+    ):
+        ublox.chip("AAAAAAAAAA")
 
 
 def test_simulation_problem_is_available_for_run_time_checks() -> None:

@@ -9,11 +9,16 @@ import pytest
 import yaml
 
 from panoseti_appliance.cli.config import imported_yaml
-from panoseti_appliance.config import ConfigError, load_config, load_config_details
-from panoseti_appliance.config.originals import detect_kind, import_original, key_lines
-from panoseti_appliance.config.yamlfile import FileProblems
-from panoseti_appliance.daqdata.client.hosts import hosts_from_configs
-from tests.unit.test_client_hosts import observatory_hosts
+from panoseti_appliance.config import (
+    ConfigError,
+    load_config,
+    load_config_details,
+    read_f9t_config,
+    read_observatory,
+)
+from panoseti_appliance.config.files import FileProblems
+from panoseti_appliance.config.originals import detect_kind, import_original
+from tests.unit.test_client_hosts import hosts_of, observatory_hosts
 
 ORIGINALS = Path(__file__).resolve().parents[1] / "data" / "original_configs"
 
@@ -48,7 +53,8 @@ def test_daq_data_server_config_and_its_hp_io_file() -> None:
     assert str(sim.sim_data_dir) == "daq_data/simulated_data_dir"
     # default_hp_io_config_file is read from beside the server config
     assert loaded.config.hp_io.simulate_daq is True
-    assert loaded.config.hp_io.data_dir == "simulated_data_dir"
+    # relative, as the original wrote it: accepted since simulate_daq ignores it
+    assert loaded.config.hp_io.data_dir == Path("simulated_data_dir")
     assert (
         loaded.source_of(("hp_io", "simulate_daq")) == f"{original('hp_io_config_simulate.json')}:5"
     )
@@ -141,7 +147,7 @@ def test_all_originals_round_trip_through_import(tmp_path: Path) -> None:
     assert from_yaml.observatory.port_forwarding == network.observatory.port_forwarding
     hosts = observatory_hosts(from_yaml.observatory)
     assert [h.host_key for h in hosts] == ["128.114.23.81", "10.0.0.61"]
-    assert hosts == hosts_from_configs(original("daq_config.json"), original("network_config.json"))
+    assert hosts == hosts_of(original("daq_config.json"), original("network_config.json"))
 
 
 def test_missing_hp_io_file_is_a_located_warning(tmp_path: Path) -> None:
@@ -195,12 +201,57 @@ def test_wrong_value_in_original_points_into_it(tmp_path: Path) -> None:
 
 
 def test_unknown_original_key_is_a_located_warning(tmp_path: Path) -> None:
-    path = tmp_path / "hp_io_config.json"
-    path.write_text('{\n  "data_dir": "/x",\n  "update_intervall": 1\n}\n')
+    path = tmp_path / "daq_config.json"
+    path.write_text('{\n  "daq_nodes": [{"ip_addr": "a"}],\n  "head_node": "h"\n}\n')
     loaded = load_config_details(path, environ={})
     assert loaded.warnings == [
-        f"{path}:3: update_intervall: unknown key in a hp_io_config file; ignored (check its spelling)"
+        f"{path}:3: head_node: unknown key in a daq_config file; ignored (check its spelling)"
     ]
+
+
+def test_an_hp_io_file_refuses_unknown_keys_like_its_section(tmp_path: Path) -> None:
+    path = tmp_path / "hp_io_config.json"
+    path.write_text(
+        '{\n  "data_dir": "/x",\n  "update_interval_seconds": 1,\n  "update_intervall": 1\n}\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert info.value.problems == [
+        f"{path}:4: hp_io.update_intervall: unknown key; remove it "
+        "(did you mean 'update_interval_seconds'?)"
+    ]
+
+
+def test_an_hp_io_file_needs_its_interval(tmp_path: Path) -> None:
+    path = tmp_path / "hp_io_config.json"
+    path.write_text('{\n  "data_dir": "/x"\n}\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert info.value.problems == [
+        f"{path}:1: update_interval_seconds: required in an hp_io config; add it, e.g. "
+        '"update_interval_seconds": 0.1 (seconds)'
+    ]
+
+
+def test_a_daemon_refuses_a_relative_data_dir_naming_field_and_fix(tmp_path: Path) -> None:
+    path = tmp_path / "hp_io_config.json"
+    path.write_text('{\n  "data_dir": "run/data",\n  "update_interval_seconds": 1\n}\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert info.value.problems == [
+        f"{path}:2: hp_io.data_dir: data_dir 'run/data' is not an absolute path; give the full "
+        "path on the DAQ node, e.g. /mnt/panoseti (or set simulate_daq: true)"
+    ]
+
+
+def test_typed_importers_give_what_the_loader_gives() -> None:
+    """A client reading an original file gets the section a daemon loading it gets."""
+    for read, name, section in (
+        (read_f9t_config, "f9t_config.json5", "ublox"),
+        (read_observatory, "daq_config.json", "observatory"),
+    ):
+        typed = read(original(name))
+        assert typed == getattr(load_config(original(name), environ={}), section)
 
 
 def test_unrecognisable_original_file(tmp_path: Path) -> None:
@@ -217,14 +268,3 @@ def test_kind_detection_by_keys(tmp_path: Path) -> None:
     assert detect_kind(tmp_path / "x.json", {"daq_nodes": []}) == "daq_config"
     assert detect_kind(tmp_path / "x.json", {"max_workers": 5}) == "ublox_control_server_config"
     assert detect_kind(tmp_path / "x.json", {"data_dir": "/d"}) == "hp_io_config"
-
-
-def test_key_lines_follow_nesting() -> None:
-    text = '{\n  "a": {\n    "b": 1\n  },\n  b: 2,\n  "l": [\n    {"c": 1},\n    {"c": 2}\n  ]\n}\n'
-    data = {"a": {"b": 1}, "b": 2, "l": [{"c": 1}, {"c": 2}]}
-    lines = key_lines(text, data)
-    assert lines[("a",)] == 2
-    assert lines[("a", "b")] == 3
-    assert lines[("b",)] == 5
-    assert lines[("l", 0)] == 7
-    assert lines[("l", 1, "c")] == 8

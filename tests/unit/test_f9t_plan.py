@@ -203,8 +203,6 @@ def test_chip_merge_rule() -> None:
     assert merged["device"] == "/dev/ttyACM1"
     assert merged["f9t_uid"] == UID
     assert len(merged["cfg_key_settings"]) == 40
-    assert "f9t_chips" in file_cfg  # the file's dict is not modified
-    with pytest.raises(
-        ValueError, match="no chip with f9t_uid AAAAAAAAAA; the file has: DF03A241BC"
-    ):
+    assert file_cfg.device == "/dev/ublox-f9t"  # the general settings are not modified
+    with pytest.raises(ValueError, match="no chip has uid AAAAAAAAAA; the chips are: DF03A241BC"):
         chip_config(file_cfg, "AAAAAAAAAA")

@@ -28,14 +28,18 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack
 
 import grpc
 from google.protobuf import empty_pb2
 
 from panoseti_appliance._proto import daq_data_pb2, daq_data_pb2_grpc
+from panoseti_appliance.config.importers import read_observatory
+from panoseti_appliance.config.models import HpIoConfig, ObservatoryConfig
+from panoseti_appliance.config.originals import OriginalSource
 from panoseti_appliance.daqdata.client import reflect
-from panoseti_appliance.daqdata.client.hosts import ConfigInput, DaqHost, resolve_hosts, target_for
+from panoseti_appliance.daqdata.client.hosts import DaqHost, resolve_hosts, target_for
 from panoseti_appliance.daqdata.client.parse import parse_response
 from panoseti_appliance.daqdata.client.rpc import (
     DEFAULT_SIM_HP_IO_CFG,
@@ -48,6 +52,7 @@ from panoseti_appliance.daqdata.client.rpc import (
     UPLOAD_FULL_WAIT_SECONDS,
     UPLOAD_QUEUE_SIZE,
     describe_end,
+    hp_io_settings,
     init_request,
     stream_request,
     upload_request,
@@ -66,6 +71,9 @@ from panoseti_appliance.multihost import (
 logger = logging.getLogger(__name__)
 
 HostsArg = str | Iterable[str] | None
+#: Where the DAQ nodes are: a daq_config (path or dict) or the configuration's observatory section.
+DaqConfigArg = OriginalSource | ObservatoryConfig
+HpIoArg = HpIoConfig | Mapping[str, Any]
 StreamStatus = tuple[grpc.StatusCode, str]
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -93,12 +101,13 @@ class _HostRegistry:
 
     def __init__(
         self,
-        daq_config: ConfigInput | None,
-        network_config: ConfigInput | None,
+        daq_config: DaqConfigArg | None,
+        network_config: OriginalSource | None,
         hosts: Iterable[str] | None,
     ) -> None:
+        observatory = None if daq_config is None else read_observatory(daq_config, network_config)
         self.daq_hosts: dict[str, DaqHost] = {
-            h.target: h for h in resolve_hosts(daq_config, network_config, hosts)
+            h.target: h for h in resolve_hosts(observatory, hosts)
         }
         self.valid_daq_hosts: set[str] = set()
         #: `{target: (status code, details)}` of the last end of each host's stream.
@@ -154,7 +163,7 @@ class _HostRegistry:
         self.last_stream_status[target] = (code, details)
         logger.warning(describe_end(target, code, details))
 
-    def data_dir(self, target: str) -> str:
+    def data_dir(self, target: str) -> Path | None:
         return self.daq_hosts[target].data_dir
 
 
@@ -224,8 +233,8 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
 
     def __init__(
         self,
-        daq_config: ConfigInput | None = None,
-        network_config: ConfigInput | None = None,
+        daq_config: DaqConfigArg | None = None,
+        network_config: OriginalSource | None = None,
         *,
         hosts: Iterable[str] | None = None,
         stop_event: StopEvent | None = None,
@@ -282,16 +291,14 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
     async def init_hp_io(
         self,
         hosts: HostsArg,
-        hp_io_cfg: Mapping[str, Any],
+        hp_io_cfg: HpIoArg,
         timeout: float = 10.0,
         *,
-        simulate: bool | None = None,
+        simulate: bool = False,
     ) -> bool:
+        hp_io = hp_io_settings(hp_io_cfg, simulate=simulate)
         targets = await self.validate_daq_hosts(hosts)
-        requests = {
-            t: init_request(hp_io_cfg, self._registry.data_dir(t), simulate=simulate)
-            for t in targets
-        }
+        requests = {t: init_request(hp_io, self._registry.data_dir(t)) for t in targets}
         results = await asyncio.gather(
             *(self._stub(t).InitHpIo(requests[t], timeout=timeout) for t in targets),
             return_exceptions=True,
@@ -299,7 +306,7 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
         return _init_outcome(dict(zip(targets, results, strict=True)))
 
     async def init_sim(
-        self, hosts: HostsArg, hp_io_cfg: Mapping[str, Any] | None = None, timeout: float = 15.0
+        self, hosts: HostsArg, hp_io_cfg: HpIoArg | None = None, timeout: float = 15.0
     ) -> bool:
         return await self.init_hp_io(
             hosts, hp_io_cfg or DEFAULT_SIM_HP_IO_CFG, timeout, simulate=True
@@ -426,15 +433,16 @@ async def _aiter(images: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[An
 class DaqDataClient(BlockingWrapper[AioDaqDataClient], _HostViews):
     """Blocking client: the asyncio client run on a private event loop thread.
 
-    `daq_config`/`network_config` are paths or dicts; `hosts` is a plain list of host
-    names or targets instead of (or restricting) the daq_config. `stop_event` (a threading.Event)
+    `daq_config`/`network_config` are paths or dicts (or `daq_config` is the configuration's
+    `ObservatoryConfig`); `hosts` is a plain list of host names or targets instead of (or
+    restricting) the daq_config. `stop_event` (a threading.Event)
     ends every stream of this client when set (a per-call stop_event overrides it).
     """
 
     def __init__(
         self,
-        daq_config: ConfigInput | None = None,
-        network_config: ConfigInput | None = None,
+        daq_config: DaqConfigArg | None = None,
+        network_config: OriginalSource | None = None,
         **options: Unpack[ClientOptions],
     ) -> None:
         aio = AioDaqDataClient(daq_config, network_config, **options)

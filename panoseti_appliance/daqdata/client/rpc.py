@@ -6,15 +6,15 @@ here once so that the sync and the asyncio client cannot drift apart.
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from panoseti_appliance._proto import daq_data_pb2
-from panoseti_appliance.config.jsonfile import read_object
+from panoseti_appliance.config.importers import read_hp_io_config
+from panoseti_appliance.config.models import HpIoConfig
 from panoseti_appliance.retry import RetryPolicy
 
 #: Ping deadline (docs/daqdata.md, "Ping"): any error within it means "host down".
@@ -39,15 +39,13 @@ RETRY_CODES = frozenset({grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}
 RECONNECT_RETRY = RetryPolicy(initial=0.2, factor=2.0, max_delay=4.0)
 
 #: The packaged simulate hp_io config (the original read `hp_io_config_simulate.json` from CWD).
-DEFAULT_SIM_HP_IO_CFG: Mapping[str, Any] = {
-    "data_dir": "simulated_data_dir",
-    "update_interval_seconds": 0.1,
-    "force": True,
-    "simulate_daq": True,
-    "module_ids": [],
-}
-HP_IO_KEYS = ("data_dir", "update_interval_seconds", "force", "simulate_daq", "module_ids")
-_IGNORED_HP_IO_KEYS = ("comments",)
+DEFAULT_SIM_HP_IO_CFG = HpIoConfig(
+    data_dir=Path("simulated_data_dir"),
+    update_interval_seconds=0.1,
+    force=True,
+    simulate_daq=True,
+    module_ids=[],
+)
 MAX_MODULE_ID = 65535
 
 
@@ -78,37 +76,30 @@ def stream_request(
     )
 
 
-def load_hp_io_cfg(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """An hp_io JSON file (`{"data_dir": …, "update_interval_seconds": …, …}`) as a dict."""
-    return read_object(path, "hp_io config")
+def hp_io_settings(cfg: HpIoConfig | Mapping[str, Any], *, simulate: bool = False) -> HpIoConfig:
+    """The hp_io config of an init call, a dict read as an hp_io file named `hp_io_cfg`.
+
+    `simulate` (init_sim) sets simulate_daq before the checks, which then accept any data_dir.
+    """
+    if isinstance(cfg, HpIoConfig):
+        return cfg.model_copy(update={"simulate_daq": True}) if simulate else cfg
+    return read_hp_io_config({**cfg, "simulate_daq": True} if simulate else cfg)
 
 
 def init_request(
-    hp_io_cfg: Mapping[str, Any], node_data_dir: str = "", *, simulate: bool | None = None
+    hp_io: HpIoConfig, node_data_dir: Path | None = None
 ) -> daq_data_pb2.InitHpIoRequest:
     """An InitHpIoRequest from an hp_io config (docs/clients.md, "Methods (both clients)").
 
-    `data_dir` comes from the config if non-empty, else the node's daq_config data_dir, else "".
-    `update_interval_seconds` is required; `simulate` (init_sim) forces simulate_daq.
+    `data_dir` is the config's when it gives one, else the node's daq_config data_dir, else "".
     """
-    unknown = sorted(set(hp_io_cfg) - set(HP_IO_KEYS) - set(_IGNORED_HP_IO_KEYS))
-    if unknown:
-        raise ValueError(
-            f"hp_io_cfg has unknown key(s) {unknown}: valid keys are {', '.join(HP_IO_KEYS)}"
-        )
-    if "update_interval_seconds" not in hp_io_cfg:
-        raise ValueError(
-            "hp_io_cfg is missing 'update_interval_seconds': add it, e.g. 0.1 (seconds)"
-        )
-    interval = hp_io_cfg["update_interval_seconds"]
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or math.isnan(interval):
-        raise ValueError(f"hp_io_cfg 'update_interval_seconds' must be a number, got {interval!r}")
+    data_dir = hp_io.data_dir if "data_dir" in hp_io.model_fields_set else node_data_dir
     return daq_data_pb2.InitHpIoRequest(
-        data_dir=str(hp_io_cfg.get("data_dir") or node_data_dir or ""),
-        update_interval_seconds=float(interval),
-        force=bool(hp_io_cfg.get("force", False)),
-        simulate_daq=True if simulate else bool(hp_io_cfg.get("simulate_daq", False)),
-        module_ids=module_id_list(hp_io_cfg.get("module_ids", []), "hp_io_cfg 'module_ids'"),
+        data_dir=str(data_dir or ""),
+        update_interval_seconds=hp_io.update_interval_seconds,
+        force=hp_io.force,
+        simulate_daq=hp_io.simulate_daq,
+        module_ids=hp_io.module_ids,
     )
 
 

@@ -55,7 +55,11 @@ class HpIoState(enum.Enum):
 
 @dataclass(frozen=True)
 class HpIoSettings:
-    """One validated InitHpIo payload (what hp_io runs with)."""
+    """One validated InitHpIo payload (what hp_io runs with).
+
+    `data_dir` is absolute (the configuration and InitHpIo refuse a relative one) unless
+    simulating, when the simulator's directory replaces it.
+    """
 
     data_dir: Path
     update_interval_seconds: float
@@ -65,10 +69,7 @@ class HpIoSettings:
     @classmethod
     def from_config(cls, cfg: HpIoConfig) -> HpIoSettings:
         return cls(
-            Path(cfg.data_dir).absolute(),
-            cfg.update_interval_seconds,
-            cfg.simulate_daq,
-            frozenset(cfg.module_ids),
+            cfg.data_dir, cfg.update_interval_seconds, cfg.simulate_daq, frozenset(cfg.module_ids)
         )
 
     def describe(self) -> str:
@@ -83,26 +84,6 @@ _STARTING_OR_RUNNING = (HpIoState.STARTING, HpIoState.RUNNING)
 
 class HpIoStartError(Exception):
     """hp_io could not start; str(err) is the reason InitHpIo reports in error_message."""
-
-
-def simulation_problem(cfg: DaqDataConfig) -> str | None:
-    """Why simulate_daq cannot run with this daemon's configuration, or None if it can."""
-    mode = cfg.simulator.mode
-    enabled = {
-        "uds": cfg.hashpipe.enabled,
-        "filesystem_poll": cfg.filesystem_poll.enabled,
-        "filesystem_pipe": cfg.filesystem_pipe.enabled,
-    }
-    if mode in enabled and not enabled[mode]:
-        key = "hashpipe" if mode == "uds" else mode
-        return f"mode {mode} needs daqdata.{key}.enabled: true"
-    if mode == "uds":
-        missing = sorted(set(cfg.simulator.uds_data_products) - set(cfg.hashpipe.data_products))
-        if missing:
-            return f"mode uds feeds {', '.join(missing)} but daqdata.hashpipe has no such socket"
-    if mode == "rpc" and rpc_target(cfg) is None:
-        return "mode rpc needs a unix:// address in daqdata.listen or daqdata.simulator.rpc_target"
-    return None
 
 
 def rpc_target(cfg: DaqDataConfig) -> str | None:
@@ -250,7 +231,7 @@ class HpIo:
                 pipe_name=self.cfg.filesystem_pipe.pipe_name,
                 rpc_target=rpc_target(self.cfg),
             )
-            data_dir = simulator.data_dir.absolute()
+            data_dir = simulator.data_dir  # absolute when a source reads it (simulation_problem)
         rpc_only = simulator is not None and simulator.mode == "rpc"
         if simulator is not None and simulator.starts_before_sources:
             self._simulator = simulator

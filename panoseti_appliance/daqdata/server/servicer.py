@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import grpc
@@ -25,9 +25,10 @@ import numpy as np
 from google.protobuf import empty_pb2
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
+from panoseti_appliance.config.checks import check_absolute
 from panoseti_appliance.config.models import DaqDataConfig
 from panoseti_appliance.daqdata.server.frame import Frame
-from panoseti_appliance.daqdata.server.hpio import HpIo, HpIoSettings, HpIoState, simulation_problem
+from panoseti_appliance.daqdata.server.hpio import HpIo, HpIoSettings, HpIoState
 from panoseti_appliance.daqdata.server.hub import Hub, Subscription
 from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import (
@@ -337,20 +338,14 @@ class DaqDataServicer:
         interval = request.update_interval_seconds
         if not math.isfinite(interval) or interval < self.cfg.min_hp_io_update_interval_seconds:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BELOW_MINIMUM)
-        # absolute() only joins the working directory: no file system access to move off the loop.
-        data_dir = Path(request.data_dir).absolute()  # noqa: ASYNC240
-        if not request.simulate_daq and (
-            not request.data_dir or not await asyncio.to_thread(data_dir.is_dir)
-        ):
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"data_dir '{request.data_dir}' does not exist."
-            )
         if request.simulate_daq:
-            problem = simulation_problem(self.cfg)
+            problem = self.cfg.simulation_problem()
             if problem is not None:
                 await context.abort(
                     grpc.StatusCode.FAILED_PRECONDITION, f"simulation is not configured: {problem}"
                 )
+        else:
+            await self._check_data_dir(request.data_dir, context)
         if (
             self.cfg.require_hashpipe_process
             and not request.simulate_daq
@@ -363,7 +358,22 @@ class DaqDataServicer:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"module_ids entry {too_big[0]} is above {MAX_MODULE_ID} (module ids are 16-bit).",
             )
-        return HpIoSettings(data_dir, interval, request.simulate_daq, frozenset(request.module_ids))
+        return HpIoSettings(
+            Path(request.data_dir), interval, request.simulate_daq, frozenset(request.module_ids)
+        )
+
+    async def _check_data_dir(self, data_dir: str, context: InitContext) -> None:
+        """A real-mode data_dir must be given, absolute (never the daemon's working directory's)
+        and a directory."""
+        missing = f"data_dir '{data_dir}' does not exist."
+        if not data_dir:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, missing)
+        try:
+            check_absolute(PurePosixPath(data_dir), "data_dir")
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc}.")
+        if not await asyncio.to_thread(Path(data_dir).is_dir):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, missing)
 
     async def _init_locked(
         self, settings: HpIoSettings, force: bool, peer: str

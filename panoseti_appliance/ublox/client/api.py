@@ -6,27 +6,26 @@ re-plugs and re-initialisations: such an end of stream is reported as an ERROR e
 stream is re-opened with back-off. Everything else (bad pattern, unknown host, a receiver that
 was never initialised) is raised.
 
-`load_f9t_config` reads the original f9t_config JSON5 file and `chip_config` applies its merge
-rule for one receiver (docs/ublox.md, "The f9t_config file").
+`load_f9t_config` reads an f9t_config JSON5 file into the typed `UbloxConfig` (the appliance's
+own reading of that format, with its rules and messages) and `chip_config` gives one receiver's
+flat InitF9t config by the file's merge rule (docs/ublox.md, "The f9t_config file").
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
-import json5
 from google.protobuf.struct_pb2 import Struct
 
 from panoseti_appliance import multihost
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
-from panoseti_appliance.config.jsonfile import read_object
+from panoseti_appliance.config.importers import read_f9t_config
+from panoseti_appliance.config.models import UbloxConfig
 from panoseti_appliance.loopthread import BlockingWrapper, blocking, blocking_iter
 from panoseti_appliance.multihost import CallEnd, StopEvent
 from panoseti_appliance.retry import RetryPolicy
@@ -40,23 +39,16 @@ CAPTURE_RETRY = RetryPolicy(steps=(0.5, 1.0, 2.0, 5.0, 10.0))
 CAPTURE_QUEUE_SIZE = 256
 
 
-def load_f9t_config(path: str | Path) -> dict[str, Any]:
-    """Read an f9t_config JSON5 file (comments and trailing commas allowed)."""
-    return read_object(path, "f9t config", loads=json5.loads, syntax="JSON5")
+#: The client's name for the one reader of f9t_config files.
+load_f9t_config = read_f9t_config
 
 
-def chip_config(file_cfg: dict[str, Any], uid: str) -> dict[str, Any]:
-    """The flat config for chip `uid`: deep-copy, delete f9t_chips, update with the chip dict."""
-    chips = file_cfg.get("f9t_chips") or []
-    wanted = uid.strip().upper()
-    for chip in chips:
-        if isinstance(chip, dict) and str(chip.get("f9t_uid", "")).strip().upper() == wanted:
-            merged = copy.deepcopy(file_cfg)
-            merged.pop("f9t_chips", None)
-            merged.update(copy.deepcopy(chip))
-            return merged
-    known = ", ".join(str(c.get("f9t_uid")) for c in chips if isinstance(c, dict)) or "none"
-    raise ValueError(f"f9t_chips: no chip with f9t_uid {uid}; the file has: {known}")
+def chip_config(f9t: UbloxConfig, uid: str) -> dict[str, Any]:
+    """The flat InitF9t config of chip `uid`: the general settings, the chip's keys winning.
+
+    ValueError naming the known chips when the file has no chip `uid`.
+    """
+    return f9t.f9t_config(f9t.chip(uid))
 
 
 def to_struct(data: dict[str, Any]) -> Struct:
