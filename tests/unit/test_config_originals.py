@@ -209,39 +209,37 @@ def test_unknown_original_key_is_a_located_warning(tmp_path: Path) -> None:
     ]
 
 
-def test_an_hp_io_file_refuses_unknown_keys_like_its_section(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        pytest.param(
+            '{\n  "data_dir": "/x",\n  "update_interval_seconds": 1,\n  "update_intervall": 1\n}\n',
+            "4: hp_io.update_intervall: unknown key; remove it "
+            "(did you mean 'update_interval_seconds'?)",
+            id="unknown-key-like-its-section",
+        ),
+        pytest.param(
+            '{\n  "data_dir": "/x"\n}\n',
+            "1: update_interval_seconds: required in an hp_io config; add it, e.g. "
+            '"update_interval_seconds": 0.1 (seconds)',
+            id="interval-required",
+        ),
+        pytest.param(
+            '{\n  "data_dir": "run/data",\n  "update_interval_seconds": 1\n}\n',
+            "2: hp_io.data_dir: data_dir 'run/data' is not an absolute path; give the full "
+            "path on the DAQ node, e.g. /mnt/panoseti (or set simulate_daq: true)",
+            id="relative-data-dir",
+        ),
+    ],
+)
+def test_an_hp_io_file_problem_names_line_field_and_fix(
+    tmp_path: Path, content: str, problem: str
+) -> None:
     path = tmp_path / "hp_io_config.json"
-    path.write_text(
-        '{\n  "data_dir": "/x",\n  "update_interval_seconds": 1,\n  "update_intervall": 1\n}\n'
-    )
+    path.write_text(content)
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})
-    assert info.value.problems == [
-        f"{path}:4: hp_io.update_intervall: unknown key; remove it "
-        "(did you mean 'update_interval_seconds'?)"
-    ]
-
-
-def test_an_hp_io_file_needs_its_interval(tmp_path: Path) -> None:
-    path = tmp_path / "hp_io_config.json"
-    path.write_text('{\n  "data_dir": "/x"\n}\n')
-    with pytest.raises(ConfigError) as info:
-        load_config(path, environ={})
-    assert info.value.problems == [
-        f"{path}:1: update_interval_seconds: required in an hp_io config; add it, e.g. "
-        '"update_interval_seconds": 0.1 (seconds)'
-    ]
-
-
-def test_a_daemon_refuses_a_relative_data_dir_naming_field_and_fix(tmp_path: Path) -> None:
-    path = tmp_path / "hp_io_config.json"
-    path.write_text('{\n  "data_dir": "run/data",\n  "update_interval_seconds": 1\n}\n')
-    with pytest.raises(ConfigError) as info:
-        load_config(path, environ={})
-    assert info.value.problems == [
-        f"{path}:2: hp_io.data_dir: data_dir 'run/data' is not an absolute path; give the full "
-        "path on the DAQ node, e.g. /mnt/panoseti (or set simulate_daq: true)"
-    ]
+    assert info.value.problems == [f"{path}:{problem}"]
 
 
 def test_typed_importers_give_what_the_loader_gives() -> None:
