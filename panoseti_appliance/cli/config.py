@@ -37,10 +37,8 @@ from panoseti_appliance.config.reference import render_markdown, repo_examples_d
 from panoseti_appliance.config.sources import CONFIG_ENV, Layer, dotted
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "config", help="check, show, import and document the appliance configuration"
-    )
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the `panoseti config` parser."""
     sub = parser.add_subparsers(dest="config_command", metavar="ACTION")
     sub.required = True
 

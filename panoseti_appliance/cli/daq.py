@@ -128,13 +128,8 @@ def _add_output(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    daq = subparsers.add_parser(
-        "daq",
-        help="talk to DaqData servers: ping, stream, view, ...",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def register(daq: argparse.ArgumentParser) -> None:
+    """Fill the `panoseti daq` parser."""
     _add_common(daq, nested=False)
     commands = daq.add_subparsers(dest="daq_command", metavar="SUBCOMMAND", required=True)
 

@@ -54,15 +54,8 @@ def _llh(text: str) -> tuple[float, float, float]:
     return lat, lon, height
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "emulate-f9t",
-        help="run a fake ZED-F9T receiver on a pseudo-terminal or an existing tty",
-        description=(
-            "Emulate a u-blox ZED-F9T on a new pty (or on an existing tty with --tty) for tests"
-            " and demos; prints 'device: PATH'."
-        ),
-    )
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the `panoseti emulate-f9t` parser."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--link", help="stable symlink to the pty (needed to survive re-plug)")
     where.add_argument(

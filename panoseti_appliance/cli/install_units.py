@@ -193,13 +193,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "install-units",
-        help="install the systemd units, udev rule, sysusers.d and tmpfiles.d entries",
-        description="Install the systemd units, the udev rule and the sysusers.d and tmpfiles.d "
-        "entries under PREFIX/lib, with ExecStart= pointing at BINDIR.",
-    )
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the `panoseti install-units` parser."""
     parser.add_argument(
         "--prefix",
         default=str(DEFAULT_PREFIX),

@@ -1,7 +1,8 @@
 """Entry point of the `panoseti` command.
 
-Each area owns one module in this package exposing `register(subparsers)`, which adds its
-subcommand(s) and sets `func(args) -> int` as the handler. Only the module of the subcommand being
+Each area owns one module in this package exposing `register(parser)`, which fills the parser
+made here for its subcommand (help from SUBCOMMANDS, description from the module's docstring) and
+sets `func(args) -> int` as the handler. Only the module of the subcommand being
 run is imported (the others get a one-line placeholder for `--help`), so `panoseti pff info` does
 not pay for grpc, pandas or matplotlib imports it never uses.
 """
@@ -63,7 +64,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         if argv is None or name == wanted:
             module = importlib.import_module(f"panoseti_appliance.cli.{module_name}")
-            module.register(subparsers)
+            module.register(
+                subparsers.add_parser(
+                    name,
+                    help=help_text,
+                    description=module.__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                )
+            )
         else:
             subparsers.add_parser(name, help=help_text)
     return parser

@@ -266,12 +266,8 @@ def _add_dp_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "pff",
-        help="inspect PFF data files",
-        description="Summarise a PFF data file or render one of its frames to a PNG.",
-    )
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the `panoseti pff` parser."""
     actions = parser.add_subparsers(dest="pff_command", metavar="ACTION")
     actions.required = True
     info = actions.add_parser("info", help="summarise a PFF file: frames, times, pixel range")

@@ -25,13 +25,8 @@ if TYPE_CHECKING:
 MODES = ("uds", "filesystem_poll", "filesystem_pipe", "rpc")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "sim",
-        help="replay PFF frames into a running DaqData daemon (Hashpipe emulator and more)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the `panoseti sim` parser."""
     from panoseti_appliance.config.loader import add_config_argument
 
     parser.add_argument("--mode", choices=MODES, help="how to deliver frames (default: config)")

@@ -16,10 +16,8 @@ from panoseti_appliance.ublox.client.display import format_line, json_line
 DEFAULT_HOST = "localhost:50052"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "ublox", help="talk to UbloxControl servers: init, capture, poll"
-    )
+def register(parser: argparse.ArgumentParser) -> None:
+    """Fill the `panoseti ublox` parser."""
     sub = parser.add_subparsers(dest="ublox_command", metavar="ACTION")
     sub.required = True
 
