@@ -175,6 +175,15 @@ class HashpipeFramer:
         self._resyncing = False
         return frame_end
 
+    def end(self) -> None:
+        """The connection ended: bytes still held are a frame cut short, counted like any
+        other torn frame (left uncounted, such a drop would go unseen)."""
+        if self._buf:
+            self._drop("torn")
+            self.stats.add("garbage_bytes", len(self._buf))
+            self._buf.clear()
+            self._pending = None
+
     def _parse_header(self, raw: bytes) -> dict[str, Any] | None:
         try:
             header = json.loads(raw)
@@ -518,6 +527,7 @@ class HashpipeListener:
         finally:
             self._conns = {k: c for k, c in self._conns.items() if c is not conn}
             if not conn.kept:
+                conn.framer.end()
                 conn.sock.close()
                 if conn.stored:
                     self.notifier.remove_fd(conn_name(dp.name, conn.token))

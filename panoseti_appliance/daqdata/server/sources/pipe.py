@@ -53,6 +53,17 @@ class _Fifo:
     rest: bytes = b""
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `fd`: a FIFO unlinked and made again at the
+    same path is a new one, which the DAQ writes to while the old one hears nothing."""
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
 class FilesystemPipeSource(RunDirSource):
     """Signals from `data_dir/module_<id>/<newest obs_*>/<pipe_name>` FIFOs trigger frame reads."""
 
@@ -116,7 +127,7 @@ class FilesystemPipeSource(RunDirSource):
     def _sync(self, loop: asyncio.AbstractEventLoop, wanted: dict[int, Path]) -> None:
         """Close FIFOs that are no longer active, open the new ones."""
         for module, fifo in list(self._fifos.items()):
-            if wanted.get(module) != fifo.path:
+            if wanted.get(module) != fifo.path or not _same_file(fifo.rfd, fifo.path):
                 self._close(loop, module)
         for module, path in wanted.items():
             if module not in self._fifos:
