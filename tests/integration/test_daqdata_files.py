@@ -50,20 +50,16 @@ def test_poll_source_follows_appends_rollover_and_new_run(tmp_path: Path) -> Non
     data = tmp_path / "data"
     first = write_run(data, 1, "ph256", 3)
     extra = {"daqdata": {"filesystem_poll": {"enabled": True}}}
-    with daqdata(tmp_path, extra) as d:
-        stream = Collector(d, stream_request())
-        try:
-            image = stream.wait_for(_is(first, 2), "the last frame of the first file")
-            assert (image.module_id, pkt_num(image)) == (1, 2)
-            append_frames(first, "ph256", 1, 2)
-            stream.wait_for(_is(first, 4), "the appended frame")
-            rolled = write_run(data, 1, "ph256", 2, seqno=1)
-            stream.wait_for(_is(rolled, 1), "the seqno_1 file")
-            newer = data_file(data, 1, "ph256", seqno=0, run=NEW_RUN)
-            append_frames(newer, "ph256", 1, 1)
-            stream.wait_for(_is(newer, 0), "the new run's file")
-        finally:
-            stream.close()
+    with daqdata(tmp_path, extra) as d, Collector(d, stream_request()) as stream:
+        image = stream.wait_for(_is(first, 2), "the last frame of the first file")
+        assert (image.module_id, pkt_num(image)) == (1, 2)
+        append_frames(first, "ph256", 1, 2)
+        stream.wait_for(_is(first, 4), "the appended frame")
+        rolled = write_run(data, 1, "ph256", 2, seqno=1)
+        stream.wait_for(_is(rolled, 1), "the seqno_1 file")
+        newer = data_file(data, 1, "ph256", seqno=0, run=NEW_RUN)
+        append_frames(newer, "ph256", 1, 1)
+        stream.wait_for(_is(newer, 0), "the new run's file")
 
 
 def test_pipe_source_follows_signals_rollover_and_new_run(tmp_path: Path) -> None:
@@ -72,24 +68,20 @@ def test_pipe_source_follows_signals_rollover_and_new_run(tmp_path: Path) -> Non
     os.mkfifo(run / PIPE)
     first = write_run(data, 2, "img16", 1)
     extra = {"daqdata": {"filesystem_pipe": {"enabled": True, "pipe_name": PIPE}}}
-    with daqdata(tmp_path, extra) as d:
-        stream = Collector(d, stream_request())
-        try:
-            stream.wait_for(_is(first, 0), "the frame present at start")
+    with daqdata(tmp_path, extra) as d, Collector(d, stream_request()) as stream:
+        stream.wait_for(_is(first, 0), "the frame present at start")
 
-            def grow(path: Path, run: Path) -> Callable[[], None]:
-                def act() -> None:
-                    append_frames(path, "img16", 2, 1)
-                    _signal(run, "img16")
+        def grow(path: Path, run: Path) -> Callable[[], None]:
+            def act() -> None:
+                append_frames(path, "img16", 2, 1)
+                _signal(run, "img16")
 
-                return act
+            return act
 
-            stream.wait_for(_is(first, 3, True), "a signalled frame", act=grow(first, run))
-            rolled = data_file(data, 2, "img16", seqno=1)
-            stream.wait_for(_is(rolled, 2, True), "the seqno_1 file", act=grow(rolled, run))
-            new_run = run_dir(data, 2, NEW_RUN)
-            os.mkfifo(new_run / PIPE)
-            newer = data_file(data, 2, "img16", run=NEW_RUN)
-            stream.wait_for(_is(newer, 2, True), "the new run's FIFO", act=grow(newer, new_run))
-        finally:
-            stream.close()
+        stream.wait_for(_is(first, 3, True), "a signalled frame", act=grow(first, run))
+        rolled = data_file(data, 2, "img16", seqno=1)
+        stream.wait_for(_is(rolled, 2, True), "the seqno_1 file", act=grow(rolled, run))
+        new_run = run_dir(data, 2, NEW_RUN)
+        os.mkfifo(new_run / PIPE)
+        newer = data_file(data, 2, "img16", run=NEW_RUN)
+        stream.wait_for(_is(newer, 2, True), "the new run's FIFO", act=grow(newer, new_run))

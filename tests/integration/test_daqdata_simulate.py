@@ -55,15 +55,12 @@ def test_simulate_daq_init_streams_simulated_frames(tmp_path: Path, mode: str) -
     with daqdata(tmp_path, extra) as d, d.stub() as stub:
         reply = stub.InitHpIo(init_request(simulate_daq=True, force=True), timeout=20)
         assert reply.success, reply.error_message
-        stream = Collector(d, stream_request())
-        try:
+        with Collector(d, stream_request()) as stream:
             for dp in ("img16", "ph256"):
                 image = stream.wait_for(
                     _file_starts(_file_pattern(mode, dp)), f"a simulated {dp} frame"
                 )
                 assert image.module_id == MODULE
-        finally:
-            stream.close()
         reply = stub.InitHpIo(init_request(data_dir=str(tmp_path / "data")), timeout=20)
         assert reply.success, reply.error_message
         if mode.startswith("filesystem"):

@@ -264,3 +264,9 @@ class Collector:
         self._call.cancel()
         self._thread.join(timeout=30)
         self._channel.close()
+
+    def __enter__(self) -> Collector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
