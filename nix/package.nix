@@ -76,10 +76,12 @@ python.pkgs.buildPythonApplication {
       pyyaml
       json5
       pyubx2
+      google-re2
       pyserial
       # `systemd` in nixpkgs before the 2025 rename to `systemd-python`.
       (python.pkgs.systemd-python or python.pkgs.systemd)
       watchfiles
+      prometheus-client
     ]
     ++ optional-dependencies.plot
     ++ optional-dependencies.client;

@@ -38,10 +38,12 @@ from panoseti_appliance.config.checks import (
     check_module_ids,
     check_template,
     check_unique,
+    check_within_roots,
     every_problem,
     format_module_range,
     parse_module_range,
 )
+from panoseti_appliance.config.tls import check_ca, check_cert_and_key, readable_file
 from panoseti_appliance.ublox import rules
 from panoseti_appliance.ublox.values import coerce_value, normalise_key
 
@@ -66,6 +68,8 @@ DevicePath = Annotated[
     str, BeforeValidator(rules.device), Field(json_schema_extra={"minLength": 1})
 ]
 ModuleId = Annotated[int, Field(ge=0, le=65535)]
+#: Default of daqdata.max_upload_header_bytes (16 KiB).
+UPLOAD_HEADER_BYTES = 16 * 1024
 Seconds = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -98,6 +102,23 @@ def _simulated_uds_products() -> list[DataProductName]:
 
 def _ram_only() -> list[LayerName]:
     return ["RAM"]
+
+
+def _metrics_address(address: str | None) -> str | None:
+    """A Prometheus endpoint is plain HTTP on TCP: `HOST:PORT` only."""
+    if address is None:
+        return None
+    checked = check_listen_address(address)
+    if checked.startswith(("unix:", "unix-abstract:", "systemd:")):
+        raise ValueError(
+            f"{address!r}: the metrics endpoint listens on TCP only; give HOST:PORT, "
+            "e.g. '127.0.0.1:9464'"
+        )
+    return checked
+
+
+#: Where a daemon serves Prometheus metrics, or None (off).
+MetricsAddress = Annotated[str | None, AfterValidator(_metrics_address)]
 
 
 def _listen_addresses(addresses: list[str], what: str) -> list[str]:
@@ -295,12 +316,17 @@ class DaqDataConfig(_Section):
     """The DaqData daemon: where it listens, its limits and how it acquires frames."""
 
     listen: list[str] = Field(
-        default_factory=lambda: ["0.0.0.0:50051", "unix:///run/panoseti/daqdata.sock"],
+        default_factory=lambda: ["127.0.0.1:50051", "unix:///run/panoseti/daqdata.sock"],
         min_length=1,
         description="gRPC listen addresses: `HOST:PORT` (clients expect port 50051), "
         "`unix:///PATH` (the rpc simulator uploads through the first unix one) and "
         "`systemd:NAME` (the sockets a socket unit passes with FileDescriptorName=NAME). A "
         "socket systemd passes bound to a listed address is served instead of binding it.",
+    )
+    metrics_listen: MetricsAddress = Field(
+        default=None,
+        description="Prometheus endpoint (`HOST:PORT`, plain HTTP, e.g. `127.0.0.1:9464`); off "
+        "when unset. Keep it on loopback or a monitoring network (docs/monitoring.md).",
     )
     max_concurrent_rpcs: int = Field(
         default=100, ge=1, le=10_000, description="Most StreamImages readers served at once."
@@ -362,6 +388,19 @@ class DaqDataConfig(_Section):
     stats_log_interval_seconds: Seconds = Field(
         default=60.0, gt=0, le=86_400, description="How often ingest and drop counters are logged."
     )
+    allowed_data_roots: list[NodeDir] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Directories InitHpIo's data_dir (and hp_io.data_dir) must lie in, after "
+        "resolving symlinks and `..`; absolute paths. Empty means hp_io.data_dir alone.",
+    )
+    max_upload_header_bytes: int = Field(
+        default=UPLOAD_HEADER_BYTES,
+        ge=1024,
+        le=1 << 20,
+        description="Largest serialized `header` Struct an UploadImages image may carry; "
+        "bigger images are refused, so no streamed response outgrows a client's 4 MB limit.",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -378,6 +417,13 @@ class DaqDataConfig(_Section):
                 f"({self.min_hp_io_update_interval_seconds}); raise it",
             )
         return self
+
+    def data_roots(self, hp_io: HpIoConfig) -> list[Path]:
+        """Where a real-mode data_dir may lie: allowed_data_roots, else hp_io.data_dir alone
+        (nothing when that is relative, which only a simulating configuration may have)."""
+        if self.allowed_data_roots:
+            return list(self.allowed_data_roots)
+        return [hp_io.data_dir] if hp_io.data_dir.is_absolute() else []
 
     def unix_listen_address(self) -> str | None:
         """The first `unix:` listen address (the rpc simulator's default target), if any."""
@@ -632,10 +678,15 @@ class UbloxConfig(_Section):
     """The UbloxControl daemon and the ZED-F9T settings it applies (docs/ublox.md)."""
 
     listen: list[str] = Field(
-        default_factory=lambda: ["0.0.0.0:50052", "unix:///run/panoseti/ublox.sock"],
+        default_factory=lambda: ["127.0.0.1:50052", "unix:///run/panoseti/ublox.sock"],
         min_length=1,
         description="gRPC listen addresses (`HOST:PORT`, `unix:///PATH` or `systemd:NAME`, as "
         "for daqdata.listen); not DaqData's port.",
+    )
+    metrics_listen: MetricsAddress = Field(
+        default=None,
+        description="Prometheus endpoint (`HOST:PORT`, e.g. `127.0.0.1:9465`); off when unset "
+        "(as for daqdata.metrics_listen).",
     )
     device: DevicePath = Field(
         default="/dev/ublox-f9t",
@@ -687,6 +738,20 @@ class UbloxConfig(_Section):
         gt=0,
         le=60,
         description="Wait for the answer to each PollMessage message poll.",
+    )
+    max_patterns: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="Patterns one CaptureUblox or PollMessage request may give; more are "
+        "INVALID_ARGUMENT.",
+    )
+    max_pattern_chars: int = Field(
+        default=256,
+        ge=1,
+        le=4096,
+        description="Characters one CaptureUblox or PollMessage pattern may have; a longer one is "
+        "INVALID_ARGUMENT.",
     )
 
     @field_validator("listen")
@@ -835,6 +900,106 @@ class LoggingConfig(_Section):
     )
 
 
+#: Who may call a daemon's write RPCs (docs/security.md, "Write access").
+WriteAccess = Literal["any", "local", "authenticated"]
+
+
+def _pem_file(path: Path | None, info: ValidationInfo) -> Path | None:
+    if path is None:
+        return None
+    return readable_file(path, info.field_name or "file")
+
+
+PemFile = Annotated[Path | None, AfterValidator(_pem_file)]
+
+
+class TlsConfig(_Section):
+    """TLS on both daemons' TCP listen addresses (unix sockets stay plaintext: their file mode
+    decides who connects). Off while cert_file is unset (docs/security.md)."""
+
+    cert_file: PemFile = Field(
+        default=None,
+        description="PEM certificate chain the daemons present on TCP (absolute path); "
+        "setting it (with key_file) turns TLS on for every TCP listen address.",
+    )
+    key_file: PemFile = Field(
+        default=None,
+        description="PEM private key of cert_file (absolute path, unencrypted, readable by the "
+        "daemons' user only).",
+    )
+    client_ca_file: PemFile = Field(
+        default=None,
+        description="PEM CA certificate(s) that issue client certificates (mutual TLS); needs "
+        "require_client_cert: true.",
+    )
+    require_client_cert: bool = Field(
+        default=False,
+        description="Mutual TLS: refuse TCP clients without a certificate issued by "
+        "client_ca_file (such clients count as `authenticated` for write access).",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            missing = "key_file" if self.key_file is None else "cert_file"
+            raise FieldProblem(
+                [missing],
+                f"{missing} is missing: TLS needs both cert_file and key_file (or neither)",
+            )
+        if self.cert_file is None and (self.client_ca_file or self.require_client_cert):
+            raise FieldProblem(
+                ["cert_file"],
+                "client certificates need TLS: set cert_file and key_file, or remove "
+                "client_ca_file and require_client_cert",
+            )
+        if self.require_client_cert and self.client_ca_file is None:
+            raise FieldProblem(
+                ["client_ca_file"],
+                "require_client_cert is true but client_ca_file is missing; give the PEM "
+                "file of the CA that issues the client certificates",
+            )
+        if self.client_ca_file is not None and not self.require_client_cert:
+            raise FieldProblem(
+                ["require_client_cert"],
+                "client_ca_file is set but require_client_cert is false, and gRPC checks "
+                "client certificates only when it requires them; set require_client_cert: "
+                "true or remove client_ca_file",
+            )
+        try:
+            if self.cert_file is not None and self.key_file is not None:
+                check_cert_and_key(self.cert_file, self.key_file)
+        except ValueError as exc:
+            raise FieldProblem(["cert_file", "key_file"], str(exc)) from None
+        try:
+            if self.client_ca_file is not None:
+                check_ca(self.client_ca_file)
+        except ValueError as exc:
+            raise FieldProblem(["client_ca_file"], str(exc)) from None
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class AccessConfig(_Section):
+    """Who may reach the daemons and call their write RPCs (docs/security.md)."""
+
+    tls: TlsConfig = Field(
+        default_factory=TlsConfig, description="TLS and mutual TLS on TCP listen addresses."
+    )
+    daqdata_write: WriteAccess = Field(
+        default="local",
+        description="Who may call InitHpIo and UploadImages: `any` client, `local` ones (the "
+        "unix socket or loopback TCP), or `authenticated` ones (the unix socket or a TCP client "
+        "with a verified certificate, tls.require_client_cert). Others get PERMISSION_DENIED.",
+    )
+    ublox_write: WriteAccess = Field(
+        default="local",
+        description="Who may call InitF9t (as for daqdata_write).",
+    )
+
+
 class ApplianceConfig(BaseSettings):
     """The whole configuration of one DAQ node."""
 
@@ -853,6 +1018,10 @@ class ApplianceConfig(BaseSettings):
     observatory: ObservatoryConfig = Field(
         default_factory=ObservatoryConfig,
         description="The observatory's DAQ nodes, for clients (imported daq_config/network_config).",
+    )
+    access: AccessConfig = Field(
+        default_factory=AccessConfig,
+        description="Access control: TLS on TCP and who may call the write RPCs.",
     )
 
     @classmethod
@@ -899,6 +1068,14 @@ class ApplianceConfig(BaseSettings):
                 f"daqdata.min_hp_io_update_interval_seconds ({minimum}); raise it to at least "
                 f"{minimum}",
             )
+        if not self.hp_io.simulate_daq:
+            try:
+                check_within_roots(self.hp_io.data_dir, self.daqdata.data_roots(self.hp_io))
+            except ValueError as exc:
+                raise FieldProblem(
+                    ["hp_io.data_dir", "daqdata.allowed_data_roots"],
+                    f"{exc}; add a root to daqdata.allowed_data_roots or choose another data_dir",
+                ) from None
         problem = self.daqdata.simulation_problem() if self.hp_io.simulate_daq else None
         if problem is not None:
             raise FieldProblem(

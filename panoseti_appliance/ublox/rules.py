@@ -19,6 +19,9 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from panoseti_appliance.runtime.bounded import quote
+from panoseti_appliance.ublox.values import KEY_COUNT
+
 #: The settings of an f9t_config a chip entry may override (besides its uid).
 F9T_SETTINGS = ("device", "baud", "apply_to_layers", "verify_layer", "cfg_key_settings", "position")
 LAYERS = ("RAM", "BBR", "FLASH")
@@ -37,6 +40,8 @@ COORDINATE_RANGES = {
 DEFAULT_ACC_M = 0.05
 #: The largest acc_m whose CFG_TMODE_FIXED_POS_ACC (U4, in 0.1 mm) fits, rounded down to metres.
 MAX_ACC_M = 429_496.0
+#: Linux's longest path, in bytes with the terminating NUL.
+PATH_MAX = 4096
 _UID = re.compile(r"^[0-9A-F]{10}$")
 
 
@@ -45,12 +50,12 @@ def receiver_uid(raw: object) -> str:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         # YAML reads an all-digit uid as a number: leading zeros lost, 0-prefixed as octal.
         raise ValueError(
-            f"{raw!r} was read as a number, not a UID; write the 10 hex digits as a string "
+            f"{quote(raw)} was read as a number, not a UID; write the 10 hex digits as a string "
             "(quoted in YAML, e.g. '0102030405')"
         )
     text = raw.strip().upper() if isinstance(raw, str) else ""
     if not _UID.match(text):
-        what = "required" if raw is None else f"{raw!r} is not a UID"
+        what = "required" if raw is None else f"{quote(raw)} is not a UID"
         raise ValueError(
             f"{what}; give the receiver's SEC-UNIQID as 10 hex digits, e.g. DF03A241BC "
             "(`panoseti ublox poll SEC-UNIQID` shows it)"
@@ -59,11 +64,13 @@ def receiver_uid(raw: object) -> str:
 
 
 def device(raw: object) -> str:
-    """The receiver's serial device (or its udev symlink), surrounding spaces removed."""
-    if not isinstance(raw, str) or not raw.strip():
-        what = "required" if raw is None else f"{raw!r} is not a device path"
+    """The receiver's serial device (or its udev symlink), surrounding spaces removed: a path the
+    kernel can take (shorter than PATH_MAX, no NUL byte)."""
+    path = raw.strip() if isinstance(raw, str) else ""
+    if not path or "\0" in path or len(path.encode(errors="replace")) >= PATH_MAX:
+        what = "required" if raw is None else f"{quote(raw)} is not a device path"
         raise ValueError(f"{what}; give the receiver's serial device, e.g. /dev/ttyACM0")
-    return raw.strip()
+    return path
 
 
 def baud(raw: object) -> int:
@@ -71,7 +78,7 @@ def baud(raw: object) -> int:
     if isinstance(raw, int | float) and not isinstance(raw, bool) and raw in STANDARD_BAUDS:
         return int(raw)
     raise ValueError(
-        f"{raw!r} is not a standard baud rate; use one of {', '.join(map(str, STANDARD_BAUDS))}"
+        f"{quote(raw)} is not a standard baud rate; use one of {', '.join(map(str, STANDARD_BAUDS))}"
     )
 
 
@@ -79,15 +86,25 @@ def layer(raw: object) -> str:
     """A configuration layer name, any case: RAM, BBR (battery-backed) or FLASH."""
     name = raw.strip().upper() if isinstance(raw, str) else ""
     if name not in LAYERS:
-        raise ValueError(f"{raw!r} is not one of {', '.join(LAYERS)}")
+        raise ValueError(f"{quote(raw)} is not one of {', '.join(LAYERS)}")
     return name
 
 
 def layer_list(raw: object) -> list[object]:
     """apply_to_layers: at least one layer (each judged by `layer`)."""
     if not isinstance(raw, list) or not raw:
-        raise ValueError(f"{raw!r} must be a non-empty list of {', '.join(LAYERS)}")
+        raise ValueError(f"{quote(raw)} must be a non-empty list of {', '.join(LAYERS)}")
     return raw
+
+
+def key_setting_count(count: int) -> int:
+    """cfg_key_settings: each key at most once, so no more entries than there are keys."""
+    if count > KEY_COUNT:
+        raise ValueError(
+            f"{count} entries, but there are only {KEY_COUNT} configuration keys and each may be "
+            "given once"
+        )
+    return count
 
 
 def repeated(names: Iterable[str]) -> dict[int, str]:
@@ -124,7 +141,7 @@ def position_format(raw: object) -> str:
     """LLH (latitude, longitude, height) or ECEF (x, y, z), any case."""
     name = raw.strip().upper() if isinstance(raw, str) else ""
     if name not in POSITION_FIELDS:
-        raise ValueError(f"{raw!r} is not LLH or ECEF")
+        raise ValueError(f"{quote(raw)} is not LLH or ECEF")
     return name
 
 
@@ -149,7 +166,7 @@ def coordinate(name: str, raw: object) -> float:
     within = f"[{_plain(lo)}, {_plain(hi)}]"
     number = _finite(raw)
     if number is None:
-        raise ValueError(f"{raw!r} is not a finite number; give one within {within}")
+        raise ValueError(f"{quote(raw)} is not a finite number; give one within {within}")
     if not lo <= number <= hi:
         raise ValueError(f"{_plain(number)} is outside {within}")
     return number
@@ -159,7 +176,9 @@ def accuracy(raw: object) -> float:
     """acc_m, the accuracy the receiver is told its fixed position has, in metres."""
     number = _finite(raw)
     if number is None or not 0 < number <= MAX_ACC_M:
-        raise ValueError(f"{raw!r} must be a number > 0 and at most {_plain(MAX_ACC_M)} (metres)")
+        raise ValueError(
+            f"{quote(raw)} must be a number > 0 and at most {_plain(MAX_ACC_M)} (metres)"
+        )
     return number
 
 

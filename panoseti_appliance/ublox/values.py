@@ -18,9 +18,15 @@ from dataclasses import dataclass
 
 from pyubx2 import UBX_CONFIG_DATABASE
 
+from panoseti_appliance.runtime.bounded import quote
 from panoseti_appliance.ublox.enumerations import ENUMERATIONS, describe
 
 _HEX_ID = re.compile(r"^0[xX][0-9a-fA-F]{8}$")
+#: How many configuration keys there are (1 343 in pyubx2 1.4.0), and the longest name's length.
+KEY_COUNT = len(UBX_CONFIG_DATABASE)
+_LONGEST_NAME = max(map(len, UBX_CONFIG_DATABASE))
+#: Longer than any integer a key takes, written in decimal or hex (with sign, 0x and spaces).
+_INTEGER_CHARS = 40
 
 #: key id -> (name, type) for ids written as 0x12345678.
 _BY_ID: dict[int, tuple[str, str]] = {
@@ -85,7 +91,7 @@ def normalise_key(raw: object) -> CfgKey:
     """
     if not isinstance(raw, str):
         raise UnknownKeyError(
-            f"key must be a string, got {raw!r}; give a name such as CFG_TP_FREQ_TP1"
+            f"key must be a string, got {quote(raw)}; give a name such as CFG_TP_FREQ_TP1"
         )
     text = raw.strip()
     if _HEX_ID.match(text):
@@ -97,6 +103,11 @@ def normalise_key(raw: object) -> CfgKey:
         name, typ = _BY_ID[kid]
         return CfgKey(name, kid, typ)
     name = text.replace("-", "_").upper()
+    if len(name) > _LONGEST_NAME:
+        raise UnknownKeyError(
+            f"Undefined configuration database key {quote(name)}; no key name is longer than "
+            f"{_LONGEST_NAME} characters"
+        )
     entry = UBX_CONFIG_DATABASE.get(name)
     if entry is None:
         close = difflib.get_close_matches(name, UBX_CONFIG_DATABASE, n=3, cutoff=0.8)
@@ -128,24 +139,26 @@ def _integral(key: CfgKey, value: object) -> int:
         return value
     if isinstance(value, float) and math.isfinite(value) and value == math.floor(value):
         return int(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= _INTEGER_CHARS:
         text = value.strip()
         try:
             return int(text, 16) if text.lower().startswith(("0x", "-0x")) else int(text, 10)
         except ValueError:
             pass
-    raise ValueError(f"{key.name}: {value!r} is not an integer; give {key.allowed()}")
+    raise ValueError(f"{key.name}: {quote(value)} is not an integer; give {key.allowed()}")
 
 
 def _check_range(key: CfgKey, value: int) -> int:
     constants = ENUMERATIONS.get(key.name) if key.kind == "E" else None
     if constants is not None:
         if value not in constants:
-            raise ValueError(f"{key.name}: {value} is not {key.allowed()}")
+            raise ValueError(f"{key.name}: {quote(value)} is not {key.allowed()}")
         return value
     lo, hi = key.integer_range()
     if not lo <= value <= hi:
-        raise ValueError(f"{key.name}: {value} is out of range {lo}..{hi} (type {key.type_name})")
+        raise ValueError(
+            f"{key.name}: {quote(value)} is out of range {lo}..{hi} (type {key.type_name})"
+        )
     return value
 
 
@@ -162,7 +175,7 @@ def coerce_value(key: CfgKey, value: object) -> int | float | bytes:
             return int(value)
         if isinstance(value, int | float) and value in (0, 1):
             return int(value)
-        raise ValueError(f"{key.name}: {value!r} is not a boolean; give {key.allowed()}")
+        raise ValueError(f"{key.name}: {quote(value)} is not a boolean; give {key.allowed()}")
     if kind in "UIE":
         return _check_range(key, _integral(key, value))
     if kind == "R":
@@ -170,7 +183,7 @@ def coerce_value(key: CfgKey, value: object) -> int | float | bytes:
     if kind == "X":
         hex_text = isinstance(value, str) and value.strip().lower().startswith("0x")
         if isinstance(value, bool) or not (isinstance(value, int | float) or hex_text):
-            raise ValueError(f"{key.name}: {value!r} is not a bit field; give {key.allowed()}")
+            raise ValueError(f"{key.name}: {quote(value)} is not a bit field; give {key.allowed()}")
         return _check_range(key, _integral(key, value)).to_bytes(key.size, "little")
     raise ValueError(f"{key.name}: unsupported type {key.type}")
 
@@ -185,15 +198,15 @@ def _real(key: CfgKey, value: object) -> float:
     except (ValueError, OverflowError):  # not a number, or an integer beyond any double
         number = None
     if number is None:
-        raise ValueError(f"{key.name}: {value!r} is not a number; give {key.allowed()}")
+        raise ValueError(f"{key.name}: {quote(value)} is not a number; give {key.allowed()}")
     if not math.isfinite(number):
-        raise ValueError(f"{key.name}: {value!r} is not finite; give {key.allowed()}")
+        raise ValueError(f"{key.name}: {quote(value)} is not finite; give {key.allowed()}")
     if key.size == 4:
         try:
             struct.pack("<f", number)
         except OverflowError:
             raise ValueError(
-                f"{key.name}: {value!r} does not fit a float32; give {key.allowed()}"
+                f"{key.name}: {quote(value)} does not fit a float32; give {key.allowed()}"
             ) from None
     return number
 

@@ -21,16 +21,18 @@ for `runtime.runner.run` and `Runner`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
-from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
 from panoseti_appliance.config import ApplianceConfig, ConfigError, UbloxConfig
 from panoseti_appliance.runtime.inherited import Inherited
 from panoseti_appliance.runtime.rate import Rate
 from panoseti_appliance.runtime.runner import Runtime, run
+from panoseti_appliance.ublox.server.decode import add_to_server
+from panoseti_appliance.ublox.server.patterns import PatternLimits
 from panoseti_appliance.ublox.server.plan import F9tPlan, InvalidConfig, validate_config
 from panoseti_appliance.ublox.server.servicer import UbloxControlServicer
 from panoseti_appliance.ublox.server.transport import (
@@ -42,6 +44,9 @@ from panoseti_appliance.ublox.server.transport import (
 
 PROGRAM = "panoseti-ubloxcontrol"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["UbloxControl"].full_name
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
 log = logging.getLogger(__name__)
 
 
@@ -77,17 +82,19 @@ class UbloxService:
         self.plan = start_plan(self.cfg)
         self.listen_addresses = list(self.cfg.listen)
         self.shutdown_grace = self.cfg.shutdown_grace_period
+        self.metrics_listen = self.cfg.metrics_listen
         self.servicer = UbloxControlServicer(
             max_read_queue_size=self.cfg.max_read_queue_size,
             ack_timeout=self.cfg.ack_timeout_seconds,
             poll_timeout=self.cfg.poll_timeout_seconds,
             transport_factory=transport_factory,
             device_stat=device_stat,
+            pattern_limits=PatternLimits(self.cfg.max_patterns, self.cfg.max_pattern_chars),
         )
         self._messages = Rate()
 
     def register(self, server: grpc.aio.Server) -> None:
-        pb_grpc.add_UbloxControlServicer_to_server(self.servicer, server)
+        add_to_server(self.servicer, server)
 
     async def open(self, inherited: Inherited) -> None:
         """Nothing but gRPC to listen on: the serial port is opened by InitF9t."""
@@ -105,6 +112,11 @@ class UbloxService:
 
     def problems(self) -> list[str]:
         return []
+
+    def collect(self) -> Iterable[Metric]:
+        from panoseti_appliance.ublox.server.metrics import collect  # only when scraped
+
+        return collect(self)
 
     def wedged(self) -> str | None:
         return self.servicer.wedged()

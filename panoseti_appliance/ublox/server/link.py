@@ -330,6 +330,13 @@ class UbxLink:
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
 
+    def latest(self, identity: str) -> UbxFrame | None:
+        """The newest frame of `identity` (e.g. "TIM-TP") received, if any.
+
+        Safe from another thread (the metrics endpoint's): one dict lookup, atomic under the GIL.
+        """
+        return self._cache.get(identity)
+
     @property
     def subscriber_count(self) -> int:
         return sum(1 for s in self._subs if s.ended is None)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from panoseti_appliance.runtime.bounded import bounded
 from panoseti_appliance.ublox import rules
 from panoseti_appliance.ublox.values import (
     CfgKey,
@@ -24,6 +25,10 @@ SET_LAYER_BITS = {"RAM": 1, "BBR": 2, "FLASH": 4}
 POLL_LAYERS = {"RAM": 0, "BBR": 1, "FLASH": 2, "DEFAULT": 7}
 DEFAULT_BAUD = 115200
 TXN_NONE, TXN_START, TXN_ONGOING, TXN_COMMIT = 0, 1, 2, 3
+#: Most characters of an INVALID_CONFIG message, and of one problem in it: well under gRPC's
+#: 8 KiB, however many problems a request holds.
+SUMMARY_CHARS = 4096
+PROBLEM_CHARS = 400
 T = TypeVar("T")
 
 
@@ -33,6 +38,20 @@ class InvalidConfig(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+    def summary(self, limit: int = SUMMARY_CHARS) -> str:
+        """The problems one per line, as many whole ones as fit in `limit` characters, then how
+        many more there are (a list of 100 000 bad entries has as many problems)."""
+        lines: list[str] = []
+        used = 0
+        for shown, problem in enumerate(self.problems):
+            line = bounded(problem, PROBLEM_CHARS)
+            if used + len(line) > limit - 80:
+                lines.append(f"… and {len(self.problems) - shown} more problems")
+                break
+            lines.append(line)
+            used += len(line) + 1
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -203,6 +222,8 @@ def _validate_items(
         return [], []
     if not isinstance(raw, list):
         problems.append('cfg_key_settings: must be a list of {"key": name, "value": v}')
+        return [], []
+    if _checked(problems, "cfg_key_settings", rules.key_setting_count, len(raw)) is None:
         return [], []
     checked: list[tuple[int, CfgKey, Any]] = []  # (index, key, value or None)
     for n, entry in enumerate(raw):

@@ -15,22 +15,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import stat
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
 from pyubx2 import UBX_MSGIDS
 from pyubx2.ubxtypes_poll import UBX_PAYLOADS_POLL
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
+from panoseti_appliance.runtime.bounded import Throttled, bounded, quote
 from panoseti_appliance.runtime.logs import fields
 from panoseti_appliance.runtime.supervisor import Policy, Supervised, Supervisor
 from panoseti_appliance.ublox.parsed import UbxFrame, capture_response, error_response
+from panoseti_appliance.ublox.server.decode import Undecodable, config_from_struct
 from panoseti_appliance.ublox.server.f9t import (
     SUCCESS_MESSAGE,
     InitFailure,
@@ -45,6 +45,13 @@ from panoseti_appliance.ublox.server.link import (
     LinkLost,
     Subscription,
     UbxLink,
+)
+from panoseti_appliance.ublox.server.patterns import (
+    DEFAULT_LIMITS,
+    PatternError,
+    PatternLimits,
+    Patterns,
+    compile_patterns,
 )
 from panoseti_appliance.ublox.server.plan import (
     MAX_KEYS_PER_MESSAGE,
@@ -72,6 +79,8 @@ MAX_POLL_MESSAGES = 32
 REOPEN_CHECK_S = 0.25
 
 InitContext = grpc.aio.ServicerContext[pb.InitF9tRequest, pb.InitF9tResponse]
+PollContext = grpc.aio.ServicerContext[pb.PollRequest, pb.PollResponse]
+CaptureContext = grpc.aio.ServicerContext[pb.CaptureUbloxRequest, pb.CaptureUbloxResponse]
 
 #: Pollable message identities (class CFG excluded) -> (class, id).
 _NAME_TO_IDS: dict[str, tuple[int, int]] = {
@@ -93,22 +102,11 @@ class RpcAbort(Exception):
         self.message = message
 
 
-def compile_patterns(patterns: list[str]) -> list[re.Pattern[str]]:
-    """Compile re.match patterns; a bad one is INVALID_ARGUMENT naming it."""
-    out = []
-    for pattern in patterns:
-        try:
-            out.append(re.compile(pattern))
-        except re.error as exc:
-            raise RpcAbort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"invalid pattern '{pattern}': {exc}"
-            ) from None
-    return out
-
-
-def matches(compiled: list[re.Pattern[str]], name: str) -> bool:
-    """Any pattern re.match-es the name; no patterns means everything."""
-    return not compiled or any(p.match(name) for p in compiled)
+async def abort(context: grpc.aio.ServicerContext[Any, Any], exc: RpcAbort) -> NoReturn:
+    """End the call with the status; its message cut well under gRPC's 8 KiB metadata limit,
+    over which the client would see RESOURCE_EXHAUSTED instead."""
+    await context.abort(exc.code, bounded(exc.message))
+    raise AssertionError("unreachable")
 
 
 def cannot_connect(path: str, exc: BaseException) -> RpcAbort:
@@ -145,6 +143,12 @@ def device_present(path: str, stat_mode: DeviceStat = node_mode) -> bool:
     return stat.S_IMODE(mode) != 0
 
 
+def _judge(request: pb.InitF9tRequest) -> F9tPlan:
+    """InitF9t's config read and validated; InvalidConfig lists every problem."""
+    cfg = config_from_struct(request.f9t_config) if request.HasField("f9t_config") else {}
+    return validate_config(cfg)
+
+
 def _struct(data: dict[str, Any]) -> Struct:
     out = Struct()
     out.update(data)
@@ -166,13 +170,17 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         poll_timeout: float = 1.0,
         transport_factory: TransportFactory = SerialTransport,
         device_stat: DeviceStat = node_mode,
+        pattern_limits: PatternLimits = DEFAULT_LIMITS,
     ) -> None:
         self.max_read_queue_size = max_read_queue_size
+        self.pattern_limits = pattern_limits
         self.ack_timeout = ack_timeout
         self.poll_timeout = poll_timeout
         self._transport_factory = transport_factory
         self._device_stat = device_stat
         self._link: UbxLink | None = None
+        #: Re-initialisations started by the daemon itself (after an unplug or a failure).
+        self.reinit_attempts = 0
         self._plan: F9tPlan | None = None
         self._lock = asyncio.Lock()
         self._reopen: Supervised | None = None
@@ -186,6 +194,8 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         self._state_text = "idle (no InitF9t yet)"
         #: Set when the re-open loop made its first attempt, or found no device to try.
         self._attempted = asyncio.Event()
+        #: Refused requests, one log line per kind a minute whatever a client sends.
+        self._refused = Throttled(log)
 
     # ---- what the runner sees ---------------------------------------------------------------
 
@@ -223,6 +233,17 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
     def subscriber_count(self) -> int:
         link = self._link
         return link.subscriber_count if link is not None else 0
+
+    @property
+    def link_up(self) -> bool:
+        """The receiver is initialised and its link open."""
+        link = self._link
+        return link is not None and link.alive
+
+    def latest(self, identity: str) -> UbxFrame | None:
+        """The newest frame of `identity` from the receiver now linked, if any."""
+        link = self._link
+        return link.latest(identity) if link is not None else None
 
     def describe_state(self) -> str:
         """The receiver's state in a few words (STATUS=)."""
@@ -340,6 +361,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
                 if self._link is not None or self._shutting_down:
                     self._attempted.set()
                     return
+                self.reinit_attempts += 1
                 try:
                     info = await self._bring_up(plan)
                 except (RpcAbort, InitFailure, LinkLost) as exc:
@@ -404,21 +426,38 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
 
     # ---- InitF9t ----------------------------------------------------------------------------
 
-    async def InitF9t(self, request: pb.InitF9tRequest, context: InitContext) -> pb.InitF9tResponse:
-        cfg = MessageToDict(request.f9t_config) if request.HasField("f9t_config") else {}
+    async def InitF9t(
+        self, request: pb.InitF9tRequest | Undecodable, context: InitContext
+    ) -> pb.InitF9tResponse:
         try:
-            plan = validate_config(cfg)
-        except InvalidConfig as exc:
-            return pb.InitF9tResponse(
-                init_status=pb.InitF9tResponse.INVALID_CONFIG,
-                message=str(exc),
-                f9t_config=request.f9t_config,
-            )
-        try:
+            if isinstance(request, Undecodable):
+                raise self._undecodable("InitF9t", request, context.peer())
+            try:
+                # Off the loop: a request may carry a list of 100 000 entries to judge.
+                plan = await asyncio.to_thread(_judge, request)
+            except InvalidConfig as exc:
+                return pb.InitF9tResponse(
+                    init_status=pb.InitF9tResponse.INVALID_CONFIG,
+                    message=exc.summary(),
+                    f9t_config=request.f9t_config,
+                )
             return await self._init(plan, request.force_init, context)
         except RpcAbort as exc:
-            await context.abort(exc.code, exc.message)
-            raise AssertionError("unreachable") from None
+            await abort(context, exc)
+
+    def _undecodable(self, method: str, request: Undecodable, peer: str) -> RpcAbort:
+        """INVALID_ARGUMENT for a body protobuf could not read; logged once a minute per RPC."""
+        self._refused.warning(
+            f"undecodable {method}",
+            "undecodable %s request from %s: %s",
+            method,
+            peer,
+            quote(request.reason, 300),
+        )
+        return RpcAbort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{method}: the request could not be decoded: {request.reason}",
+        )
 
     async def _init(self, plan: F9tPlan, force: bool, context: InitContext) -> pb.InitF9tResponse:
         echo = _struct(plan.effective_config)
@@ -428,7 +467,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         if not stat.S_ISCHR(mode):
             return pb.InitF9tResponse(
                 init_status=pb.InitF9tResponse.INVALID_CONFIG,
-                message=f"Device path {plan.device} is not a character device",
+                message=bounded(f"Device path {plan.device} is not a character device"),
                 f9t_config=echo,
             )
         remaining = context.time_remaining()
@@ -479,26 +518,35 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
     # ---- PollMessage ------------------------------------------------------------------------
 
     async def PollMessage(
-        self,
-        request: pb.PollRequest,
-        context: grpc.aio.ServicerContext[pb.PollRequest, pb.PollResponse],
+        self, request: pb.PollRequest | Undecodable, context: PollContext
     ) -> pb.PollResponse:
         try:
+            if isinstance(request, Undecodable):
+                raise self._undecodable("PollMessage", request, context.peer())
             return await self._poll(list(request.patterns))
         except RpcAbort as exc:
-            await context.abort(exc.code, exc.message)
-            raise AssertionError("unreachable") from None
+            await abort(context, exc)
+
+    def _compile(self, patterns: list[str]) -> Patterns:
+        try:
+            return compile_patterns(patterns, self.pattern_limits)
+        except PatternError as exc:
+            raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+
+    def _pollable(self, patterns: list[str]) -> tuple[list[str], list[str]]:
+        """The message types and CFG keys the patterns select."""
+        compiled = self._compile(patterns)
+        return compiled.select(POLLABLE_MESSAGES), compiled.select(all_key_names())
 
     async def _poll(self, patterns: list[str]) -> pb.PollResponse:
         if not patterns:
             raise RpcAbort(grpc.StatusCode.INVALID_ARGUMENT, "patterns: give at least one pattern")
-        compiled = compile_patterns(patterns)
-        names = [n for n in POLLABLE_MESSAGES if any(p.match(n) for p in compiled)]
-        keys = [k for k in all_key_names() if any(p.match(k) for p in compiled)]
+        # Off the loop: up to `max_patterns` patterns against some 1500 names.
+        names, keys = await asyncio.to_thread(self._pollable, patterns)
         if not names and not keys:
             raise RpcAbort(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"patterns {patterns} select no pollable message and no CFG key",
+                f"patterns {quote(patterns)} select no pollable message and no CFG key",
             )
         if len(names) > MAX_POLL_MESSAGES:
             raise RpcAbort(
@@ -537,30 +585,30 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
     # ---- CaptureUblox -----------------------------------------------------------------------
 
     async def CaptureUblox(
-        self,
-        request: pb.CaptureUbloxRequest,
-        context: grpc.aio.ServicerContext[pb.CaptureUbloxRequest, pb.CaptureUbloxResponse],
+        self, request: pb.CaptureUbloxRequest | Undecodable, context: CaptureContext
     ) -> AsyncIterator[pb.CaptureUbloxResponse]:
         try:
-            compiled = compile_patterns(list(request.patterns))
+            if isinstance(request, Undecodable):
+                raise self._undecodable("CaptureUblox", request, context.peer())
+            patterns = list(request.patterns)
+            compiled = await asyncio.to_thread(self._compile, patterns)
             link = self._link
             if self._shutting_down:
                 raise RpcAbort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
             if link is None or not link.alive:
                 raise RpcAbort(grpc.StatusCode.FAILED_PRECONDITION, NOT_INITIALISED)
         except RpcAbort as exc:
-            await context.abort(exc.code, exc.message)
-            return
+            await abort(context, exc)
         sub = link.subscribe(self.max_read_queue_size)
         log.info(
             "CaptureUblox from %s: patterns %s",
             context.peer(),
-            list(request.patterns),
+            quote(patterns, 300),
             extra=fields(device=link.device, peer=context.peer()),
         )
         try:
             for frame in sub.cached:
-                if matches(compiled, frame.identity):
+                if compiled.match(frame.identity):
                     yield capture_response(frame)
             async for response in self._live(sub, compiled):
                 yield response
@@ -577,7 +625,7 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
 
     async def _live(
-        self, sub: Subscription, compiled: list[re.Pattern[str]]
+        self, sub: Subscription, compiled: Patterns
     ) -> AsyncIterator[pb.CaptureUbloxResponse]:
         while True:
             item = await sub.get()
@@ -585,5 +633,5 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
                 return
             if isinstance(item, Dropped):
                 yield error_response(f"dropped {item.count} frames (client too slow)")
-            elif isinstance(item, UbxFrame) and matches(compiled, item.identity):
+            elif isinstance(item, UbxFrame) and compiled.match(item.identity):
                 yield capture_response(item)
