@@ -13,8 +13,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,20 @@ class Daemon:
         return rc
 
 
+#: Where the tests' DaqData daemons let InitHpIo point data_dir unless a test says otherwise:
+#: any temporary directory (pytest's tmp_path included) and the default run directory.
+TEST_DATA_ROOTS = [tempfile.gettempdir(), "/mnt/panoseti"]
+
+
+def with_test_data_roots(console_script: str, settings: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`settings`, for panoseti-daqdata with daqdata.allowed_data_roots = TEST_DATA_ROOTS unless
+    they set it."""
+    daqdata = settings.get("daqdata", {})
+    if console_script != "panoseti-daqdata" or "allowed_data_roots" in daqdata:
+        return settings
+    return {**settings, "daqdata": {**daqdata, "allowed_data_roots": TEST_DATA_ROOTS}}
+
+
 def start_daemon(
     console_script: str,
     tmp_path: Path,
@@ -144,18 +159,22 @@ def start_daemon(
     extra_env: Mapping[str, str] | None = None,
     config_text: str = "",
     wait: bool = True,
+    prefix: Sequence[str] = (),
 ) -> Daemon:
-    """Start `console_script --config <empty file>` with settings given as environment overrides."""
+    """Start `console_script --config <empty file>` with settings given as environment overrides
+    (after `prefix`, a command that runs it elsewhere, such as `ip netns exec NAME`)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     config = tmp_path / f"{console_script}.yaml"
     config.write_text(config_text)
     log_path = tmp_path / f"{console_script}.log"
-    env = clean_environ(**env_overrides(settings), PYTHONUNBUFFERED="1")
+    env = clean_environ(
+        **env_overrides(with_test_data_roots(console_script, settings)), PYTHONUNBUFFERED="1"
+    )
     env.update(extra_env or {})
     exe = Path(sys.executable).parent / console_script
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(exe), "--config", str(config)],
+            [*prefix, str(exe), "--config", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -178,3 +197,10 @@ def running_daemon(*args: Any, **kwargs: Any) -> Iterator[Daemon]:
         yield daemon
     finally:
         daemon.stop()
+
+
+def kill(daemon: Daemon) -> int:
+    """SIGKILL the daemon and reap it: no shutdown, its sockets and files left behind as a crash
+    or power cut leaves them. Its exit status (-9)."""
+    daemon.proc.kill()
+    return daemon.proc.wait()

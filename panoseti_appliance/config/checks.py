@@ -12,11 +12,13 @@ import ipaddress
 import re
 import string
 from collections.abc import Iterable, Sequence
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails
+
+from panoseti_appliance.runtime.bounded import quote
 
 MAX_MODULE_ID = 65535
 _HOSTNAME = re.compile(
@@ -74,6 +76,36 @@ def check_absolute(path: PathT, what: str, example: str = "/mnt/panoseti") -> Pa
             f"e.g. {example}"
         )
     return path
+
+
+class OutsideRoots(ValueError):
+    """A path lies outside every allowed data root (a policy refusal, not a malformed path)."""
+
+
+def check_within_roots(path: PurePath, roots: Sequence[PurePath], what: str = "data_dir") -> Path:
+    """`path` with symlinks and `..` resolved, if that lies in one of `roots` (resolved alike);
+    else OutsideRoots naming the roots, or ValueError for a path that cannot be resolved.
+
+    A caller-chosen data_dir is watched recursively by the filesystem sources, so it is held to
+    the run directories the operator allowed rather than any directory the daemon can read.
+    Reads the filesystem (symlinks): call it off the event loop.
+    """
+    shown = quote(str(path))
+    if "\0" in str(path):
+        raise ValueError(f"{what} {shown} contains a NUL character")
+    try:
+        real = Path(path).resolve()
+        allowed = [Path(root).resolve() for root in roots]
+    except (OSError, RuntimeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ValueError(f"{what} {shown} cannot be resolved: {reason}") from None
+    if any(real.is_relative_to(root) for root in allowed):
+        return real
+    where = ", ".join(str(root) for root in roots) or "none are configured"
+    raise OutsideRoots(
+        f"{what} {shown} (resolved: {quote(str(real))}) is outside the allowed data roots "
+        f"({where}; daqdata.allowed_data_roots)"
+    )
 
 
 def check_port(port: int, what: str) -> int:

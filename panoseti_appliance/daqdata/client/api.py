@@ -62,13 +62,26 @@ from panoseti_appliance.loopthread import BlockingWrapper, blocking, blocking_st
 from panoseti_appliance.multihost import (
     AioChannelClient,
     CallEnd,
+    ClientTls,
     HostState,
     MultiHostStream,
     StopEvent,
     Verdict,
+    sync_channel,
 )
+from panoseti_appliance.runtime.bounded import Throttled
 
 logger = logging.getLogger(__name__)
+#: Skipped images are reported once a minute per host, with a count.
+skipped_log = Throttled(logger)
+STREAM_IMAGES = "/daqdata.DaqData/StreamImages"
+
+
+class _Skipped:
+    """What `convert` gives for a response this client cannot read; never reaches the caller."""
+
+
+SKIPPED = _Skipped()
 
 HostsArg = str | Iterable[str] | None
 #: Where the DAQ nodes are: a daq_config (path or dict) or the configuration's observatory section.
@@ -84,6 +97,7 @@ class ClientOptions(TypedDict, total=False):
 
     hosts: Iterable[str] | None
     stop_event: StopEvent | None
+    tls: ClientTls | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +252,9 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
         *,
         hosts: Iterable[str] | None = None,
         stop_event: StopEvent | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(tls)
         self._registry = _HostRegistry(daq_config, network_config, hosts)
         self.stop_event = stop_event
 
@@ -332,7 +347,8 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
         )
         targets = await self.validate_daq_hosts(hosts)
         options = StreamOptions(wait_for_ready, parse_pano_images, timeout, reconnect)
-        return self._merged(targets, request, options).items(stop_event or self.stop_event)
+        merged = self._merged(targets, request, options).items(stop_event or self.stop_event)
+        return _without_skipped(merged)
 
     stream_images = _images_only(stream_images_by_host)
 
@@ -345,12 +361,27 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
         """StreamImages of every target, with the end rules of both DaqData clients."""
 
         def open_call(target: str) -> Any:
-            return self._stub(target).StreamImages(
-                request, timeout=options.timeout, wait_for_ready=options.wait_for_ready
+            # Responses arrive as bytes and are decoded in `convert`: one that does not decode
+            # is then one skipped image, where the stub's decoder would end the whole call.
+            call: Any = self._channel(target).unary_stream(
+                STREAM_IMAGES,
+                request_serializer=daq_data_pb2.StreamImagesRequest.SerializeToString,
+                response_deserializer=None,
             )
+            return call(request, timeout=options.timeout, wait_for_ready=options.wait_for_ready)
 
-        def convert(target: str, response: Any) -> tuple[str, Any]:
-            return target, parse_response(response) if options.parse else response
+        def convert(target: str, data: bytes) -> tuple[str, Any]:
+            try:
+                response = daq_data_pb2.StreamImagesResponse.FromString(data)
+                return target, parse_response(response) if options.parse else response
+            except Exception as exc:  # noqa: BLE001 - an unreadable image must not end the stream
+                skipped_log.warning(
+                    f"skip {target}",
+                    "%s: skipped an image this client cannot read: %r",
+                    target,
+                    exc,
+                )
+                return target, SKIPPED
 
         def judge(target: str, end: CallEnd, state: HostState) -> Verdict:
             if end.code not in ENDING_CODES:
@@ -386,7 +417,7 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
                 while (request := queues[target].get()) is not _DONE:
                     yield request
 
-            with grpc.insecure_channel(target) as channel:
+            with sync_channel(target, self.tls) as channel:
                 stub = daq_data_pb2_grpc.DaqDataStub(channel)
                 return stub.UploadImages(requests(), timeout=timeout)
 
@@ -411,6 +442,18 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
             if isinstance(result, BaseException):
                 logger.error("upload to %s failed: %s", target, result)
                 raise result
+
+
+async def _without_skipped(
+    merged: AsyncGenerator[tuple[str, Any], None],
+) -> AsyncGenerator[tuple[str, Any], None]:
+    """The merged stream without the images `convert` skipped."""
+    try:
+        async for item in merged:
+            if item[1] is not SKIPPED:
+                yield item
+    finally:
+        await merged.aclose()
 
 
 async def _strip_hosts(merged: AsyncGenerator[tuple[str, Any], None]) -> AsyncIterator[Any]:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -34,6 +35,9 @@ from panoseti_appliance.runtime.inherited import Inherited
 from panoseti_appliance.runtime.rate import Rate
 from panoseti_appliance.runtime.runner import Runtime, run
 from panoseti_appliance.runtime.supervisor import Policy
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 PROGRAM = "panoseti-daqdata"
 log = logging.getLogger(__name__)
@@ -50,12 +54,15 @@ class DaqDataService:
         self.cfg = config.daqdata
         self.listen_addresses = list(self.cfg.listen)
         self.shutdown_grace = self.cfg.shutdown_grace_period
+        self.metrics_listen = self.cfg.metrics_listen
         self.hub = Hub()
         self.listener = (
             HashpipeListener(self.cfg.hashpipe, drain=drain) if self.cfg.hashpipe.enabled else None
         )
         self.engine = HpIo(self.cfg, self.hub, self.listener)
-        self.servicer = DaqDataServicer(self.cfg, self.hub, self.engine)
+        self.servicer = DaqDataServicer(
+            self.cfg, self.hub, self.engine, self.cfg.data_roots(config.hp_io)
+        )
         self.runtime: Runtime | None = None
         self._ingest_rate = Rate()
         self._stopping = False
@@ -94,6 +101,11 @@ class DaqDataService:
 
     def problems(self) -> list[str]:
         return [self.engine.problem] if self.engine.problem else []
+
+    def collect(self) -> Iterable[Metric]:
+        from panoseti_appliance.daqdata.server.metrics import collect  # only when scraped
+
+        return collect(self)
 
     def wedged(self) -> str | None:
         return self.listener.wedged() if self.listener is not None else None

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from panoseti_appliance.config.checks import format_module_range
 from panoseti_appliance.config.models import DaqDataConfig, HpIoConfig
 from panoseti_appliance.daqdata.server.frame import Frame
 from panoseti_appliance.daqdata.server.hub import Hub
@@ -41,6 +42,7 @@ from panoseti_appliance.daqdata.server.sources.pipe import FilesystemPipeSource
 from panoseti_appliance.daqdata.server.sources.poll import FilesystemPollSource
 from panoseti_appliance.daqdata.sim.simulator import Simulator, SimulatorError
 from panoseti_appliance.retry import RetryPolicy
+from panoseti_appliance.runtime.bounded import bounded, quote
 from panoseti_appliance.runtime.supervisor import Policy, Supervised, Supervisor
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,8 @@ class HpIoSettings:
         )
 
     def describe(self) -> str:
-        modules = ",".join(map(str, sorted(self.module_ids))) or "all"
-        where = "simulator" if self.simulate_daq else str(self.data_dir)
+        modules = bounded(format_module_range(self.module_ids), 200) or "all"
+        where = "simulator" if self.simulate_daq else quote(str(self.data_dir), 300)
         return f"{where}, interval {self.update_interval_seconds:g}s, modules {modules}"
 
 

@@ -10,6 +10,7 @@ is never reset a re-init cannot make old frames look new or new ones look old.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -62,6 +63,7 @@ class Hub:
         self._seq = 0
         self._idle: set[Subscription] = set()
         self.published = 0
+        self.published_by_key: Counter[Key] = Counter()
 
     @property
     def sequence(self) -> int:
@@ -73,6 +75,7 @@ class Hub:
         key = (frame.module_id, frame.dp.name)
         self._seq += 1
         self.published += 1
+        self.published_by_key[key] += 1
         entry = self._latest.get(key)
         if entry is None:
             self._latest[key] = _Entry(self._seq, frame)

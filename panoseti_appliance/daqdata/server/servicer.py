@@ -15,17 +15,24 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
 from google.protobuf import empty_pb2
+from google.protobuf.message import DecodeError, Message
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
-from panoseti_appliance.config.checks import check_absolute
+from panoseti_appliance.config.checks import (
+    OutsideRoots,
+    check_absolute,
+    check_within_roots,
+    format_module_range,
+)
 from panoseti_appliance.config.models import DaqDataConfig
 from panoseti_appliance.daqdata.server.frame import Frame
 from panoseti_appliance.daqdata.server.hpio import HpIo, HpIoSettings, HpIoState
@@ -38,9 +45,12 @@ from panoseti_appliance.products import (
     UnknownDataProduct,
     by_layout,
 )
+from panoseti_appliance.runtime.bounded import Throttled, bounded, quote
 from panoseti_appliance.runtime.logs import fields
 
 log = logging.getLogger(__name__)
+#: Bad requests are logged once a minute per kind, with a count, never one line each.
+refusals = Throttled(log)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DaqData"].full_name
 
@@ -48,6 +58,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DaqData"].full_name
 StreamContext = grpc.aio.ServicerContext[pb.StreamImagesRequest, bytes]
 InitContext = grpc.aio.ServicerContext[pb.InitHpIoRequest, pb.InitHpIoResponse]
 MAX_MODULE_ID = 65535
+#: Longest `file` an uploaded image may name, in UTF-8 bytes (Linux PATH_MAX).
+MAX_UPLOAD_FILE_BYTES = 4096
+M = TypeVar("M", bound=Message)
 #: How long a forced InitHpIo waits for the readers it ended to return.
 READER_EXIT_WAIT_S = 2.0
 
@@ -79,34 +92,59 @@ class Reader:
 
 
 class InvalidUpload(ValueError):
-    """One UploadImages request is invalid; str(err) is the reason after "image i: "."""
+    """One UploadImages request is invalid; str(err) is the reason after "image i: ", `field`
+    the part of the image at fault (the label of the refused-uploads metric)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
-def upload_frame(request: pb.UploadImageRequest) -> Frame:
-    """Validate one uploaded image, in the order docs/daqdata.md lists the reasons; make a Frame."""
+def upload_frame(request: pb.UploadImageRequest, max_header_bytes: int) -> Frame:
+    """Validate one uploaded image, in the order docs/daqdata.md lists the reasons; make a Frame.
+
+    Every part of the image is bounded (pixels by its product, `header` by `max_header_bytes`,
+    `file` by MAX_UPLOAD_FILE_BYTES, unknown fields dropped), so the response streaming it stays
+    far below the 4 MB a default gRPC client accepts.
+    """
     if not request.HasField("pano_image"):
-        raise InvalidUpload("pano_image is not set; put the image in UploadImageRequest.pano_image")
+        raise InvalidUpload(
+            "pano_image is not set; put the image in UploadImageRequest.pano_image", "pano_image"
+        )
     image = request.pano_image
     if image.type == pb.PanoImage.UNDEFINED:
-        raise InvalidUpload("type is UNDEFINED; set MOVIE or PULSE_HEIGHT")
+        raise InvalidUpload("type is UNDEFINED; set MOVIE or PULSE_HEIGHT", "type")
     try:
         dp = by_layout(image.type, list(image.shape), image.bytes_per_pixel)
     except UnknownDataProduct as exc:
-        raise InvalidUpload(str(exc)) from None
+        raise InvalidUpload(str(exc), "layout") from None
     if len(image.image_array) != dp.pixels:
         raise InvalidUpload(
             f"image_array has {len(image.image_array)} values; {dp.name} "
-            f"({dp.rows}x{dp.cols}) needs exactly {dp.pixels}"
+            f"({dp.rows}x{dp.cols}) needs exactly {dp.pixels}",
+            "image_array",
         )
     values = np.array(image.image_array, dtype=np.uint32)
     if int(values.max()) > dp.max_wire_value:
         index = int(np.argmax(values > dp.max_wire_value))
         raise InvalidUpload(
             f"image_array[{index}] = {int(values[index])} does not fit bytes_per_pixel "
-            f"{dp.bytes_per_pixel} (maximum {dp.max_wire_value})"
+            f"{dp.bytes_per_pixel} (maximum {dp.max_wire_value})",
+            "image_array",
         )
     if image.module_id > MAX_MODULE_ID:
-        raise InvalidUpload(f"module_id {image.module_id} is above {MAX_MODULE_ID}")
+        raise InvalidUpload(f"module_id {image.module_id} is above {MAX_MODULE_ID}", "module_id")
+    header_bytes = image.header.ByteSize()
+    if header_bytes > max_header_bytes:
+        raise InvalidUpload(
+            f"header is {header_bytes} bytes serialized; at most {max_header_bytes} are accepted "
+            "(daqdata.max_upload_header_bytes)",
+            "header",
+        )
+    file_bytes = len(image.file.encode())
+    if file_bytes > MAX_UPLOAD_FILE_BYTES:
+        raise InvalidUpload(f"file is {file_bytes} bytes; at most {MAX_UPLOAD_FILE_BYTES}", "file")
+    image.DiscardUnknownFields()
     raw = np.dtype("<u2") if dp.bytes_per_pixel == 2 else np.dtype("u1")
     frame = Frame(
         image.module_id,
@@ -144,14 +182,19 @@ def hashpipe_running() -> bool:
 class DaqDataServicer:
     """StreamImages, InitHpIo, Ping and UploadImages over one hub and one hp_io engine."""
 
-    def __init__(self, cfg: DaqDataConfig, hub: Hub, engine: HpIo) -> None:
+    def __init__(
+        self, cfg: DaqDataConfig, hub: Hub, engine: HpIo, data_roots: Sequence[Path]
+    ) -> None:
         self.cfg = cfg
+        #: Where a real-mode InitHpIo data_dir may lie (DaqDataConfig.data_roots).
+        self.data_roots = list(data_roots)
         self.hub = hub
         self.engine = engine
         self.readers: dict[int, Reader] = {}
         self.shutting_down = False
         self.uploads_active = 0
         self.images_uploaded = 0
+        self.uploads_refused: Counter[str] = Counter()  # by InvalidUpload.field
         self.responses_sent = 0
         self._reader_ids = 0
         engine.on_failure(self._hp_io_failed)
@@ -231,7 +274,7 @@ class DaqDataServicer:
             reader.peer,
             "+".join(sorted(sub.products)),
             interval,
-            ",".join(map(str, sorted(sub.modules))) if sub.modules else "all",
+            bounded(format_module_range(sub.modules), 200) if sub.modules else "all",
             len(self.readers),
             extra=fields(peer=reader.peer),
         )
@@ -338,6 +381,7 @@ class DaqDataServicer:
         interval = request.update_interval_seconds
         if not math.isfinite(interval) or interval < self.cfg.min_hp_io_update_interval_seconds:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BELOW_MINIMUM)
+        data_dir = Path(request.data_dir)  # ignored while simulating
         if request.simulate_daq:
             problem = self.cfg.simulation_problem()
             if problem is not None:
@@ -345,7 +389,7 @@ class DaqDataServicer:
                     grpc.StatusCode.FAILED_PRECONDITION, f"simulation is not configured: {problem}"
                 )
         else:
-            await self._check_data_dir(request.data_dir, context)
+            data_dir = await self._check_data_dir(request.data_dir, context)
         if (
             self.cfg.require_hashpipe_process
             and not request.simulate_daq
@@ -358,22 +402,30 @@ class DaqDataServicer:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"module_ids entry {too_big[0]} is above {MAX_MODULE_ID} (module ids are 16-bit).",
             )
-        return HpIoSettings(
-            Path(request.data_dir), interval, request.simulate_daq, frozenset(request.module_ids)
-        )
+        return HpIoSettings(data_dir, interval, request.simulate_daq, frozenset(request.module_ids))
 
-    async def _check_data_dir(self, data_dir: str, context: InitContext) -> None:
-        """A real-mode data_dir must be given, absolute (never the daemon's working directory's)
-        and a directory."""
-        missing = f"data_dir '{data_dir}' does not exist."
+    async def _check_data_dir(self, data_dir: str, context: InitContext) -> Path:
+        """A real-mode data_dir must be given, absolute (never the daemon's working directory's),
+        inside an allowed data root once resolved, and a directory; returns it resolved."""
+        missing = f"data_dir {quote(data_dir)} does not exist."
         if not data_dir:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, missing)
         try:
             check_absolute(PurePosixPath(data_dir), "data_dir")
         except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc}.")
-        if not await asyncio.to_thread(Path(data_dir).is_dir):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, bounded(f"{exc}."))
+        try:
+            # Checked before the directory's existence, so no caller learns what exists elsewhere.
+            real = await asyncio.to_thread(
+                check_within_roots, PurePosixPath(data_dir), self.data_roots
+            )
+        except OutsideRoots as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, bounded(f"{exc}."))
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, bounded(f"{exc}."))
+        if not await asyncio.to_thread(_is_dir, real):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, missing)
+        return real
 
     async def _init_locked(
         self, settings: HpIoSettings, force: bool, peer: str
@@ -387,7 +439,10 @@ class DaqDataServicer:
                 peers = ", ".join(r.peer for r in readers)
                 return StreamEnd(
                     grpc.StatusCode.FAILED_PRECONDITION,
-                    f"Cannot modify server state: {len(readers)} clients are streaming: [{peers}]",
+                    bounded(
+                        f"Cannot modify server state: {len(readers)} clients are streaming: "
+                        f"[{peers}]"
+                    ),
                 )
             self.engine.begin_stopping()
             if readers:
@@ -422,16 +477,15 @@ class DaqDataServicer:
         try:
             async for request in request_iterator:
                 try:
-                    frame = upload_frame(request)
+                    frame = upload_frame(request, self.cfg.max_upload_header_bytes)
                 except InvalidUpload as exc:
-                    log.warning(
-                        "upload from %s: image %d rejected: %s",
-                        peer,
-                        index,
-                        exc,
-                        extra=fields(peer=peer),
+                    self.uploads_refused[exc.field] += 1
+                    refusals.warning(
+                        "upload", "upload from %s: image %d rejected: %s", peer, index, exc
                     )
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"image {index}: {exc}")
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT, bounded(f"image {index}: {exc}")
+                    )
                 self.engine.upload_sink(frame)
                 index += 1
                 self.images_uploaded += 1
@@ -439,6 +493,51 @@ class DaqDataServicer:
             self.uploads_active -= 1
             log.info("upload from %s ended after %d images", peer, index, extra=fields(peer=peer))
         return empty_pb2.Empty()
+
+
+def _is_dir(path: Path) -> bool:
+    """Path.is_dir, False also where stat fails (permissions, a name too long)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+async def _decode(message: type[M], data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> M:
+    """`data` parsed as `message`; INVALID_ARGUMENT naming the message when it is not one.
+
+    The generated handlers would parse it themselves, but a request that fails there reaches
+    the client as UNKNOWN with a traceback in the log; here it is the client's error.
+    """
+    try:
+        return message.FromString(data)
+    except (DecodeError, RecursionError) as exc:
+        name = message.DESCRIPTOR.full_name
+        refusals.warning(f"decode {name}", "%s: undecodable %s: %s", context.peer(), name, exc)
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            bounded(f"request is not a valid {name}: {exc}"),
+        )
+        raise  # abort raises; this only tells type checkers so
+
+
+def _unary(
+    message: type[M], handler: Callable[[M, Any], Awaitable[Any]]
+) -> Callable[[bytes, Any], Awaitable[Any]]:
+    """`handler` taking the request's bytes, parsed by `_decode`."""
+
+    async def handle(data: bytes, context: Any) -> Any:
+        return await handler(await _decode(message, data, context), context)
+
+    return handle
+
+
+async def _decoded(
+    message: type[M], requests: AsyncIterator[bytes], context: Any
+) -> AsyncIterator[M]:
+    """A request stream's messages, each parsed by `_decode`."""
+    async for data in requests:
+        yield await _decode(message, data, context)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
@@ -452,27 +551,29 @@ def _identity(data: bytes) -> bytes:
 
 
 def add_to_server(servicer: DaqDataServicer, server: grpc.aio.Server) -> None:
-    """Register daqdata.DaqData; StreamImages' handler writes already-serialized responses."""
+    """Register daqdata.DaqData; StreamImages' handler writes already-serialized responses, and
+    every handler parses its requests itself (`_decode`)."""
+
+    async def upload(requests: AsyncIterator[bytes], context: Any) -> empty_pb2.Empty:
+        return await servicer.UploadImages(
+            _decoded(pb.UploadImageRequest, requests, context), context
+        )
+
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "StreamImages": grpc.unary_stream_rpc_method_handler(
-            servicer.StreamImages,
-            request_deserializer=pb.StreamImagesRequest.FromString,
+            _unary(pb.StreamImagesRequest, servicer.StreamImages),
             response_serializer=_identity,
         ),
         "InitHpIo": grpc.unary_unary_rpc_method_handler(
-            servicer.InitHpIo,
-            request_deserializer=pb.InitHpIoRequest.FromString,
+            _unary(pb.InitHpIoRequest, servicer.InitHpIo),
             response_serializer=pb.InitHpIoResponse.SerializeToString,
         ),
         "Ping": grpc.unary_unary_rpc_method_handler(
-            servicer.Ping,
-            request_deserializer=empty_pb2.Empty.FromString,
+            _unary(empty_pb2.Empty, servicer.Ping),
             response_serializer=empty_pb2.Empty.SerializeToString,
         ),
         "UploadImages": grpc.stream_unary_rpc_method_handler(
-            servicer.UploadImages,
-            request_deserializer=pb.UploadImageRequest.FromString,
-            response_serializer=empty_pb2.Empty.SerializeToString,
+            upload, response_serializer=empty_pb2.Empty.SerializeToString
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
