@@ -47,6 +47,10 @@ let
 
   # A listen address is TCP unless it is a unix socket or a socket handed over by systemd.
   isTcp = address: !(hasPrefix "unix:" address) && !(hasPrefix "systemd:" address);
+  # Loopback addresses serve this node only: no firewall port to open for them.
+  isLoopback =
+    address: hasPrefix "127." address || hasPrefix "[::1]:" address || hasPrefix "localhost:" address;
+  isReachable = address: isTcp address && !(isLoopback address);
   tcpPorts = addresses: unique (map (a: toInt (last (splitString ":" a))) (filter isTcp addresses));
 
   section = name: cfg.settings.${name} or { };
@@ -55,11 +59,12 @@ let
   openPorts = daemon: optionals (opensFirewall daemon) (tcpPorts (listenOf daemon));
   # openFirewall with only unix:// or systemd: listen addresses has no port to open.
   firewallAssertion = daemon: example: {
-    assertion = !(opensFirewall daemon) || any isTcp (listenOf daemon);
+    assertion = !(opensFirewall daemon) || any isReachable (listenOf daemon);
     message = ''
       services.panoseti.${daemon}.openFirewall is set, but settings.${daemon}.listen has no TCP
-      address (only unix:// or systemd: ones), so there is no port to open: add one such as
-      "${example}", or set services.panoseti.${daemon}.openFirewall = false.
+      address other hosts can reach (only loopback, unix:// or systemd: ones), so there is no
+      port to open: add one such as "${example}", or set
+      services.panoseti.${daemon}.openFirewall = false.
     '';
   };
   hashpipe = (section "daqdata").hashpipe or { };

@@ -204,6 +204,46 @@ class MultiHostStream(Generic[R, T]):
             call.cancel()  # ends the call at once when leaving early; nothing once it has ended
 
 
+@dataclass(frozen=True)
+class ClientTls:
+    """TLS for the clients' TCP targets: the CA that issued the daemons' certificate, and the
+    client's own certificate and key where the daemons require one (docs/security.md)."""
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("a client certificate needs both its cert and key file")
+        with open(self.ca_file, "rb") as ca:
+            root = ca.read()
+        chain = key = None
+        if self.cert_file is not None and self.key_file is not None:
+            with open(self.cert_file, "rb") as cert, open(self.key_file, "rb") as private:
+                chain, key = cert.read(), private.read()
+        return grpc.ssl_channel_credentials(root, key, chain)
+
+
+def _secure(target: str, tls: ClientTls | None) -> bool:
+    # Unix sockets are plaintext on the daemons (their file mode is the control).
+    return tls is not None and not target.startswith("unix")
+
+
+def aio_channel(target: str, tls: ClientTls | None = None) -> grpc.aio.Channel:
+    """The one place the asyncio clients open a channel: TLS for TCP targets when `tls`."""
+    if tls is not None and _secure(target, tls):
+        return grpc.aio.secure_channel(target, tls.credentials())
+    return grpc.aio.insecure_channel(target)
+
+
+def sync_channel(target: str, tls: ClientTls | None = None) -> grpc.Channel:
+    """As `aio_channel`, for grpc's blocking API."""
+    if tls is not None and _secure(target, tls):
+        return grpc.secure_channel(target, tls.credentials())
+    return grpc.insecure_channel(target)
+
+
 class AioChannelClient:
     """Base of the asyncio clients: one grpc.aio channel per target, opened at first use.
 
@@ -211,13 +251,14 @@ class AioChannelClient:
     runs the client (a blocking client's private loop, or the caller's).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ClientTls | None = None) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self.tls = tls
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         channel = self._channels.get(target)
         if channel is None:
-            channel = self._channels[target] = grpc.aio.insecure_channel(target)
+            channel = self._channels[target] = aio_channel(target, self.tls)
         return channel
 
     async def __aenter__(self) -> Self:

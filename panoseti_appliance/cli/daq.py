@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 
+from panoseti_appliance.cli.tls import add_tls_arguments, client_tls
 from panoseti_appliance.config.importers import read_hp_io_config
 from panoseti_appliance.config.loader import (
     OVERRIDE_ORIGIN,
@@ -110,6 +111,7 @@ def _add_common(parser: argparse.ArgumentParser, nested: bool) -> None:
         default=default(1.0),
         help="stream interval and redraw period in seconds (default: 1.0)",
     )
+    add_tls_arguments(parser, suppress=nested)
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS, help="logging verbosity"
     )
@@ -289,8 +291,12 @@ def _make_client(
     from panoseti_appliance.daqdata.client import DaqDataClient
 
     try:
+        tls = client_tls(args)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    try:
         client = DaqDataClient(
-            choice.daq_config, choice.net_config, hosts=choice.hosts, stop_event=stop
+            choice.daq_config, choice.net_config, hosts=choice.hosts, stop_event=stop, tls=tls
         )
     except (FileNotFoundError, ValueError) as exc:
         raise CliError(f"bad server configuration ({choice.source}): {exc}") from exc

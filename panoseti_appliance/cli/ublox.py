@@ -9,6 +9,7 @@ import threading
 import grpc
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
+from panoseti_appliance.cli.tls import add_tls_arguments, client_tls
 from panoseti_appliance.config import ConfigError, render_problems
 from panoseti_appliance.ublox.client import UbloxControlClient, chip_config, load_f9t_config
 from panoseti_appliance.ublox.client.display import format_line, json_line
@@ -28,6 +29,7 @@ def register(parser: argparse.ArgumentParser) -> None:
             help=f"UbloxControl address host:port or unix:///path; repeat for several "
             f"(default {DEFAULT_HOST})",
         )
+        add_tls_arguments(p)
 
     init = sub.add_parser("init", help="configure and verify a receiver (InitF9t)")
     add_host(init)
@@ -59,6 +61,15 @@ def _hosts(args: argparse.Namespace) -> list[str]:
     return list(args.host or [DEFAULT_HOST])
 
 
+def _client(args: argparse.Namespace) -> UbloxControlClient:
+    try:
+        tls = client_tls(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return UbloxControlClient(_hosts(args), tls)
+
+
 def _rpc_error(err: grpc.RpcError) -> int:
     code = err.code()
     print(f"error: {code.name if code else 'UNKNOWN'}: {err.details()}", file=sys.stderr)
@@ -78,7 +89,7 @@ def _init(args: argparse.Namespace) -> int:
         return 2
     rc = 0
     try:
-        with UbloxControlClient(_hosts(args)) as client:
+        with _client(args) as client:
             replies = client.init_f9t(cfg, force_init=args.force, timeout=args.timeout)
     except grpc.RpcError as err:
         return _rpc_error(err)
@@ -101,7 +112,7 @@ def _capture(args: argparse.Namespace) -> int:
         timer.start()
     render = json_line if args.json else format_line
     try:
-        with UbloxControlClient(_hosts(args)) as client:
+        with _client(args) as client:
             for item in client.capture(args.patterns, stop_event=stop):
                 print(render(item.host, item.response), flush=True)
     except grpc.RpcError as err:
@@ -115,7 +126,7 @@ def _capture(args: argparse.Namespace) -> int:
 def _poll(args: argparse.Namespace) -> int:
     render = json_line if args.json else format_line
     try:
-        with UbloxControlClient(_hosts(args)) as client:
+        with _client(args) as client:
             entries = client.poll(args.patterns)
     except grpc.RpcError as err:
         return _rpc_error(err)

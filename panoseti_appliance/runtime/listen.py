@@ -3,12 +3,17 @@
 Each configured address is served one of three ways:
 - adopted: systemd passed a listening socket bound to that address (`ListenStream=` in a socket
   unit), or the address is `systemd:NAME` and a socket with `FileDescriptorName=NAME` was passed;
-  it is served through a `Relay` (see there why);
+  it is served through a `Relay` (see there why), to a private unix socket: a plaintext one for
+  adopted unix sockets, and for adopted TCP sockets one with the same credentials as bound TCP
+  addresses;
 - bound: the daemon binds it. Problems are found before gRPC tries, so each gets one line that
   names the address and the fix: a busy port, a missing or unwritable directory, a file in the
   way that is not a socket (never deleted), a socket another server still answers on. A socket
   file nobody answers on is stale and replaced.
 Exit code 69 (EX_UNAVAILABLE) for all of them, via `ListenError`.
+
+With `credentials` (access.tls), every TCP address is served with TLS; unix sockets stay
+plaintext, their file mode deciding who may connect (docs/security.md).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 import grpc
 
 from panoseti_appliance.runtime.inherited import Inherited, Passed
-from panoseti_appliance.runtime.relay import Relay
+from panoseti_appliance.runtime.relay import Relay, RelayedPeers
 
 SYSTEMD_PREFIX = "systemd:"
 _WILDCARDS = {"0.0.0.0", "::", ""}
@@ -45,7 +50,7 @@ def unix_path(address: str) -> str | None:
     return rest[2:] if rest.startswith("//") else rest
 
 
-def _tcp_parts(address: str) -> tuple[str, int] | None:
+def tcp_parts(address: str) -> tuple[str, int] | None:
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         return None
@@ -74,7 +79,7 @@ def address_matches(address: str, passed: Passed) -> bool:
     if address.startswith("unix-abstract:"):
         name = address[len("unix-abstract:") :].encode()
         return passed.family == socket.AF_UNIX and passed.address == b"\0" + name
-    parts = _tcp_parts(address)
+    parts = tcp_parts(address)
     if parts is None or passed.family not in (socket.AF_INET, socket.AF_INET6):
         return False
     if not isinstance(passed.address, tuple) or len(passed.address) < 2:
@@ -134,7 +139,7 @@ def check_unix_path(path: str, what: str) -> None:
 
 def check_tcp_address(address: str, what: str) -> None:
     """Bind a throw-away socket to `address` so a failure says exactly why (gRPC does not)."""
-    parts = _tcp_parts(address)
+    parts = tcp_parts(address)
     if parts is None:
         return
     host, port = parts
@@ -150,10 +155,10 @@ def check_tcp_address(address: str, what: str) -> None:
         try:
             probe.bind(sockaddr)
         except OSError as exc:
-            raise ListenError(_bind_problem(what, address, exc)) from None
+            raise ListenError(bind_problem(what, address, exc)) from None
 
 
-def _bind_problem(what: str, address: str, exc: OSError) -> str:
+def bind_problem(what: str, address: str, exc: OSError) -> str:
     port = address.rpartition(":")[2]
     if exc.errno == errno.EADDRINUSE:
         return (
@@ -176,6 +181,10 @@ class GrpcListeners:
 
     what: str
     addresses: list[str]
+    #: TLS for TCP addresses (None: plaintext).
+    credentials: grpc.ServerCredentials | None = None
+    #: The real clients of relayed TCP connections, for access rules.
+    relayed: RelayedPeers = field(default_factory=RelayedPeers)
     relays: list[Relay] = field(default_factory=list)
     _bound: dict[str, int] = field(default_factory=dict)  # socket path -> inode we created
     _private: str | None = None
@@ -187,13 +196,23 @@ class GrpcListeners:
             if adopted:
                 for passed in adopted:
                     label = f"{self.what} {address} (from systemd)"
-                    self.relays.append(Relay(inherited.claim_socket(passed), "", label))
+                    tcp = passed.family != socket.AF_UNIX
+                    peers = self.relayed if tcp else None
+                    sock = inherited.claim_socket(passed)
+                    self.relays.append(Relay(sock, "", label, peers))
                 continue
             self._bind(server, address)
         if self.relays:
-            target = self._private_socket(server)
+            directory = tempfile.mkdtemp(prefix="panoseti-grpc-")
+            self._private = self.relayed.directory = directory
+            plain = self._private_socket(server, directory, "relay.sock", None)
+            tcp_target = plain
+            if self.credentials is not None and any(r.peers for r in self.relays):
+                tcp_target = self._private_socket(
+                    server, directory, "relay-tls.sock", self.credentials
+                )
             for relay in self.relays:
-                relay.target = target
+                relay.target = tcp_target if relay.peers is not None else plain
 
     def _adopted(self, address: str, inherited: Inherited) -> list[Passed]:
         listening = inherited.unclaimed("listening")
@@ -217,7 +236,10 @@ class GrpcListeners:
         else:
             check_tcp_address(address, self.what)
         try:
-            port = server.add_insecure_port(address)
+            if self.credentials is not None and not address.startswith("unix"):
+                port = server.add_secure_port(address, self.credentials)
+            else:
+                port = server.add_insecure_port(address)
         except RuntimeError as exc:
             raise ListenError(f"{what}: cannot listen ({exc}); change the address") from None
         if port == 0 and path is None:
@@ -226,12 +248,19 @@ class GrpcListeners:
             with contextlib.suppress(OSError):
                 self._bound[path] = os.stat(path).st_ino
 
-    def _private_socket(self, server: grpc.aio.Server) -> str:
-        """A unix socket only this user can reach, where relayed connections go."""
-        directory = tempfile.mkdtemp(prefix="panoseti-grpc-")
-        self._private = directory
-        path = str(Path(directory) / "relay.sock")
-        server.add_insecure_port(f"unix://{path}")
+    def _private_socket(
+        self,
+        server: grpc.aio.Server,
+        directory: str,
+        name: str,
+        credentials: grpc.ServerCredentials | None,
+    ) -> str:
+        """A unix socket only this user can reach (mkdtemp's mode 0700), where relays connect."""
+        path = str(Path(directory) / name)
+        if credentials is None:
+            server.add_insecure_port(f"unix://{path}")
+        else:
+            server.add_secure_port(f"unix://{path}", credentials)
         self._bound[path] = -1
         return path
 

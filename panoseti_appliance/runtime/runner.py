@@ -22,9 +22,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -37,12 +37,18 @@ from panoseti_appliance.config import (
     load_config_from_args,
     render_problems,
 )
-from panoseti_appliance.config.models import LoggingConfig
+from panoseti_appliance.config.models import AccessConfig, LoggingConfig
+from panoseti_appliance.runtime.access import WriteGuard, server_credentials
 from panoseti_appliance.runtime.inherited import Inherited
 from panoseti_appliance.runtime.listen import GrpcListeners, ListenError
 from panoseti_appliance.runtime.logs import report_startup_failure, setup_logging
 from panoseti_appliance.runtime.notify import Notifier, watchdog_period
 from panoseti_appliance.runtime.supervisor import Policy, Supervisor
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from panoseti_appliance.runtime.metrics import MetricsEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,8 @@ class Service(Protocol):
     listen_addresses: list[str]
     #: Seconds in-flight RPCs get on shutdown.
     shutdown_grace: float
+    #: Its Prometheus endpoint (HOST:PORT), or None for none.
+    metrics_listen: str | None
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add its servicers to the (not yet started) server."""
@@ -81,6 +89,9 @@ class Service(Protocol):
 
     def status(self) -> str:
         """A one-line summary for STATUS= (systemctl status)."""
+
+    def collect(self) -> Iterable[Metric]:
+        """Its Prometheus metrics as they stand (called from the endpoint's thread at a scrape)."""
 
     async def stop(self) -> None:
         """Shutdown, first part: end streams, stop work (the server still runs)."""
@@ -186,17 +197,31 @@ class Runner:
     `serve` runs it as a daemon; tests run it in-process the same way.
     """
 
-    def __init__(self, service: Service, inherited: Inherited | None = None) -> None:
+    def __init__(
+        self,
+        service: Service,
+        inherited: Inherited | None = None,
+        access: AccessConfig | None = None,
+    ) -> None:
         self.service = service
         self.inherited = inherited if inherited is not None else Inherited()
         self.notifier = Notifier()
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        access = access if access is not None else AccessConfig()
+        self.listeners = GrpcListeners(
+            service.listen_setting,
+            service.listen_addresses,
+            credentials=server_credentials(access.tls),
+        )
+        self.server = grpc.aio.server(
+            options=[("grpc.so_reuseport", 0)],
+            interceptors=[WriteGuard(access, self.listeners.relayed)],
+        )
         self.health = health.aio.HealthServicer()
-        self.listeners = GrpcListeners(service.listen_setting, service.listen_addresses)
         self.supervisor = Supervisor()
         self.monitor = Monitor(service, self.supervisor, self.listeners, self.health, self.notifier)
         self.supervisor.on_change = self.monitor.refresh
         self.stop_requested = asyncio.Event()
+        self.metrics: MetricsEndpoint | None = None
 
     async def start(self) -> None:
         """Listen, start the service's work, then READY=1. ListenError leaves nothing running."""
@@ -209,6 +234,7 @@ class Runner:
         try:
             self.listeners.open(self.server, self.inherited)
             await service.open(self.inherited)
+            self._open_metrics()
         except ListenError:
             await self.listeners.close()
             await service.close()
@@ -255,6 +281,20 @@ class Runner:
         await self.supervisor.stop()
         await self.listeners.close()
         await self.service.close()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.close)
+
+    def _open_metrics(self) -> None:
+        address = self.service.metrics_listen
+        if address is None:
+            return
+        # Imported only when configured: a daemon without metrics never loads prometheus-client.
+        from panoseti_appliance.runtime.metrics import MetricsEndpoint
+
+        section = self.service.listen_setting.rpartition(".")[0]
+        self.metrics = MetricsEndpoint(address, f"{section}.metrics_listen", self.service)
+        self.metrics.open()
+        log.info("metrics on http://%s/metrics", address)
 
 
 def exit_now(code: int) -> NoReturn:
@@ -270,12 +310,12 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-async def serve(service: Service, inherited: Inherited) -> int:
+async def serve(service: Service, inherited: Inherited, access: AccessConfig) -> int:
     """Run `service` until SIGTERM/SIGINT (exit 0) or until a task cannot be kept running (70).
 
     Returns only when it could not start (69, 70); otherwise it ends the process (`exit_now`).
     """
-    runner = Runner(service, inherited)
+    runner = Runner(service, inherited, access)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.stop_requested.set)
@@ -321,7 +361,7 @@ def run(
         passed.close_unclaimed()
         return os.EX_CONFIG
     try:
-        code = asyncio.run(serve(service, passed))
+        code = asyncio.run(serve(service, passed, config.access))
     except Exception:
         log.exception("%s failed", program)
         code = os.EX_SOFTWARE

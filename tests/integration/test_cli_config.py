@@ -177,7 +177,14 @@ def test_schema_is_json_schema_of_every_section() -> None:
     result = run("schema")
     assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
-    assert set(schema["properties"]) == {"daqdata", "hp_io", "ublox", "logging", "observatory"}
+    assert set(schema["properties"]) == {
+        "daqdata",
+        "hp_io",
+        "ublox",
+        "logging",
+        "observatory",
+        "access",
+    }
     assert schema["additionalProperties"] is False
 
 

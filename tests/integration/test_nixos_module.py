@@ -146,6 +146,7 @@ def test_every_case_was_evaluated(results: dict[str, Any]) -> None:
         "custom-user",
         "bad-setting-value",
         "firewall-without-tcp",
+        "firewall-on-loopback",
         "ublox-firewall-without-tcp",
         "ublox-without-chips",
         "chip-with-device",
@@ -164,7 +165,7 @@ def test_exactly_the_expected_assertions_fire(results: dict[str, Any], case: str
 
 def test_each_assertion_names_the_option_and_the_fix(results: dict[str, Any]) -> None:
     messages = [m for r in results.values() for m in r["failedAssertions"]]
-    assert len(messages) == 7
+    assert len(messages) == 8
     for message in messages:
         assert message.startswith("services.panoseti."), message
         fix = message.rsplit(":", 1)[-1]

@@ -28,7 +28,7 @@ def test_reference_describes_every_field() -> None:
             assert f"| `{field}` |" in page
     assert "| `max_concurrent_rpcs` | integer | `100` | ≥ 1, ≤ 10000 |" in page
     assert (
-        '| `listen` | list of string | `["0.0.0.0:50051", "unix:///run/panoseti/daqdata.sock"]`'
+        '| `listen` | list of string | `["127.0.0.1:50051", "unix:///run/panoseti/daqdata.sock"]`'
         in page
     )
 

@@ -37,13 +37,13 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 
 def test_empty_file_gives_the_documented_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""), environ={})
-    assert config.daqdata.listen == ["0.0.0.0:50051", "unix:///run/panoseti/daqdata.sock"]
+    assert config.daqdata.listen == ["127.0.0.1:50051", "unix:///run/panoseti/daqdata.sock"]
     assert config.daqdata.max_concurrent_rpcs == 100
     assert config.daqdata.hashpipe.socket_template == "/tmp/hashpipe_grpc.dp_{dp}.sock"
     assert config.daqdata.hashpipe.data_products == ["img8", "img16", "ph256", "ph1024"]
     assert config.daqdata.init_from_default is True
     assert config.hp_io.simulate_daq is False
-    assert config.ublox.listen == ["0.0.0.0:50052", "unix:///run/panoseti/ublox.sock"]
+    assert config.ublox.listen == ["127.0.0.1:50052", "unix:///run/panoseti/ublox.sock"]
     assert config.ublox.apply_to_layers == ["RAM"]
     assert config == ApplianceConfig()
 

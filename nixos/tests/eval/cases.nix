@@ -82,6 +82,18 @@ in
     fails = [ "services.panoseti.daqdata.openFirewall is set, but settings.daqdata.listen has no TCP" ];
   };
 
+  firewall-on-loopback = {
+    module.services.panoseti = {
+      enable = true;
+      daqdata.openFirewall = true;
+      settings.daqdata.listen = [
+        "127.0.0.1:50051"
+        "unix:///run/panoseti/daqdata.sock"
+      ];
+    };
+    fails = [ "services.panoseti.daqdata.openFirewall is set, but settings.daqdata.listen has no TCP" ];
+  };
+
   ublox-firewall-without-tcp = {
     module.services.panoseti = {
       enable = true;

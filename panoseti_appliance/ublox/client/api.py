@@ -94,10 +94,10 @@ def should_resubscribe(code: grpc.StatusCode | None, *, reconnect: bool, streame
 class AioUbloxControlClient(multihost.AioChannelClient):
     """asyncio client for one or more UbloxControl hosts."""
 
-    def __init__(self, hosts: Sequence[str]) -> None:
+    def __init__(self, hosts: Sequence[str], tls: multihost.ClientTls | None = None) -> None:
         if not hosts:
             raise ValueError("hosts: give at least one UbloxControl address, e.g. localhost:50052")
-        super().__init__()
+        super().__init__(tls)
         self.hosts = list(hosts)
 
     def _stub(self, host: str) -> pb_grpc.UbloxControlAsyncStub:
@@ -157,8 +157,8 @@ class AioUbloxControlClient(multihost.AioChannelClient):
 class UbloxControlClient(BlockingWrapper[AioUbloxControlClient]):
     """Blocking client for one or more UbloxControl hosts: the asyncio client on a loop thread."""
 
-    def __init__(self, hosts: Sequence[str]) -> None:
-        super().__init__(AioUbloxControlClient(hosts), "ublox-client")
+    def __init__(self, hosts: Sequence[str], tls: multihost.ClientTls | None = None) -> None:
+        super().__init__(AioUbloxControlClient(hosts, tls), "ublox-client")
 
     @property
     def hosts(self) -> list[str]:
