@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,29 +121,38 @@ def _check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_config_check_names_a_missing_pem_file_and_the_fix(tmp_path: Path, certs: Certs) -> None:
-    missing = tmp_path / "nowhere.crt"
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        pytest.param(
+            lambda tmp: tmp / "nowhere.crt",
+            "{cert} does not exist; create it or fix the path",
+            id="missing",
+        ),
+        pytest.param(
+            lambda tmp: _write(tmp / "junk.crt", "not a certificate\n"),
+            "are not a PEM certificate and its unencrypted PEM private key",
+            id="not-pem",
+        ),
+    ],
+)
+def test_config_check_names_a_bad_pem_file_and_the_fix(
+    tmp_path: Path, certs: Certs, make: Callable[[Path], Path], problem: str
+) -> None:
+    cert = make(tmp_path)
     done = _check(
         tmp_path,
-        f"access:\n  tls:\n    cert_file: {missing}\n    key_file: {certs.path('server.key')}\n",
+        f"access:\n  tls:\n    cert_file: {cert}\n    key_file: {certs.path('server.key')}\n",
     )
     assert done.returncode != 0
     out = done.stdout + done.stderr
     assert "access.tls.cert_file" in out, out
-    assert f"{missing} does not exist; create it or fix the path" in out, out
+    assert problem.format(cert=cert) in out, out
 
 
-def test_config_check_names_a_file_that_is_not_pem(tmp_path: Path, certs: Certs) -> None:
-    junk = tmp_path / "junk.crt"
-    junk.write_text("not a certificate\n")
-    done = _check(
-        tmp_path,
-        f"access:\n  tls:\n    cert_file: {junk}\n    key_file: {certs.path('server.key')}\n",
-    )
-    assert done.returncode != 0
-    out = done.stdout + done.stderr
-    assert "access.tls.cert_file" in out, out
-    assert "are not a PEM certificate and its unencrypted PEM private key" in out, out
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
 
 
 def test_config_check_wants_the_client_ca_for_required_client_certs(

@@ -22,8 +22,8 @@ import grpc
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
-from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import by_name
+from panoseti_appliance.structs import struct_to_dict
 from tests.daemons import Daemon, free_tcp_port, running_daemon
 from tests.producers import HashpipeProducer, frame_fields
 

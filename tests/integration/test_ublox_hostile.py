@@ -26,10 +26,9 @@ from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
 from panoseti_appliance.grpcstubs import health_stub
 from panoseti_appliance.ublox.client import to_struct
-from panoseti_appliance.ublox.values import all_key_names
 from tests.daemons import Daemon
+from tests.f9t_strategies import KEY_NAMES, SETTINGS, key_settings, struct_values
 from tests.integration.test_ublox_init import (
-    UID,
     daemon,
     emulator,
     f9t_cfg,
@@ -308,7 +307,6 @@ def test_undecodable_requests_are_invalid_argument_and_logged_once(
 
 # ---- everything at once, as a property ---------------------------------------------------------
 
-KEY_NAMES = all_key_names()
 REGEX_BITS = [
     r"(\w+)+",
     "(.*)*",
@@ -355,40 +353,18 @@ def nest(value: Any, depth: int) -> Any:
     return value
 
 
-scalar = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.floats(),  # inf and nan included
-    st.floats(min_value=1e15, max_value=1.7e308),
-    st.integers(-(2**70), 2**70).map(float),
-    st.text(max_size=20),
-    st.integers(0, 200_000).map(lambda n: "x" * n),
-    st.sampled_from([*KEY_NAMES[:50], "RAM", "bbr", "FLASH", "LLH", "ECEF", "0x10", UID]),
-)
-value = st.recursive(
-    scalar,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.dictionaries(st.sampled_from(["key", "value", "format", "lat_deg", "x_m"]), inner),
-    ),
-    max_leaves=10,
-)
+value = struct_values(longest_text=200_000, max_leaves=10)
 value = st.one_of(
     value,
     # As deep as a client's protobuf builds a Struct; deeper ones are sent as raw bytes below.
     st.tuples(value, st.integers(1, 36)).map(lambda v: nest(*v)),
     st.integers(1000, 100_000).map(lambda n: [0] * n),
 )
-SETTINGS = ["device", "f9t_uid", "baud", "apply_to_layers", "verify_layer", "position"]
-entry = st.one_of(
-    value,
-    st.fixed_dictionaries({"key": st.one_of(st.sampled_from(KEY_NAMES), value), "value": value}),
-)
 config_change = st.fixed_dictionaries(
     {},
     optional={
         **{name: value for name in SETTINGS},
-        "cfg_key_settings": st.one_of(value, st.lists(entry, max_size=5)),
+        "cfg_key_settings": key_settings(value),
         "extra": value,
     },
 )

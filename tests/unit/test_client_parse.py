@@ -15,8 +15,8 @@ from panoseti_appliance import pff
 from panoseti_appliance._proto import daq_data_pb2
 from panoseti_appliance.daqdata.client.parse import parse_pano_image, parse_response
 from panoseti_appliance.daqdata.sim.upload import pano_image
-from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import IMG8, IMG16, PH256, DataProduct
+from panoseti_appliance.structs import struct_to_dict
 
 PH_FILE = (
     Path(__file__).parents[1]

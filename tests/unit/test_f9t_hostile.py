@@ -18,10 +18,8 @@ from hypothesis import strategies as st
 from panoseti_appliance.ublox import rules
 from panoseti_appliance.ublox.server.decode import config_from_struct
 from panoseti_appliance.ublox.server.plan import InvalidConfig, validate_config
-from panoseti_appliance.ublox.values import KEY_COUNT, all_key_names, coerce_value, key_by_name
-
-UID = "DF03A241BC"
-KEYS = all_key_names()
+from panoseti_appliance.ublox.values import KEY_COUNT, coerce_value, key_by_name
+from tests.f9t_strategies import UID, key_settings, struct_values
 
 
 def problems(cfg: dict[str, Any]) -> list[str]:
@@ -91,27 +89,7 @@ def test_a_device_path_must_fit_the_kernel() -> None:
         rules.device("/" + "x" * 4095)
 
 
-# Values as a Struct delivers them: doubles (inf and nan too), strings, bools, null, lists, objects.
-scalar = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.floats(),
-    st.floats(min_value=1e15, max_value=1.7e308),
-    st.text(max_size=30),
-    st.integers(0, 20_000).map(lambda n: "0x" + "f" * n),
-    st.sampled_from([*KEYS[:40], "RAM", "bbr", "LLH", "ECEF", UID, "/dev/ttyACM0"]),
-)
-value = st.recursive(
-    scalar,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4),
-        st.dictionaries(st.sampled_from(["key", "value", "format", "lat_deg", "x_m"]), inner),
-    ),
-    max_leaves=12,
-)
-entry = st.one_of(
-    value, st.fixed_dictionaries({"key": st.one_of(st.sampled_from(KEYS), value), "value": value})
-)
+value = struct_values(longest_text=20_000, max_leaves=12)
 config = st.fixed_dictionaries(
     {
         "device": st.one_of(st.just("/dev/ttyACM0"), value),
@@ -122,7 +100,7 @@ config = st.fixed_dictionaries(
         "apply_to_layers": value,
         "verify_layer": value,
         "position": value,
-        "cfg_key_settings": st.one_of(value, st.lists(entry, max_size=6)),
+        "cfg_key_settings": key_settings(value),
     },
 )
 

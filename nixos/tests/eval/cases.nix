@@ -4,6 +4,15 @@
 let
   chip = import ../receiver.nix "DF03A241BC";
   fleet = import ../../../examples/fleet/settings.nix;
+  # openFirewall with no TCP address other hosts can reach: the assertion names the setting.
+  daqdataFirewallWithout = listen: {
+    module.services.panoseti = {
+      enable = true;
+      daqdata.openFirewall = true;
+      settings.daqdata.listen = listen;
+    };
+    fails = [ "services.panoseti.daqdata.openFirewall is set, but settings.daqdata.listen has no TCP" ];
+  };
 in
 {
   defaults = {
@@ -73,26 +82,12 @@ in
     fails = [ ];
   };
 
-  firewall-without-tcp = {
-    module.services.panoseti = {
-      enable = true;
-      daqdata.openFirewall = true;
-      settings.daqdata.listen = [ "unix:///run/panoseti/daqdata.sock" ];
-    };
-    fails = [ "services.panoseti.daqdata.openFirewall is set, but settings.daqdata.listen has no TCP" ];
-  };
+  firewall-without-tcp = daqdataFirewallWithout [ "unix:///run/panoseti/daqdata.sock" ];
 
-  firewall-on-loopback = {
-    module.services.panoseti = {
-      enable = true;
-      daqdata.openFirewall = true;
-      settings.daqdata.listen = [
-        "127.0.0.1:50051"
-        "unix:///run/panoseti/daqdata.sock"
-      ];
-    };
-    fails = [ "services.panoseti.daqdata.openFirewall is set, but settings.daqdata.listen has no TCP" ];
-  };
+  firewall-on-loopback = daqdataFirewallWithout [
+    "127.0.0.1:50051"
+    "unix:///run/panoseti/daqdata.sock"
+  ];
 
   ublox-firewall-without-tcp = {
     module.services.panoseti = {

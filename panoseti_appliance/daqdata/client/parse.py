@@ -15,8 +15,8 @@ import pandas as pd
 
 from panoseti_appliance import pff
 from panoseti_appliance._proto import daq_data_pb2
-from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import ImageType
+from panoseti_appliance.structs import struct_to_dict
 
 ParsedImage = dict[str, Any]
 

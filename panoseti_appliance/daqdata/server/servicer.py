@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 from google.protobuf import empty_pb2
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance.config.checks import (
@@ -37,7 +37,6 @@ from panoseti_appliance.config.models import DaqDataConfig
 from panoseti_appliance.daqdata.server.frame import Frame
 from panoseti_appliance.daqdata.server.hpio import HpIo, HpIoSettings, HpIoState
 from panoseti_appliance.daqdata.server.hub import Hub, Subscription
-from panoseti_appliance.daqdata.structs import struct_to_dict
 from panoseti_appliance.products import (
     MOVIE_PRODUCTS,
     PULSE_HEIGHT_PRODUCTS,
@@ -47,6 +46,8 @@ from panoseti_appliance.products import (
 )
 from panoseti_appliance.runtime.bounded import Throttled, bounded, quote
 from panoseti_appliance.runtime.logs import fields
+from panoseti_appliance.runtime.requests import parsed_stream, unary
+from panoseti_appliance.structs import struct_to_dict
 
 log = logging.getLogger(__name__)
 #: Bad requests are logged once a minute per kind, with a count, never one line each.
@@ -503,43 +504,6 @@ def _is_dir(path: Path) -> bool:
         return False
 
 
-async def _decode(message: type[M], data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> M:
-    """`data` parsed as `message`; INVALID_ARGUMENT naming the message when it is not one.
-
-    The generated handlers would parse it themselves, but a request that fails there reaches
-    the client as UNKNOWN with a traceback in the log; here it is the client's error.
-    """
-    try:
-        return message.FromString(data)
-    except (DecodeError, RecursionError) as exc:
-        name = message.DESCRIPTOR.full_name
-        refusals.warning(f"decode {name}", "%s: undecodable %s: %s", context.peer(), name, exc)
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            bounded(f"request is not a valid {name}: {exc}"),
-        )
-        raise  # abort raises; this only tells type checkers so
-
-
-def _unary(
-    message: type[M], handler: Callable[[M, Any], Awaitable[Any]]
-) -> Callable[[bytes, Any], Awaitable[Any]]:
-    """`handler` taking the request's bytes, parsed by `_decode`."""
-
-    async def handle(data: bytes, context: Any) -> Any:
-        return await handler(await _decode(message, data, context), context)
-
-    return handle
-
-
-async def _decoded(
-    message: type[M], requests: AsyncIterator[bytes], context: Any
-) -> AsyncIterator[M]:
-    """A request stream's messages, each parsed by `_decode`."""
-    async for data in requests:
-        yield await _decode(message, data, context)
-
-
 def _log_failure(task: asyncio.Task[Any]) -> None:
     """Log a re-initialisation that failed after its caller had gone (nobody awaits it then)."""
     if not task.cancelled() and task.exception() is not None:
@@ -552,24 +516,24 @@ def _identity(data: bytes) -> bytes:
 
 def add_to_server(servicer: DaqDataServicer, server: grpc.aio.Server) -> None:
     """Register daqdata.DaqData; StreamImages' handler writes already-serialized responses, and
-    every handler parses its requests itself (`_decode`)."""
+    every handler parses its requests itself (runtime.requests)."""
 
     async def upload(requests: AsyncIterator[bytes], context: Any) -> empty_pb2.Empty:
         return await servicer.UploadImages(
-            _decoded(pb.UploadImageRequest, requests, context), context
+            parsed_stream(pb.UploadImageRequest, requests, context), context
         )
 
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "StreamImages": grpc.unary_stream_rpc_method_handler(
-            _unary(pb.StreamImagesRequest, servicer.StreamImages),
+            unary(pb.StreamImagesRequest, servicer.StreamImages),
             response_serializer=_identity,
         ),
         "InitHpIo": grpc.unary_unary_rpc_method_handler(
-            _unary(pb.InitHpIoRequest, servicer.InitHpIo),
+            unary(pb.InitHpIoRequest, servicer.InitHpIo),
             response_serializer=pb.InitHpIoResponse.SerializeToString,
         ),
         "Ping": grpc.unary_unary_rpc_method_handler(
-            _unary(empty_pb2.Empty, servicer.Ping),
+            unary(empty_pb2.Empty, servicer.Ping),
             response_serializer=empty_pb2.Empty.SerializeToString,
         ),
         "UploadImages": grpc.stream_unary_rpc_method_handler(

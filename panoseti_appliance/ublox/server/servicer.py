@@ -26,11 +26,11 @@ from pyubx2.ubxtypes_poll import UBX_PAYLOADS_POLL
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
 from panoseti_appliance._proto import ublox_control_pb2_grpc as pb_grpc
-from panoseti_appliance.runtime.bounded import Throttled, bounded, quote
+from panoseti_appliance.runtime.bounded import bounded, quote
 from panoseti_appliance.runtime.logs import fields
 from panoseti_appliance.runtime.supervisor import Policy, Supervised, Supervisor
 from panoseti_appliance.ublox.parsed import UbxFrame, capture_response, error_response
-from panoseti_appliance.ublox.server.decode import Undecodable, config_from_struct
+from panoseti_appliance.ublox.server.decode import config_from_struct
 from panoseti_appliance.ublox.server.f9t import (
     SUCCESS_MESSAGE,
     InitFailure,
@@ -195,7 +195,6 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
         #: Set when the re-open loop made its first attempt, or found no device to try.
         self._attempted = asyncio.Event()
         #: Refused requests, one log line per kind a minute whatever a client sends.
-        self._refused = Throttled(log)
 
     # ---- what the runner sees ---------------------------------------------------------------
 
@@ -426,12 +425,8 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
 
     # ---- InitF9t ----------------------------------------------------------------------------
 
-    async def InitF9t(
-        self, request: pb.InitF9tRequest | Undecodable, context: InitContext
-    ) -> pb.InitF9tResponse:
+    async def InitF9t(self, request: pb.InitF9tRequest, context: InitContext) -> pb.InitF9tResponse:
         try:
-            if isinstance(request, Undecodable):
-                raise self._undecodable("InitF9t", request, context.peer())
             try:
                 # Off the loop: a request may carry a list of 100 000 entries to judge.
                 plan = await asyncio.to_thread(_judge, request)
@@ -444,20 +439,6 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
             return await self._init(plan, request.force_init, context)
         except RpcAbort as exc:
             await abort(context, exc)
-
-    def _undecodable(self, method: str, request: Undecodable, peer: str) -> RpcAbort:
-        """INVALID_ARGUMENT for a body protobuf could not read; logged once a minute per RPC."""
-        self._refused.warning(
-            f"undecodable {method}",
-            "undecodable %s request from %s: %s",
-            method,
-            peer,
-            quote(request.reason, 300),
-        )
-        return RpcAbort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"{method}: the request could not be decoded: {request.reason}",
-        )
 
     async def _init(self, plan: F9tPlan, force: bool, context: InitContext) -> pb.InitF9tResponse:
         echo = _struct(plan.effective_config)
@@ -517,12 +498,8 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
 
     # ---- PollMessage ------------------------------------------------------------------------
 
-    async def PollMessage(
-        self, request: pb.PollRequest | Undecodable, context: PollContext
-    ) -> pb.PollResponse:
+    async def PollMessage(self, request: pb.PollRequest, context: PollContext) -> pb.PollResponse:
         try:
-            if isinstance(request, Undecodable):
-                raise self._undecodable("PollMessage", request, context.peer())
             return await self._poll(list(request.patterns))
         except RpcAbort as exc:
             await abort(context, exc)
@@ -585,11 +562,9 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
     # ---- CaptureUblox -----------------------------------------------------------------------
 
     async def CaptureUblox(
-        self, request: pb.CaptureUbloxRequest | Undecodable, context: CaptureContext
+        self, request: pb.CaptureUbloxRequest, context: CaptureContext
     ) -> AsyncIterator[pb.CaptureUbloxResponse]:
         try:
-            if isinstance(request, Undecodable):
-                raise self._undecodable("CaptureUblox", request, context.peer())
             patterns = list(request.patterns)
             compiled = await asyncio.to_thread(self._compile, patterns)
             link = self._link
