@@ -73,3 +73,58 @@ async def parsed_stream(
     """A client stream's requests, each parsed."""
     async for data in requests:
         yield await parse(message, data, context)
+
+
+# ---- method handlers: every RPC of both daemons is registered through these --------------------
+
+
+def unary_unary(
+    request: type[M], handler: Callable[[M, Any], Awaitable[Any]], response: type[Message]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A unary RPC whose request `handler` gets parsed."""
+    return grpc.unary_unary_rpc_method_handler(
+        unary(request, handler), response_serializer=response.SerializeToString
+    )
+
+
+def unary_stream_writer(
+    request: type[M],
+    handler: Callable[[M, Any], Awaitable[None]],
+    serializer: Callable[[Any], bytes],
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A server-streaming RPC whose handler writes its responses with context.write."""
+    return grpc.unary_stream_rpc_method_handler(
+        unary(request, handler), response_serializer=serializer
+    )
+
+
+def unary_stream_generator(
+    request: type[M], handler: Callable[[M, Any], AsyncIterator[Any]], response: type[Message]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A server-streaming RPC whose handler is an async generator of responses."""
+    return grpc.unary_stream_rpc_method_handler(
+        unary_stream(request, handler), response_serializer=response.SerializeToString
+    )
+
+
+def stream_unary(
+    request: type[M],
+    handler: Callable[[AsyncIterator[M], Any], Awaitable[Any]],
+    response: type[Message],
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A client-streaming RPC whose handler gets the requests parsed one by one."""
+
+    async def handle(requests: AsyncIterator[bytes], context: Any) -> Any:
+        return await handler(parsed_stream(request, requests, context), context)
+
+    return grpc.stream_unary_rpc_method_handler(
+        handle, response_serializer=response.SerializeToString
+    )
+
+
+def register(
+    server: grpc.aio.Server, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+) -> None:
+    """Add `service` with these method handlers, as the generated add_*_to_server would."""
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)

@@ -46,7 +46,12 @@ from panoseti_appliance.products import (
 )
 from panoseti_appliance.runtime.bounded import Throttled, bounded, quote
 from panoseti_appliance.runtime.logs import fields
-from panoseti_appliance.runtime.requests import parsed_stream, unary
+from panoseti_appliance.runtime.requests import (
+    register,
+    stream_unary,
+    unary_stream_writer,
+    unary_unary,
+)
 from panoseti_appliance.structs import struct_to_dict
 
 log = logging.getLogger(__name__)
@@ -518,26 +523,17 @@ def add_to_server(servicer: DaqDataServicer, server: grpc.aio.Server) -> None:
     """Register daqdata.DaqData; StreamImages' handler writes already-serialized responses, and
     every handler parses its requests itself (runtime.requests)."""
 
-    async def upload(requests: AsyncIterator[bytes], context: Any) -> empty_pb2.Empty:
-        return await servicer.UploadImages(
-            parsed_stream(pb.UploadImageRequest, requests, context), context
-        )
-
-    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-        "StreamImages": grpc.unary_stream_rpc_method_handler(
-            unary(pb.StreamImagesRequest, servicer.StreamImages),
-            response_serializer=_identity,
-        ),
-        "InitHpIo": grpc.unary_unary_rpc_method_handler(
-            unary(pb.InitHpIoRequest, servicer.InitHpIo),
-            response_serializer=pb.InitHpIoResponse.SerializeToString,
-        ),
-        "Ping": grpc.unary_unary_rpc_method_handler(
-            unary(empty_pb2.Empty, servicer.Ping),
-            response_serializer=empty_pb2.Empty.SerializeToString,
-        ),
-        "UploadImages": grpc.stream_unary_rpc_method_handler(
-            upload, response_serializer=empty_pb2.Empty.SerializeToString
-        ),
-    }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    register(
+        server,
+        SERVICE_NAME,
+        {
+            "StreamImages": unary_stream_writer(
+                pb.StreamImagesRequest, servicer.StreamImages, _identity
+            ),
+            "InitHpIo": unary_unary(pb.InitHpIoRequest, servicer.InitHpIo, pb.InitHpIoResponse),
+            "Ping": unary_unary(empty_pb2.Empty, servicer.Ping, empty_pb2.Empty),
+            "UploadImages": stream_unary(
+                pb.UploadImageRequest, servicer.UploadImages, empty_pb2.Empty
+            ),
+        },
+    )

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
-from panoseti_appliance.runtime.requests import unary, unary_stream
+from panoseti_appliance.runtime.requests import register, unary_stream_generator, unary_unary
 from panoseti_appliance.structs import struct_to_dict
 
 if TYPE_CHECKING:
@@ -29,22 +29,17 @@ M = TypeVar("M", bound=Message)
 def add_to_server(servicer: UbloxControlServicer, server: grpc.aio.Server) -> None:
     """`add_UbloxControlServicer_to_server`, each handler parsing its own request
     (runtime.requests)."""
-    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-        "InitF9t": grpc.unary_unary_rpc_method_handler(
-            unary(pb.InitF9tRequest, servicer.InitF9t),
-            response_serializer=pb.InitF9tResponse.SerializeToString,
-        ),
-        "PollMessage": grpc.unary_unary_rpc_method_handler(
-            unary(pb.PollRequest, servicer.PollMessage),
-            response_serializer=pb.PollResponse.SerializeToString,
-        ),
-        "CaptureUblox": grpc.unary_stream_rpc_method_handler(
-            unary_stream(pb.CaptureUbloxRequest, servicer.CaptureUblox),
-            response_serializer=pb.CaptureUbloxResponse.SerializeToString,
-        ),
-    }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_registered_method_handlers(SERVICE, handlers)
+    register(
+        server,
+        SERVICE,
+        {
+            "InitF9t": unary_unary(pb.InitF9tRequest, servicer.InitF9t, pb.InitF9tResponse),
+            "PollMessage": unary_unary(pb.PollRequest, servicer.PollMessage, pb.PollResponse),
+            "CaptureUblox": unary_stream_generator(
+                pb.CaptureUbloxRequest, servicer.CaptureUblox, pb.CaptureUbloxResponse
+            ),
+        },
+    )
 
 
 def config_from_struct(struct: Struct) -> dict[str, Any]:
