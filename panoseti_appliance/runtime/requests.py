@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -77,49 +77,35 @@ async def parsed_stream(
 
 # ---- method handlers: every RPC of both daemons is registered through these --------------------
 
-
-def unary_unary(
-    request: type[M], handler: Callable[[M, Any], Awaitable[Any]], response: type[Message]
-) -> grpc.RpcMethodHandler[Any, Any]:
-    """A unary RPC whose request `handler` gets parsed."""
-    return grpc.unary_unary_rpc_method_handler(
-        unary(request, handler), response_serializer=response.SerializeToString
-    )
+#: How a handler takes its request and gives its responses.
+Shape = Literal["unary", "writer", "generator", "client_stream"]
 
 
-def unary_stream_writer(
-    request: type[M],
-    handler: Callable[[M, Any], Awaitable[None]],
+def method(
+    request: type[Message],
+    handler: Callable[..., Any],
     serializer: Callable[[Any], bytes],
+    shape: Shape = "unary",
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """A server-streaming RPC whose handler writes its responses with context.write."""
-    return grpc.unary_stream_rpc_method_handler(
-        unary(request, handler), response_serializer=serializer
+    """The method handler of one RPC, its requests parsed here: `unary` (one request, one
+    response), `writer` (server streaming through context.write), `generator` (server streaming,
+    an async generator of responses), `client_stream` (a stream of requests, one response)."""
+    if shape == "client_stream":
+
+        async def upload(requests: AsyncIterator[bytes], context: Any) -> Any:
+            return await handler(parsed_stream(request, requests, context), context)
+
+        return grpc.stream_unary_rpc_method_handler(upload, response_serializer=serializer)
+    if shape == "generator":
+        return grpc.unary_stream_rpc_method_handler(
+            unary_stream(request, handler), response_serializer=serializer
+        )
+    make = (
+        grpc.unary_stream_rpc_method_handler
+        if shape == "writer"
+        else grpc.unary_unary_rpc_method_handler
     )
-
-
-def unary_stream_generator(
-    request: type[M], handler: Callable[[M, Any], AsyncIterator[Any]], response: type[Message]
-) -> grpc.RpcMethodHandler[Any, Any]:
-    """A server-streaming RPC whose handler is an async generator of responses."""
-    return grpc.unary_stream_rpc_method_handler(
-        unary_stream(request, handler), response_serializer=response.SerializeToString
-    )
-
-
-def stream_unary(
-    request: type[M],
-    handler: Callable[[AsyncIterator[M], Any], Awaitable[Any]],
-    response: type[Message],
-) -> grpc.RpcMethodHandler[Any, Any]:
-    """A client-streaming RPC whose handler gets the requests parsed one by one."""
-
-    async def handle(requests: AsyncIterator[bytes], context: Any) -> Any:
-        return await handler(parsed_stream(request, requests, context), context)
-
-    return grpc.stream_unary_rpc_method_handler(
-        handle, response_serializer=response.SerializeToString
-    )
+    return make(unary(request, handler), response_serializer=serializer)
 
 
 def register(

@@ -46,12 +46,7 @@ from panoseti_appliance.products import (
 )
 from panoseti_appliance.runtime.bounded import Throttled, bounded, quote
 from panoseti_appliance.runtime.logs import fields
-from panoseti_appliance.runtime.requests import (
-    register,
-    stream_unary,
-    unary_stream_writer,
-    unary_unary,
-)
+from panoseti_appliance.runtime.requests import method, register
 from panoseti_appliance.structs import struct_to_dict
 
 log = logging.getLogger(__name__)
@@ -527,13 +522,18 @@ def add_to_server(servicer: DaqDataServicer, server: grpc.aio.Server) -> None:
         server,
         SERVICE_NAME,
         {
-            "StreamImages": unary_stream_writer(
-                pb.StreamImagesRequest, servicer.StreamImages, _identity
+            "StreamImages": method(
+                pb.StreamImagesRequest, servicer.StreamImages, _identity, "writer"
             ),
-            "InitHpIo": unary_unary(pb.InitHpIoRequest, servicer.InitHpIo, pb.InitHpIoResponse),
-            "Ping": unary_unary(empty_pb2.Empty, servicer.Ping, empty_pb2.Empty),
-            "UploadImages": stream_unary(
-                pb.UploadImageRequest, servicer.UploadImages, empty_pb2.Empty
+            "InitHpIo": method(
+                pb.InitHpIoRequest, servicer.InitHpIo, pb.InitHpIoResponse.SerializeToString
+            ),
+            "Ping": method(empty_pb2.Empty, servicer.Ping, empty_pb2.Empty.SerializeToString),
+            "UploadImages": method(
+                pb.UploadImageRequest,
+                servicer.UploadImages,
+                empty_pb2.Empty.SerializeToString,
+                "client_stream",
             ),
         },
     )

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
-from panoseti_appliance.runtime.requests import register, unary_stream_generator, unary_unary
+from panoseti_appliance.runtime.requests import method, register
 from panoseti_appliance.structs import struct_to_dict
 
 if TYPE_CHECKING:
@@ -33,10 +33,17 @@ def add_to_server(servicer: UbloxControlServicer, server: grpc.aio.Server) -> No
         server,
         SERVICE,
         {
-            "InitF9t": unary_unary(pb.InitF9tRequest, servicer.InitF9t, pb.InitF9tResponse),
-            "PollMessage": unary_unary(pb.PollRequest, servicer.PollMessage, pb.PollResponse),
-            "CaptureUblox": unary_stream_generator(
-                pb.CaptureUbloxRequest, servicer.CaptureUblox, pb.CaptureUbloxResponse
+            "InitF9t": method(
+                pb.InitF9tRequest, servicer.InitF9t, pb.InitF9tResponse.SerializeToString
+            ),
+            "PollMessage": method(
+                pb.PollRequest, servicer.PollMessage, pb.PollResponse.SerializeToString
+            ),
+            "CaptureUblox": method(
+                pb.CaptureUbloxRequest,
+                servicer.CaptureUblox,
+                pb.CaptureUbloxResponse.SerializeToString,
+                "generator",
             ),
         },
     )
