@@ -70,6 +70,11 @@ DevicePath = Annotated[
 ModuleId = Annotated[int, Field(ge=0, le=65535)]
 #: Default of daqdata.max_upload_header_bytes (16 KiB).
 UPLOAD_HEADER_BYTES = 16 * 1024
+#: Default gRPC message size limit of both daemons, each way: gRPC's own receive default.
+GRPC_MESSAGE_BYTES = 4 * 1024 * 1024
+#: Room a streamed image needs besides its `header`: pixels (1024 values of up to 5 bytes as
+#: varints), `file` (up to 4096 bytes) and the other fields.
+IMAGE_BODY_BYTES = 64 * 1024
 Seconds = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -127,6 +132,11 @@ def _listen_addresses(addresses: list[str], what: str) -> list[str]:
     return out
 
 
+def message_size_options(receive: int, send: int) -> list[tuple[str, int]]:
+    """A server's message size limits as gRPC channel options."""
+    return [("grpc.max_receive_message_length", receive), ("grpc.max_send_message_length", send)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -171,6 +181,14 @@ class HashpipeSourceConfig(_Section):
         le=86_400,
         description="The original's uds `read_timeout`, kept so imported files validate. The "
         "appliance never closes an idle Hashpipe connection because of it.",
+    )
+    max_connections_per_socket: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="Producer connections one socket holds at once (Hashpipe makes one); a "
+        "connection beyond it is closed at once and counted as refused_connections. Raise it "
+        "if a legitimate producer is refused.",
     )
 
     @field_validator("socket_template")
@@ -401,6 +419,35 @@ class DaqDataConfig(_Section):
         description="Largest serialized `header` Struct an UploadImages image may carry; "
         "bigger images are refused, so no streamed response outgrows a client's 4 MB limit.",
     )
+    max_streams_per_peer: int = Field(
+        default=32,
+        ge=1,
+        le=10_000,
+        description="StreamImages streams one client host may hold at once (every unix-socket "
+        "client counts as one host); one more is RESOURCE_EXHAUSTED. Raise it for a host "
+        "that legitimately opens more, e.g. a head node tunnelling many viewers.",
+    )
+    stream_write_timeout_seconds: Seconds = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="A stream whose client reads nothing for this long is ended "
+        "RESOURCE_EXHAUSTED, freeing its slot; raise it for clients that pause reading longer.",
+    )
+    max_receive_message_bytes: int = Field(
+        default=GRPC_MESSAGE_BYTES,
+        ge=1 << 20,
+        le=1 << 30,
+        description="Largest gRPC message the daemon accepts (an UploadImages image); a bigger "
+        "one is RESOURCE_EXHAUSTED. Raise it only if uploads are refused for size.",
+    )
+    max_send_message_bytes: int = Field(
+        default=GRPC_MESSAGE_BYTES,
+        ge=1 << 20,
+        le=1 << 30,
+        description="Largest gRPC message the daemon sends; keep it at or below what clients "
+        "accept (4 MiB by default) and above max_upload_header_bytes plus 64 KiB.",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -416,7 +463,19 @@ class DaqDataConfig(_Section):
                 "is below min_hp_io_update_interval_seconds "
                 f"({self.min_hp_io_update_interval_seconds}); raise it",
             )
+        largest = self.max_upload_header_bytes + IMAGE_BODY_BYTES
+        if self.max_send_message_bytes < largest:
+            raise FieldProblem(
+                ["max_send_message_bytes", "max_upload_header_bytes"],
+                f"max_send_message_bytes ({self.max_send_message_bytes}) is below the largest "
+                f"streamed image (max_upload_header_bytes + {IMAGE_BODY_BYTES} = {largest}); "
+                "raise it or lower max_upload_header_bytes",
+            )
         return self
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        """The server's message size limits as gRPC options."""
+        return message_size_options(self.max_receive_message_bytes, self.max_send_message_bytes)
 
     def data_roots(self, hp_io: HpIoConfig) -> list[Path]:
         """Where a real-mode data_dir may lie: allowed_data_roots, else hp_io.data_dir alone
@@ -753,6 +812,19 @@ class UbloxConfig(_Section):
         description="Characters one CaptureUblox or PollMessage pattern may have; a longer one is "
         "INVALID_ARGUMENT.",
     )
+    max_receive_message_bytes: int = Field(
+        default=GRPC_MESSAGE_BYTES,
+        ge=1 << 20,
+        le=1 << 30,
+        description="Largest gRPC message the daemon accepts; a bigger one is RESOURCE_EXHAUSTED.",
+    )
+    max_send_message_bytes: int = Field(
+        default=GRPC_MESSAGE_BYTES,
+        ge=1 << 20,
+        le=1 << 30,
+        description="Largest gRPC message the daemon sends; keep it at or below what clients "
+        "accept (4 MiB by default).",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -784,6 +856,10 @@ class UbloxConfig(_Section):
         if problems:
             raise every_problem("UbloxConfig", problems)
         return self
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        """The server's message size limits as gRPC options."""
+        return message_size_options(self.max_receive_message_bytes, self.max_send_message_bytes)
 
     def chip(self, uid: str) -> ChipConfig:
         """The chip with `uid` (any case); ValueError naming the known ones if there is none."""

@@ -69,6 +69,8 @@ class Service(Protocol):
     listen_addresses: list[str]
     #: Seconds in-flight RPCs get on shutdown.
     shutdown_grace: float
+    #: Extra gRPC server options (its message size limits).
+    grpc_options: list[tuple[str, int]]
     #: Its Prometheus endpoint (HOST:PORT), or None for none.
     metrics_listen: str | None
 
@@ -213,7 +215,7 @@ class Runner:
             credentials=server_credentials(access.tls),
         )
         self.server = grpc.aio.server(
-            options=[("grpc.so_reuseport", 0)],
+            options=[("grpc.so_reuseport", 0), *service.grpc_options],
             interceptors=[WriteGuard(access, self.listeners.relayed)],
         )
         self.health = health.aio.HealthServicer()

@@ -98,7 +98,12 @@ def unread_streams(d: Daemon, base: tuple[int, int]) -> tuple[int, int]:
 
 
 def test_streams_nobody_reads_leave_nothing_behind(tmp_path: Path) -> None:
-    d = start_daqdata(tmp_path, [1, 2], max_concurrent_rpcs=IDLE_STREAMS + 50)
+    d = start_daqdata(
+        tmp_path,
+        [1, 2],
+        max_concurrent_rpcs=IDLE_STREAMS + 50,
+        max_streams_per_peer=IDLE_STREAMS + 50,  # all of them come from loopback
+    )
     try:
         base = warm_up(d)
         held = unread_streams(d, base)

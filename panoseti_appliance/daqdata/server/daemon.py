@@ -54,6 +54,7 @@ class DaqDataService:
         self.cfg = config.daqdata
         self.listen_addresses = list(self.cfg.listen)
         self.shutdown_grace = self.cfg.shutdown_grace_period
+        self.grpc_options = self.cfg.grpc_options()
         self.metrics_listen = self.cfg.metrics_listen
         self.hub = Hub()
         self.listener = (

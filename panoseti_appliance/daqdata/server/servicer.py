@@ -81,6 +81,10 @@ class StreamEnd:
     details: str
 
 
+class StreamStalled(Exception):
+    """The client read nothing for stream_write_timeout_seconds; its stream is being ended."""
+
+
 @dataclass(eq=False)
 class Reader:
     """One open StreamImages call."""
@@ -160,6 +164,15 @@ def upload_frame(request: pb.UploadImageRequest, max_header_bytes: int) -> Frame
     return frame
 
 
+def peer_host(peer: str) -> str:
+    """The client host of a gRPC peer ("ipv4:1.2.3.4:5" -> "ipv4:1.2.3.4", "ipv6:[::1]:5" ->
+    "ipv6:[::1]"); every unix-socket client is the one host "unix"."""
+    if peer.startswith("unix"):
+        return "unix"
+    host, sep, _ = peer.rpartition(":")
+    return host if sep else peer
+
+
 def requested_products(request: pb.StreamImagesRequest) -> list[DataProduct]:
     """img8+img16 for movie, ph256+ph1024 for pulse height."""
     out: list[DataProduct] = []
@@ -198,6 +211,8 @@ class DaqDataServicer:
         self.uploads_refused: Counter[str] = Counter()  # by InvalidUpload.field
         self.responses_sent = 0
         self._reader_ids = 0
+        # Final statuses of stalled streams still waiting for their client to read.
+        self._ending: set[asyncio.Task[None]] = set()
         engine.on_failure(self._hp_io_failed)
 
     # ---- shared admission ------------------------------------------------------------------
@@ -244,6 +259,26 @@ class DaqDataServicer:
 
     # ---- StreamImages ----------------------------------------------------------------------
 
+    async def _admit_peer(self, context: StreamContext) -> None:
+        """Refuse a stream beyond daqdata.max_streams_per_peer from one client host, so one host
+        cannot take every slot of max_concurrent_rpcs from the others."""
+        peer = context.peer()
+        host = peer_host(peer)
+        limit = self.cfg.max_streams_per_peer
+        if sum(1 for r in self.readers.values() if peer_host(r.peer) == host) < limit:
+            return
+        refusals.warning(
+            "streams per peer",
+            "stream from %s refused: its host has %d streams open (daqdata.max_streams_per_peer)",
+            bounded(peer, 200),
+            limit,
+        )
+        await context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"Max streams per client host ({limit}) reached; close some or raise "
+            "daqdata.max_streams_per_peer.",
+        )
+
     async def StreamImages(self, request: pb.StreamImagesRequest, context: StreamContext) -> None:
         if not (request.stream_movie_data or request.stream_pulse_height_data):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, NO_FLAGS)
@@ -259,6 +294,7 @@ class DaqDataServicer:
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED, f"Max clients ({limit}) reached."
             )
+        await self._admit_peer(context)
         settings = self.engine.settings
         assert settings is not None  # RUNNING
         interval = min(
@@ -288,6 +324,9 @@ class DaqDataServicer:
         except grpc.aio.AbortError:
             outcome = f"ended: {reader.sub.ended}"
             raise
+        except StreamStalled:
+            # Returning lets gRPC finish the call with the status already on its way.
+            outcome = f"ended: {reader.sub.ended}"
         except Exception as exc:
             if context.done():
                 # The client went away while we were ending the call; nothing left to tell.
@@ -321,7 +360,7 @@ class DaqDataServicer:
             frames = self.hub.take_new(sub)
             if frames:
                 for frame in frames:
-                    await context.write(frame.response_bytes())
+                    await self._write(reader, frame, context)
                     reader.sent += 1
                     self.responses_sent += 1
                     await self._check_end(sub, context)
@@ -330,6 +369,45 @@ class DaqDataServicer:
                 await self.hub.wait_new(sub)
                 await self._check_end(sub, context)
             tick = max(tick + 1, math.ceil((loop.time() - t0) / interval))
+
+    async def _write(self, reader: Reader, frame: Frame, context: StreamContext) -> None:
+        """Write one response; a client that reads nothing for stream_write_timeout_seconds
+        (gRPC's flow control then holds the write) is ended, freeing its slot."""
+        timeout = self.cfg.stream_write_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                await context.write(frame.response_bytes())
+        except TimeoutError:
+            end = StreamEnd(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"The client read nothing for {timeout:g} s; read faster or raise "
+                "daqdata.stream_write_timeout_seconds.",
+            )
+            reader.sub.end(end)
+            refusals.warning(
+                "write timeout",
+                "stream of %s ended: it read nothing for %g s "
+                "(daqdata.stream_write_timeout_seconds)",
+                bounded(reader.peer, 200),
+                timeout,
+            )
+            await self._end_stalled(context, end)
+            raise StreamStalled from None
+
+    async def _end_stalled(self, context: StreamContext, end: StreamEnd) -> None:
+        """Give a stalled stream its final status without waiting for it to be sent.
+
+        abort() returns only once the status is sent, and HTTP/2 flow control holds it behind
+        the responses this client does not read: awaited here, it would keep the slot as long
+        as the client stalls. A task of its own sends it (the client sees it once it reads, or
+        it goes with the connection); abort() marks the call ended before it first waits, so
+        once that task has started, the handler can return.
+        """
+        started = asyncio.Event()
+        task = asyncio.create_task(_send_end(context, end, started))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+        await started.wait()
 
     @staticmethod
     async def _sleep_until(sub: Subscription, when: float) -> None:
@@ -494,6 +572,18 @@ class DaqDataServicer:
             self.uploads_active -= 1
             log.info("upload from %s ended after %d images", peer, index, extra=fields(peer=peer))
         return empty_pb2.Empty()
+
+
+async def _send_end(context: StreamContext, end: StreamEnd, started: asyncio.Event) -> None:
+    """abort() for `_end_stalled`; `started` is set in the same step as abort() marks the call
+    ended, so its waiter resumes only after that."""
+    started.set()
+    try:
+        await context.abort(end.code, end.details)
+    except grpc.aio.AbortError:
+        pass  # the status was sent
+    except Exception as exc:  # noqa: BLE001 - gRPC's own error once the client has gone
+        log.debug("status of a stalled stream not sent: %r", exc)
 
 
 def _is_dir(path: Path) -> bool:

@@ -82,6 +82,7 @@ class UbloxService:
         self.plan = start_plan(self.cfg)
         self.listen_addresses = list(self.cfg.listen)
         self.shutdown_grace = self.cfg.shutdown_grace_period
+        self.grpc_options = self.cfg.grpc_options()
         self.metrics_listen = self.cfg.metrics_listen
         self.servicer = UbloxControlServicer(
             max_read_queue_size=self.cfg.max_read_queue_size,

@@ -37,6 +37,7 @@ from panoseti_appliance.daqdata.server.handover import (
 from panoseti_appliance.daqdata.server.sources.base import SourceStats, deliver, format_counts
 from panoseti_appliance.pff import HEADER_END, MAX_HEADER_BYTES, header_problem
 from panoseti_appliance.products import DataProduct, by_name
+from panoseti_appliance.runtime.bounded import Throttled
 from panoseti_appliance.runtime.inherited import Inherited, Passed
 from panoseti_appliance.runtime.listen import ListenError, check_unix_path
 from panoseti_appliance.runtime.logs import fields
@@ -44,6 +45,8 @@ from panoseti_appliance.runtime.notify import Notifier
 from panoseti_appliance.runtime.receive import receive
 
 log = logging.getLogger(__name__)
+#: Refused producer connections are logged once a minute per socket, with a count.
+refusals = Throttled(log)
 
 #: Where a frame starts: `{`, optional whitespace, `"quabo_` (both header layouts, every dp).
 FRAME_MARKER = re.compile(rb'\{\s*"quabo_')
@@ -485,12 +488,32 @@ class HashpipeListener:
                 self.stats.add("accept_errors")
                 await asyncio.sleep(1.0)
                 continue
+            if self._connections_of(dp) >= self.cfg.max_connections_per_socket:
+                self._refuse(dp, sock_conn)
+                continue
             token = new_token()
             stored = self.notifier.store_fd(sock_conn.fileno(), conn_name(dp.name, token))
             conn = self._track(dp, sock_conn, token, stored)
             self.stats.add("connections")
             log.info("%s: producer connected", conn.label, extra=fields(dp=dp.name))
             conn.task = asyncio.create_task(self._read_loop(conn, sink), name=conn.label)
+
+    def _connections_of(self, dp: DataProduct) -> int:
+        return sum(1 for c in self._conns.values() if c.dp.name == dp.name)
+
+    def _refuse(self, dp: DataProduct, sock: socket.socket) -> None:
+        """Close a connection beyond daqdata.hashpipe.max_connections_per_socket at once: a
+        runaway or hostile local process must not take every descriptor from the producers."""
+        sock.close()
+        self.stats.add("refused_connections")
+        refusals.warning(
+            f"connections {dp.name}",
+            "uds source %s: refused a producer connection: %d already open, the most "
+            "daqdata.hashpipe.max_connections_per_socket allows; raise it if this producer is "
+            "legitimate",
+            dp,
+            self.cfg.max_connections_per_socket,
+        )
 
     async def _read_loop(
         self, conn: _Connection, sink: FrameSink, first: bytes = b"", ended: bool = False
