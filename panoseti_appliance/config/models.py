@@ -132,13 +132,43 @@ def _listen_addresses(addresses: list[str], what: str) -> list[str]:
     return out
 
 
-def message_size_options(receive: int, send: int) -> list[tuple[str, int]]:
-    """A server's message size limits as gRPC channel options."""
-    return [("grpc.max_receive_message_length", receive), ("grpc.max_send_message_length", send)]
-
-
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class _DaemonSection(_Section):
+    """What the sections of both daemons share: the gRPC message limits and the metrics
+    endpoint."""
+
+    metrics_listen: MetricsAddress = Field(
+        default=None,
+        description="Prometheus endpoint (`HOST:PORT`, plain HTTP, e.g. `127.0.0.1:9464` for "
+        "DaqData, `127.0.0.1:9465` for UbloxControl); off when unset. Keep it on loopback or a "
+        "monitoring network (docs/monitoring.md).",
+    )
+    max_receive_message_bytes: int = Field(
+        default=GRPC_MESSAGE_BYTES,
+        ge=1 << 20,
+        le=1 << 30,
+        description="Largest gRPC message the daemon accepts (for DaqData, an UploadImages "
+        "image); a bigger one is RESOURCE_EXHAUSTED. Raise it only if requests are refused for "
+        "size.",
+    )
+    max_send_message_bytes: int = Field(
+        default=GRPC_MESSAGE_BYTES,
+        ge=1 << 20,
+        le=1 << 30,
+        description="Largest gRPC message the daemon sends; keep it at or below what clients "
+        "accept (4 MiB by default). DaqData's must stay above max_upload_header_bytes plus "
+        "64 KiB.",
+    )
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        """The server's message size limits as gRPC options."""
+        return [
+            ("grpc.max_receive_message_length", self.max_receive_message_bytes),
+            ("grpc.max_send_message_length", self.max_send_message_bytes),
+        ]
 
 
 class HashpipeSourceConfig(_Section):
@@ -330,7 +360,7 @@ class SimulatorConfig(_Section):
         return check_template(value, {"module_id"}, set(), "daq_active_file")
 
 
-class DaqDataConfig(_Section):
+class DaqDataConfig(_DaemonSection):
     """The DaqData daemon: where it listens, its limits and how it acquires frames."""
 
     listen: list[str] = Field(
@@ -340,11 +370,6 @@ class DaqDataConfig(_Section):
         "`unix:///PATH` (the rpc simulator uploads through the first unix one) and "
         "`systemd:NAME` (the sockets a socket unit passes with FileDescriptorName=NAME). A "
         "socket systemd passes bound to a listed address is served instead of binding it.",
-    )
-    metrics_listen: MetricsAddress = Field(
-        default=None,
-        description="Prometheus endpoint (`HOST:PORT`, plain HTTP, e.g. `127.0.0.1:9464`); off "
-        "when unset. Keep it on loopback or a monitoring network (docs/monitoring.md).",
     )
     max_concurrent_rpcs: int = Field(
         default=100, ge=1, le=10_000, description="Most StreamImages readers served at once."
@@ -434,20 +459,6 @@ class DaqDataConfig(_Section):
         description="A stream whose client reads nothing for this long is ended "
         "RESOURCE_EXHAUSTED, freeing its slot; raise it for clients that pause reading longer.",
     )
-    max_receive_message_bytes: int = Field(
-        default=GRPC_MESSAGE_BYTES,
-        ge=1 << 20,
-        le=1 << 30,
-        description="Largest gRPC message the daemon accepts (an UploadImages image); a bigger "
-        "one is RESOURCE_EXHAUSTED. Raise it only if uploads are refused for size.",
-    )
-    max_send_message_bytes: int = Field(
-        default=GRPC_MESSAGE_BYTES,
-        ge=1 << 20,
-        le=1 << 30,
-        description="Largest gRPC message the daemon sends; keep it at or below what clients "
-        "accept (4 MiB by default) and above max_upload_header_bytes plus 64 KiB.",
-    )
 
     @field_validator("listen")
     @classmethod
@@ -472,10 +483,6 @@ class DaqDataConfig(_Section):
                 "raise it or lower max_upload_header_bytes",
             )
         return self
-
-    def grpc_options(self) -> list[tuple[str, int]]:
-        """The server's message size limits as gRPC options."""
-        return message_size_options(self.max_receive_message_bytes, self.max_send_message_bytes)
 
     def data_roots(self, hp_io: HpIoConfig) -> list[Path]:
         """Where a real-mode data_dir may lie: allowed_data_roots, else hp_io.data_dir alone
@@ -733,7 +740,7 @@ class ChipConfig(_Section):
     )
 
 
-class UbloxConfig(_Section):
+class UbloxConfig(_DaemonSection):
     """The UbloxControl daemon and the ZED-F9T settings it applies (docs/ublox.md)."""
 
     listen: list[str] = Field(
@@ -741,11 +748,6 @@ class UbloxConfig(_Section):
         min_length=1,
         description="gRPC listen addresses (`HOST:PORT`, `unix:///PATH` or `systemd:NAME`, as "
         "for daqdata.listen); not DaqData's port.",
-    )
-    metrics_listen: MetricsAddress = Field(
-        default=None,
-        description="Prometheus endpoint (`HOST:PORT`, e.g. `127.0.0.1:9465`); off when unset "
-        "(as for daqdata.metrics_listen).",
     )
     device: DevicePath = Field(
         default="/dev/ublox-f9t",
@@ -812,19 +814,6 @@ class UbloxConfig(_Section):
         description="Characters one CaptureUblox or PollMessage pattern may have; a longer one is "
         "INVALID_ARGUMENT.",
     )
-    max_receive_message_bytes: int = Field(
-        default=GRPC_MESSAGE_BYTES,
-        ge=1 << 20,
-        le=1 << 30,
-        description="Largest gRPC message the daemon accepts; a bigger one is RESOURCE_EXHAUSTED.",
-    )
-    max_send_message_bytes: int = Field(
-        default=GRPC_MESSAGE_BYTES,
-        ge=1 << 20,
-        le=1 << 30,
-        description="Largest gRPC message the daemon sends; keep it at or below what clients "
-        "accept (4 MiB by default).",
-    )
 
     @field_validator("listen")
     @classmethod
@@ -856,10 +845,6 @@ class UbloxConfig(_Section):
         if problems:
             raise every_problem("UbloxConfig", problems)
         return self
-
-    def grpc_options(self) -> list[tuple[str, int]]:
-        """The server's message size limits as gRPC options."""
-        return message_size_options(self.max_receive_message_bytes, self.max_send_message_bytes)
 
     def chip(self, uid: str) -> ChipConfig:
         """The chip with `uid` (any case); ValueError naming the known ones if there is none."""
