@@ -22,7 +22,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
@@ -57,6 +57,8 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 #: How often health and STATUS= are re-evaluated (and at once on a change the service reports).
 CHECK_INTERVAL = 1.0
+#: Seconds each shutdown step may take (the gRPC server's gets the grace period on top).
+STOP_STEP_TIMEOUT = 5.0
 
 
 class Service(Protocol):
@@ -273,18 +275,25 @@ class Runner:
         return 0 if self.stop_requested.is_set() else os.EX_SOFTWARE
 
     async def stop(self) -> None:
-        """Graceful shutdown, in the order the module docstring gives."""
+        """Graceful shutdown, in the order the module docstring gives.
+
+        Each step has a time limit (`bounded_step`): one that hangs is logged by name and left
+        behind, so the daemon still exits and systemd never has to kill it.
+        """
         log.info("shutting down")
         self.monitor.stopping = True
         self.notifier.stopping()
-        await self.health.enter_graceful_shutdown()
-        await self.service.stop()
-        await self.server.stop(self.service.shutdown_grace)
-        await self.supervisor.stop()
-        await self.listeners.close()
-        await self.service.close()
+        grace = self.service.shutdown_grace
+        await bounded_step("health", self.health.enter_graceful_shutdown())
+        await bounded_step("ending the service's streams", self.service.stop())
+        await bounded_step("stopping the gRPC server", self.server.stop(grace), grace)
+        await bounded_step("cancelling supervised tasks", self.supervisor.stop())
+        await bounded_step("closing the listeners", self.listeners.close())
+        await bounded_step("releasing the service's resources", self.service.close())
         if self.metrics is not None:
-            await asyncio.to_thread(self.metrics.close)
+            await bounded_step(
+                "closing the metrics endpoint", asyncio.to_thread(self.metrics.close)
+            )
 
     def _open_metrics(self) -> None:
         address = self.service.metrics_listen
@@ -297,6 +306,25 @@ class Runner:
         self.metrics = MetricsEndpoint(address, f"{section}.metrics_listen", self.service)
         self.metrics.open()
         log.info("metrics on http://%s/metrics", address)
+
+
+async def bounded_step(name: str, step: Awaitable[object], extra: float = 0.0) -> None:
+    """Await one shutdown step for at most STOP_STEP_TIMEOUT + `extra` seconds.
+
+    On time-out the step is cancelled without waiting for it (a step stuck in a library, as
+    grpc.aio's server.stop can be, may not even honour the cancel) and the shutdown goes on.
+    """
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=STOP_STEP_TIMEOUT + extra)
+    if task in done:
+        task.result()
+        return
+    task.cancel()
+    log.warning(
+        "shutdown: %s did not finish within %g s; going on without it",
+        name,
+        STOP_STEP_TIMEOUT + extra,
+    )
 
 
 def exit_now(code: int) -> NoReturn:

@@ -127,3 +127,41 @@ async def test_a_dead_listener_stops_the_watchdog(
     (line,) = [r.getMessage() for r in caplog.records if "withholding" in r.getMessage()]
     assert line.startswith("withholding the watchdog ping: the Hashpipe socket for ph256 (")
     assert line.endswith(") is closed")
+
+
+async def test_a_hung_shutdown_step_does_not_keep_the_daemon_from_exiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="panoseti_appliance.runtime.runner")
+    monkeypatch.setattr(runner_module, "STOP_STEP_TIMEOUT", 0.3)
+    released = asyncio.Event()
+    closed = False
+
+    async def stop_that_hangs(self: DaqDataService) -> None:
+        while not released.is_set():  # deaf to cancellation, as a stuck library call can be
+            with contextlib.suppress(asyncio.CancelledError):
+                await released.wait()
+
+    real_close = DaqDataService.close
+
+    async def close(self: DaqDataService) -> None:
+        nonlocal closed
+        await real_close(self)
+        closed = True
+
+    monkeypatch.setattr(DaqDataService, "stop", stop_that_hangs)
+    monkeypatch.setattr(DaqDataService, "close", close)
+    loop = asyncio.get_running_loop()
+    try:
+        async with running(tmp_path):
+            started = loop.time()
+        took = loop.time() - started
+    finally:
+        released.set()
+        await asyncio.sleep(0)
+    assert took < 0.3 + 0.3 + 5.0  # the hung step's limit, the server's, the other steps' work
+    assert closed, "the steps after the hung one still ran"
+    (line,) = [r.getMessage() for r in caplog.records if "did not finish" in r.getMessage()]
+    assert line == (
+        "shutdown: ending the service's streams did not finish within 0.3 s; going on without it"
+    )

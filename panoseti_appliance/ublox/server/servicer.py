@@ -420,8 +420,9 @@ class UbloxControlServicer(pb_grpc.UbloxControlServicer):
             link.end_subscriptions("shutdown", SHUTTING_DOWN)
 
     async def close(self) -> None:
-        """Close the port (after the server stopped)."""
+        """Close the port (after the server stopped) and wait for links closing after a loss."""
         await self._stop_link("shutdown", SHUTTING_DOWN)
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     # ---- InitF9t ----------------------------------------------------------------------------
 
