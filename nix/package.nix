@@ -82,6 +82,7 @@ python.pkgs.buildPythonApplication {
       (python.pkgs.systemd-python or python.pkgs.systemd)
       watchfiles
       prometheus-client
+      blosc2
     ]
     ++ optional-dependencies.plot
     ++ optional-dependencies.client;
