@@ -459,6 +459,14 @@ class DaqDataConfig(_DaemonSection):
         description="A stream whose client reads nothing for this long is ended "
         "RESOURCE_EXHAUSTED, freeing its slot; raise it for clients that pause reading longer.",
     )
+    every_frame_queue_frames: int = Field(
+        default=4096,
+        ge=1,
+        le=1_000_000,
+        description="Frames an every-frame stream may have waiting for its client; beyond it "
+        "the oldest are dropped and the client told how many (frames_lost). Frames are shared "
+        "by every stream, so this bounds memory at about 7 KB per frame held.",
+    )
 
     @field_validator("listen")
     @classmethod

@@ -78,7 +78,7 @@ async def parsed_stream(
 # ---- method handlers: every RPC of both daemons is registered through these --------------------
 
 #: How a handler takes its request and gives its responses.
-Shape = Literal["unary", "writer", "generator", "client_stream"]
+Shape = Literal["unary", "writer", "generator", "client_stream", "client_stream_bytes"]
 
 
 def method(
@@ -89,7 +89,10 @@ def method(
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """The method handler of one RPC, its requests parsed here: `unary` (one request, one
     response), `writer` (server streaming through context.write), `generator` (server streaming,
-    an async generator of responses), `client_stream` (a stream of requests, one response)."""
+    an async generator of responses), `client_stream` (a stream of requests, one response),
+    `client_stream_bytes` (the same, the handler parsing each request with `parse` itself)."""
+    if shape == "client_stream_bytes":
+        return grpc.stream_unary_rpc_method_handler(handler, response_serializer=serializer)
     if shape == "client_stream":
 
         async def upload(requests: AsyncIterator[bytes], context: Any) -> Any:

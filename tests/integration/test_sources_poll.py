@@ -52,6 +52,7 @@ async def test_initial_scan_submits_the_last_complete_frame(tmp_path: Path) -> N
     assert (frame.module_id, frame.dp.name, frame.frame_number) == (3, "img16", 4)
     assert frame.file == path.name
     assert frame.pixels == frame_pixels("img16", 3, 4)
+    assert frame.header is not None
     assert frame.header["quabo_0"]["pkt_num"] == 4
 
 

@@ -1,48 +1,54 @@
-"""The in-memory Frame every ingestion source produces, and its one-time wire form.
+"""The in-memory Frame every ingestion source produces, and its wire forms, each built once.
 
-A frame is converted to protobuf lazily and at most once: the first stream that sends it builds
-the serialized `PanoImage` (Struct header plus 1024 packed varints, the expensive part) and every
-other subscriber reuses those bytes. A frame overwritten in the hub before any tick needs it is
-never converted at all. Per send only the response envelope (timestamp) is added by
-`response_bytes`, which costs about a fifteenth of building and serializing a
-`StreamImagesResponse` per subscriber (`bench/bench_daqdata.py` prints both; figures in
-docs/performance.md).
+A frame is converted to protobuf lazily and at most once per pixel encoding: the first stream
+that sends it in an encoding builds the serialized `PanoImage` in that encoding and every other
+subscriber reuses those bytes. A frame overwritten in the hub before any stream needs it is never
+converted at all. The PanoImage is kept in two parts, the fields other than the pixels (type,
+header Struct, shape, ...; the expensive part, built once) and the pixels in one encoding;
+protobuf lets fields come in any order, so their concatenation is the whole message. Per send
+only the response envelope (timestamp, frames_lost) is added by `response_bytes`, which costs
+about a fifteenth of building and serializing a `StreamImagesResponse` per subscriber
+(`bench/bench_daqdata.py` prints both; figures in docs/performance.md).
+
+The encodings (docs/daqdata.md, "Pixel encodings"): PACKED fills `image_array` (what every
+original client reads), RAW puts the PFF's little-endian bytes in `pixel_data`, BLOSC_LZ4 and
+BLOSC_ZSTD put one blosc2 chunk of those bytes there (bitshuffle, typesize bytes_per_pixel).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 from google.protobuf import timestamp_pb2
 
 from panoseti_appliance._proto import daq_data_pb2
+from panoseti_appliance.daqdata.server.wire import length_delimited, varint
 from panoseti_appliance.products import DataProduct
 
-# Field tags of StreamImagesResponse (daq_data.proto): 2 timestamp, 4 pano_image, both
-# length-delimited (wire type 2).
+#: A PanoImage.Encoding value (an int at run time).
+Encoding: TypeAlias = daq_data_pb2.PanoImage.Encoding
+
+PACKED: Encoding = daq_data_pb2.PanoImage.PACKED
+RAW: Encoding = daq_data_pb2.PanoImage.RAW
+BLOSC_LZ4: Encoding = daq_data_pb2.PanoImage.BLOSC_LZ4
+BLOSC_ZSTD: Encoding = daq_data_pb2.PanoImage.BLOSC_ZSTD
+ENCODINGS: tuple[Encoding, ...] = (PACKED, RAW, BLOSC_LZ4, BLOSC_ZSTD)
+#: blosc2's compression level for the BLOSC_* encodings (its default).
+BLOSC_CLEVEL = 5
+
+# Field tags (field number << 3 | wire type; 2 is length-delimited, 0 a varint).
+# StreamImagesResponse: 2 timestamp, 4 pano_image, 5 frames_lost, 6 more_images.
 _TIMESTAMP_TAG = b"\x12"
 _PANO_IMAGE_TAG = b"\x22"
-
-
-def _varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative integer."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _length_delimited(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
+_FRAMES_LOST_TAG = b"\x28"
+_MORE_IMAGES_TAG = b"\x32"
+# PanoImage: 9 pixel_data, 10 pixel_encoding.
+_PIXEL_DATA_TAG = b"\x4a"
+_PIXEL_ENCODING_TAG = b"\x50"
 
 
 def wire_pixels(dp: DataProduct, pixels: bytes) -> np.ndarray:
@@ -51,8 +57,23 @@ def wire_pixels(dp: DataProduct, pixels: bytes) -> np.ndarray:
     return np.frombuffer(pixels, dtype=unsigned)
 
 
-def build_pano_image(frame: Frame) -> daq_data_pb2.PanoImage:
-    """A PanoImage for `frame`: header as Struct (numbers become doubles), pixels unsigned."""
+def compress(dp: DataProduct, pixels: bytes, encoding: Encoding) -> bytes:
+    """One blosc2 chunk of `pixels` (bitshuffle, typesize bytes_per_pixel) for BLOSC_*."""
+    import blosc2  # only a daemon asked for compressed pixels loads it
+
+    codec = blosc2.Codec.LZ4 if encoding == BLOSC_LZ4 else blosc2.Codec.ZSTD
+    chunk: bytes = blosc2.compress2(
+        pixels,
+        typesize=dp.bytes_per_pixel,
+        clevel=BLOSC_CLEVEL,
+        filters=[blosc2.Filter.BITSHUFFLE],
+        codec=codec,
+    )
+    return chunk
+
+
+def metadata_image(frame: Frame) -> daq_data_pb2.PanoImage:
+    """A PanoImage for `frame` without its pixels: header as Struct (numbers become doubles)."""
     dp = frame.dp
     image = daq_data_pb2.PanoImage(
         type=dp.image_type.name,
@@ -62,9 +83,39 @@ def build_pano_image(frame: Frame) -> daq_data_pb2.PanoImage:
         frame_number=frame.frame_number,
         module_id=frame.module_id,
     )
-    image.header.update(frame.header)
-    image.image_array.extend(wire_pixels(dp, frame.pixels).tolist())
+    image.header.update(frame.header or {})
     return image
+
+
+def without_pixels(image: daq_data_pb2.PanoImage) -> bytes:
+    """`image`'s fields other than its pixels, serialized (the metadata part of a payload)."""
+    bare = daq_data_pb2.PanoImage()
+    bare.CopyFrom(image)
+    bare.ClearField("image_array")
+    bare.ClearField("pixel_data")
+    bare.ClearField("pixel_encoding")
+    return bare.SerializeToString()
+
+
+def build_pano_image(frame: Frame) -> daq_data_pb2.PanoImage:
+    """`frame` as the PanoImage an original client reads (PACKED)."""
+    image = metadata_image(frame)
+    image.image_array.extend(wire_pixels(frame.dp, frame.pixels).tolist())
+    return image
+
+
+def pixel_fields(dp: DataProduct, pixels: bytes, encoding: Encoding) -> bytes:
+    """The serialized PanoImage fields carrying `pixels` in `encoding`."""
+    if encoding == PACKED:
+        image = daq_data_pb2.PanoImage()
+        image.image_array.extend(wire_pixels(dp, pixels).tolist())
+        return image.SerializeToString()
+    data = pixels if encoding == RAW else compress(dp, pixels, encoding)
+    return (
+        length_delimited(_PIXEL_DATA_TAG, data)
+        + _PIXEL_ENCODING_TAG
+        + varint(encoding)  # RAW and BLOSC_* are non-zero, so proto3 writes the field
+    )
 
 
 @dataclass(slots=True)
@@ -74,42 +125,79 @@ class Frame:
     `pixels` is the raw little-endian pixel bytes, exactly dp.bytes_per_image long. `file` and
     `frame_number` are what clients see in PanoImage (file name and index, `uds_<dp>` and a
     per-(module, dp) counter, or what an uploader sent). `received_ns` is time.time_ns() at ingest.
+    `header` is the PFF JSON header; None for an upload, whose header only ever travels in the
+    serialized form it arrived in.
     """
 
     module_id: int
     dp: DataProduct
-    header: dict[str, Any]
+    header: dict[str, Any] | None
     pixels: bytes
     file: str
     frame_number: int
     received_ns: int
-    # The serialized `pano_image` field of a StreamImagesResponse (tag, length, PanoImage),
-    # built on first use. An uploader's already-validated PanoImage can be passed in directly.
-    _wire: bytes | None = field(default=None, repr=False, compare=False)
+    # The serialized PanoImage fields other than the pixels, built on first use.
+    _metadata: bytes | None = field(default=None, repr=False, compare=False)
+    # An upload's PanoImage, which they are taken from instead of `header`.
+    _uploaded: daq_data_pb2.PanoImage | None = field(default=None, repr=False, compare=False)
+    # Per encoding, the serialized PanoImage (metadata + pixel fields), built on first use.
+    _payloads: dict[Encoding, bytes] = field(default_factory=dict, repr=False, compare=False)
 
-    def pano_image_field(self) -> bytes:
-        """The response's `pano_image` field, built once however many clients get this frame."""
-        wire = self._wire
-        if wire is None:
-            payload = build_pano_image(self).SerializeToString()
-            wire = self._wire = _length_delimited(_PANO_IMAGE_TAG, payload)
-        return wire
+    def metadata(self) -> bytes:
+        data = self._metadata
+        if data is None:
+            uploaded = self._uploaded
+            data = (
+                metadata_image(self).SerializeToString()
+                if uploaded is None
+                else (without_pixels(uploaded))
+            )
+            self._metadata, self._uploaded = data, None
+        return data
 
-    def use_pano_image(self, image: daq_data_pb2.PanoImage) -> None:
-        """Adopt an existing PanoImage (an upload) as this frame's wire form."""
-        self._wire = _length_delimited(_PANO_IMAGE_TAG, image.SerializeToString())
+    def adopt(self, image: daq_data_pb2.PanoImage, encoding: Encoding, payload: bytes) -> None:
+        """Use an upload's `payload` (`image` serialized, pixels in `encoding`) as this frame's
+        wire form in that encoding: nothing is serialized again unless a stream asks for
+        another encoding."""
+        self._uploaded = image
+        self._payloads[encoding] = payload
 
-    def pano_image(self) -> daq_data_pb2.PanoImage:
+    def payload(self, encoding: Encoding = PACKED) -> bytes:
+        """The serialized PanoImage in `encoding`, built once however many clients get it."""
+        data = self._payloads.get(encoding)
+        if data is None:
+            data = self.metadata() + pixel_fields(self.dp, self.pixels, encoding)
+            self._payloads[encoding] = data
+        return data
+
+    def pano_image_field(self, encoding: Encoding = PACKED) -> bytes:
+        """The response's `pano_image` field (tag, length, PanoImage)."""
+        return length_delimited(_PANO_IMAGE_TAG, self.payload(encoding))
+
+    def pano_image(self, encoding: Encoding = PACKED) -> daq_data_pb2.PanoImage:
         """This frame as a PanoImage message (parsed from the cached wire form)."""
-        response = daq_data_pb2.StreamImagesResponse.FromString(self.pano_image_field())
-        return response.pano_image
+        return daq_data_pb2.PanoImage.FromString(self.payload(encoding))
 
-    def response_bytes(self, sent_ns: int | None = None) -> bytes:
+    def response_bytes(self, sent_ns: int | None = None, encoding: Encoding = PACKED) -> bytes:
         """A serialized StreamImagesResponse: `timestamp` = send time, then `pano_image`."""
-        ns = time.time_ns() if sent_ns is None else sent_ns
-        seconds, nanos = divmod(ns, 1_000_000_000)
-        stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos).SerializeToString()
-        return _length_delimited(_TIMESTAMP_TAG, stamp) + self.pano_image_field()
+        return response_bytes((self,), encoding, 0, sent_ns)
+
+
+def response_bytes(
+    frames: Sequence[Frame], encoding: Encoding, frames_lost: int, sent_ns: int | None = None
+) -> bytes:
+    """A serialized StreamImagesResponse of `frames` (the first in pano_image, the rest in
+    more_images), `frames_lost` (written only when non-zero, as proto3 does) and the send time."""
+    ns = time.time_ns() if sent_ns is None else sent_ns
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos).SerializeToString()
+    parts = [length_delimited(_TIMESTAMP_TAG, stamp)]
+    first, *rest = frames
+    parts.append(length_delimited(_PANO_IMAGE_TAG, first.payload(encoding)))
+    if frames_lost:
+        parts.append(_FRAMES_LOST_TAG + varint(frames_lost))
+    parts.extend(length_delimited(_MORE_IMAGES_TAG, f.payload(encoding)) for f in rest)
+    return b"".join(parts)
 
 
 #: Where a source hands its frames. Called on the event loop; never blocks.

@@ -5,12 +5,16 @@ process-wide sequence number and wakes only the subscribers that are idle and wa
 (module, dp). Subscribers track, per (module, dp), the sequence number they last received, so a
 busy module can never hide a quiet one (docs/daqdata.md, "StreamImages"), and since the sequence
 is never reset a re-init cannot make old frames look new or new ones look old.
+
+An every-frame subscription (StreamImages every_frame) also gets each wanted frame appended to
+its own bounded queue as it is published; when the queue is full the oldest frame is dropped and
+counted, so a slow client loses frames, never stalls a source or another client.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -42,6 +46,19 @@ class Subscription:
     last_sent: dict[Key, int] = field(default_factory=dict)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     ended: object | None = None
+    #: Every-frame subscriptions: the frames not yet sent, oldest first, and how many were
+    #: dropped from its front since `take_queued` last reported them.
+    queue: deque[Frame] | None = None
+    lost: int = 0
+
+    def push(self, frame: Frame) -> None:
+        """Queue `frame`; a full queue drops its oldest frame."""
+        queue = self.queue
+        assert queue is not None
+        if len(queue) == queue.maxlen:
+            self.lost += 1  # the deque drops the oldest on append
+        queue.append(frame)
+        self.wakeup.set()
 
     def wants(self, key: Key) -> bool:
         module, dp = key
@@ -62,6 +79,7 @@ class Hub:
         self._order: list[Key] = []  # keys sorted by (module, product rank)
         self._seq = 0
         self._idle: set[Subscription] = set()
+        self._every: set[Subscription] = set()
         self.published = 0
         self.published_by_key: Counter[Key] = Counter()
 
@@ -84,6 +102,9 @@ class Hub:
         else:
             entry.seq = self._seq
             entry.frame = frame
+        for sub in self._every:
+            if sub.wants(key):
+                sub.push(frame)
         if self._idle:
             woken = [sub for sub in self._idle if sub.wants(key)]
             for sub in woken:
@@ -96,14 +117,40 @@ class Hub:
         self._order.clear()
 
     def subscribe(
-        self, products: Iterable[DataProduct], modules: Iterable[int] | None = None
+        self,
+        products: Iterable[DataProduct],
+        modules: Iterable[int] | None = None,
+        queue_frames: int | None = None,
     ) -> Subscription:
-        """A new subscription; empty or None `modules` means every module."""
+        """A new subscription; empty or None `modules` means every module. With `queue_frames`
+        it is an every-frame subscription queueing up to that many frames."""
         wanted = frozenset(modules) if modules else None
-        return Subscription(frozenset(dp.name for dp in products), wanted)
+        sub = Subscription(frozenset(dp.name for dp in products), wanted)
+        if queue_frames is not None:
+            sub.queue = deque(maxlen=queue_frames)
+            self._every.add(sub)
+        return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._idle.discard(sub)
+        self._every.discard(sub)
+
+    @staticmethod
+    def take_queued(sub: Subscription, most: int) -> tuple[list[Frame], int]:
+        """Up to `most` of an every-frame subscription's queued frames, oldest first, and how
+        many were dropped before them since the previous call."""
+        queue = sub.queue
+        assert queue is not None
+        frames = [queue.popleft() for _ in range(min(most, len(queue)))]
+        lost, sub.lost = sub.lost, 0
+        return frames, lost
+
+    @staticmethod
+    async def wait_queued(sub: Subscription) -> None:
+        """Return once an every-frame subscription has a queued frame or is ended."""
+        while sub.ended is None and not sub.queue:
+            sub.wakeup.clear()
+            await sub.wakeup.wait()
 
     def take_new(self, sub: Subscription) -> list[Frame]:
         """The newest unseen frame of each wanted (module, dp), in delivery order, marked sent."""

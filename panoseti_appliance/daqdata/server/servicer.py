@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import math
 import os
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +22,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import grpc
-import numpy as np
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
@@ -34,20 +33,15 @@ from panoseti_appliance.config.checks import (
     format_module_range,
 )
 from panoseti_appliance.config.models import DaqDataConfig
-from panoseti_appliance.daqdata.server.frame import Frame
+from panoseti_appliance.daqdata.server.frame import ENCODINGS, PACKED, RAW, Encoding
+from panoseti_appliance.daqdata.server.frame import response_bytes as encode_response
 from panoseti_appliance.daqdata.server.hpio import HpIo, HpIoSettings, HpIoState
 from panoseti_appliance.daqdata.server.hub import Hub, Subscription
-from panoseti_appliance.products import (
-    MOVIE_PRODUCTS,
-    PULSE_HEIGHT_PRODUCTS,
-    DataProduct,
-    UnknownDataProduct,
-    by_layout,
-)
+from panoseti_appliance.daqdata.server.upload import MAX_MODULE_ID, InvalidUpload, upload_frames
+from panoseti_appliance.products import MOVIE_PRODUCTS, PULSE_HEIGHT_PRODUCTS, DataProduct
 from panoseti_appliance.runtime.bounded import Throttled, bounded, quote
 from panoseti_appliance.runtime.logs import fields
-from panoseti_appliance.runtime.requests import method, register
-from panoseti_appliance.structs import struct_to_dict
+from panoseti_appliance.runtime.requests import method, parse, register
 
 log = logging.getLogger(__name__)
 #: Bad requests are logged once a minute per kind, with a count, never one line each.
@@ -58,10 +52,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DaqData"].full_name
 # StreamImages writes responses it serialized itself (add_to_server registers no serializer).
 StreamContext = grpc.aio.ServicerContext[pb.StreamImagesRequest, bytes]
 InitContext = grpc.aio.ServicerContext[pb.InitHpIoRequest, pb.InitHpIoResponse]
-MAX_MODULE_ID = 65535
-#: Longest `file` an uploaded image may name, in UTF-8 bytes (Linux PATH_MAX).
-MAX_UPLOAD_FILE_BYTES = 4096
 M = TypeVar("M", bound=Message)
+#: Most frames one every-frame response carries (max_frames_per_response is capped to it).
+MAX_FRAMES_PER_RESPONSE = 256
 #: How long a forced InitHpIo waits for the readers it ended to return.
 READER_EXIT_WAIT_S = 2.0
 
@@ -92,76 +85,10 @@ class Reader:
     peer: str
     sub: Subscription
     task: asyncio.Task[Any] | None
+    encoding: Encoding = PACKED
     done: asyncio.Event = field(default_factory=asyncio.Event)
     sent: int = 0
-
-
-class InvalidUpload(ValueError):
-    """One UploadImages request is invalid; str(err) is the reason after "image i: ", `field`
-    the part of the image at fault (the label of the refused-uploads metric)."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def upload_frame(request: pb.UploadImageRequest, max_header_bytes: int) -> Frame:
-    """Validate one uploaded image, in the order docs/daqdata.md lists the reasons; make a Frame.
-
-    Every part of the image is bounded (pixels by its product, `header` by `max_header_bytes`,
-    `file` by MAX_UPLOAD_FILE_BYTES, unknown fields dropped), so the response streaming it stays
-    far below the 4 MB a default gRPC client accepts.
-    """
-    if not request.HasField("pano_image"):
-        raise InvalidUpload(
-            "pano_image is not set; put the image in UploadImageRequest.pano_image", "pano_image"
-        )
-    image = request.pano_image
-    if image.type == pb.PanoImage.UNDEFINED:
-        raise InvalidUpload("type is UNDEFINED; set MOVIE or PULSE_HEIGHT", "type")
-    try:
-        dp = by_layout(image.type, list(image.shape), image.bytes_per_pixel)
-    except UnknownDataProduct as exc:
-        raise InvalidUpload(str(exc), "layout") from None
-    if len(image.image_array) != dp.pixels:
-        raise InvalidUpload(
-            f"image_array has {len(image.image_array)} values; {dp.name} "
-            f"({dp.rows}x{dp.cols}) needs exactly {dp.pixels}",
-            "image_array",
-        )
-    values = np.array(image.image_array, dtype=np.uint32)
-    if int(values.max()) > dp.max_wire_value:
-        index = int(np.argmax(values > dp.max_wire_value))
-        raise InvalidUpload(
-            f"image_array[{index}] = {int(values[index])} does not fit bytes_per_pixel "
-            f"{dp.bytes_per_pixel} (maximum {dp.max_wire_value})",
-            "image_array",
-        )
-    if image.module_id > MAX_MODULE_ID:
-        raise InvalidUpload(f"module_id {image.module_id} is above {MAX_MODULE_ID}", "module_id")
-    header_bytes = image.header.ByteSize()
-    if header_bytes > max_header_bytes:
-        raise InvalidUpload(
-            f"header is {header_bytes} bytes serialized; at most {max_header_bytes} are accepted "
-            "(daqdata.max_upload_header_bytes)",
-            "header",
-        )
-    file_bytes = len(image.file.encode())
-    if file_bytes > MAX_UPLOAD_FILE_BYTES:
-        raise InvalidUpload(f"file is {file_bytes} bytes; at most {MAX_UPLOAD_FILE_BYTES}", "file")
-    image.DiscardUnknownFields()
-    raw = np.dtype("<u2") if dp.bytes_per_pixel == 2 else np.dtype("u1")
-    frame = Frame(
-        image.module_id,
-        dp,
-        struct_to_dict(image.header),
-        values.astype(raw).tobytes(),
-        image.file,
-        image.frame_number,
-        time.time_ns(),
-    )
-    frame.use_pano_image(image)
-    return frame
+    lost: int = 0
 
 
 def peer_host(peer: str) -> str:
@@ -288,6 +215,13 @@ class DaqDataServicer:
                 "update_interval_seconds is NaN; send a number (<= 0 means as fast as hp_io "
                 "allows).",
             )
+        encoding = request.pixel_encoding
+        if encoding not in ENCODINGS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"pixel_encoding {encoding} is unknown; ask for PACKED, RAW, BLOSC_LZ4 or "
+                "BLOSC_ZSTD.",
+            )
         await self._admit(context)
         limit = self.cfg.max_concurrent_rpcs
         if len(self.readers) >= limit:
@@ -301,23 +235,32 @@ class DaqDataServicer:
             max(request.update_interval_seconds, settings.update_interval_seconds),
             self.cfg.max_client_update_interval_seconds,
         )
-        sub = self.hub.subscribe(requested_products(request), request.module_ids)
-        reader = Reader(context.peer(), sub, asyncio.current_task())
+        if encoding not in (PACKED, RAW):
+            # Loaded once, off the loop, by the first stream that asks for compressed pixels.
+            await asyncio.to_thread(importlib.import_module, "blosc2")
+        queue = self.cfg.every_frame_queue_frames if request.every_frame else None
+        sub = self.hub.subscribe(requested_products(request), request.module_ids, queue)
+        reader = Reader(context.peer(), sub, asyncio.current_task(), encoding)
         self._reader_ids += 1
         reader_id = self._reader_ids
         self.readers[reader_id] = reader
+        batch = min(max(request.max_frames_per_response, 1), MAX_FRAMES_PER_RESPONSE)
         log.info(
-            "stream from %s joined: %s, interval %gs, modules %s (%d readers)",
+            "stream from %s joined: %s, %s, %s pixels, modules %s (%d readers)",
             reader.peer,
             "+".join(sorted(sub.products)),
-            interval,
+            f"every frame, up to {batch} per response" if queue else f"interval {interval:g}s",
+            pb.PanoImage.Encoding.Name(encoding),
             bounded(format_module_range(sub.modules), 200) if sub.modules else "all",
             len(self.readers),
             extra=fields(peer=reader.peer),
         )
         outcome = "client left"
         try:
-            await self._stream(reader, interval, context)
+            if queue:
+                await self._stream_every_frame(reader, batch, context)
+            else:
+                await self._stream(reader, interval, context)
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise
@@ -340,10 +283,11 @@ class DaqDataServicer:
             self.hub.unsubscribe(sub)
             reader.done.set()
             log.info(
-                "stream from %s left (%s) after %d images (%d readers)",
+                "stream from %s left (%s) after %d images%s (%d readers)",
                 reader.peer,
                 outcome,
                 reader.sent,
+                f", {reader.lost} lost" if reader.lost else "",
                 len(self.readers),
                 extra=fields(peer=reader.peer),
             )
@@ -360,7 +304,9 @@ class DaqDataServicer:
             frames = self.hub.take_new(sub)
             if frames:
                 for frame in frames:
-                    await self._write(reader, frame, context)
+                    await self._write(
+                        reader, encode_response((frame,), reader.encoding, 0), context
+                    )
                     reader.sent += 1
                     self.responses_sent += 1
                     await self._check_end(sub, context)
@@ -370,13 +316,26 @@ class DaqDataServicer:
                 await self._check_end(sub, context)
             tick = max(tick + 1, math.ceil((loop.time() - t0) / interval))
 
-    async def _write(self, reader: Reader, frame: Frame, context: StreamContext) -> None:
+    async def _stream_every_frame(self, reader: Reader, batch: int, context: StreamContext) -> None:
+        """Every queued frame in order, up to `batch` per response, each response telling how
+        many frames the queue dropped before its first."""
+        sub = reader.sub
+        while True:
+            await self.hub.wait_queued(sub)
+            await self._check_end(sub, context)
+            frames, lost = self.hub.take_queued(sub, batch)
+            reader.lost += lost
+            await self._write(reader, encode_response(frames, reader.encoding, lost), context)
+            reader.sent += len(frames)
+            self.responses_sent += 1
+
+    async def _write(self, reader: Reader, response: bytes, context: StreamContext) -> None:
         """Write one response; a client that reads nothing for stream_write_timeout_seconds
         (gRPC's flow control then holds the write) is ended, freeing its slot."""
         timeout = self.cfg.stream_write_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
-                await context.write(frame.response_bytes())
+                await context.write(response)
         except TimeoutError:
             end = StreamEnd(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -545,29 +504,36 @@ class DaqDataServicer:
 
     async def UploadImages(
         self,
-        request_iterator: AsyncIterator[pb.UploadImageRequest],
-        context: grpc.aio.ServicerContext[pb.UploadImageRequest, empty_pb2.Empty],
+        request_iterator: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext[bytes, empty_pb2.Empty],
     ) -> empty_pb2.Empty:
+        """Each request parsed here from its bytes, which become the images' wire form
+        (upload.upload_frames): nothing is serialized again for the streams."""
         await self._admit(context)
         peer = context.peer()
         self.uploads_active += 1
         log.info("upload from %s started", peer, extra=fields(peer=peer))
         index = 0
+        sink = self.engine.upload_sink
+        max_header_bytes = self.cfg.max_upload_header_bytes
         try:
-            async for request in request_iterator:
+            async for data in request_iterator:
+                request = await parse(pb.UploadImageRequest, data, context)
                 try:
-                    frame = upload_frame(request, self.cfg.max_upload_header_bytes)
+                    frames = upload_frames(request, data, max_header_bytes)
                 except InvalidUpload as exc:
+                    at = index + exc.position
                     self.uploads_refused[exc.field] += 1
                     refusals.warning(
-                        "upload", "upload from %s: image %d rejected: %s", peer, index, exc
+                        "upload", "upload from %s: image %d rejected: %s", peer, at, exc
                     )
                     await context.abort(
-                        grpc.StatusCode.INVALID_ARGUMENT, bounded(f"image {index}: {exc}")
+                        grpc.StatusCode.INVALID_ARGUMENT, bounded(f"image {at}: {exc}")
                     )
-                self.engine.upload_sink(frame)
-                index += 1
-                self.images_uploaded += 1
+                for frame in frames:
+                    sink(frame)
+                index += len(frames)
+                self.images_uploaded += len(frames)
         finally:
             self.uploads_active -= 1
             log.info("upload from %s ended after %d images", peer, index, extra=fields(peer=peer))
@@ -623,7 +589,7 @@ def add_to_server(servicer: DaqDataServicer, server: grpc.aio.Server) -> None:
                 pb.UploadImageRequest,
                 servicer.UploadImages,
                 empty_pb2.Empty.SerializeToString,
-                "client_stream",
+                "client_stream_bytes",
             ),
         },
     )

@@ -1,0 +1,186 @@
+"""UploadImages' images: validated from the parsed request, forwarded in the bytes they came in.
+
+Every check that protects clients runs on each image (docs/daqdata.md, "UploadImages"), in the
+order the document lists the reasons, but nothing is converted that a stream does not need: the
+header stays the Struct it arrived as (never turned into a dict), the pixels are checked with
+numpy over the repeated field's buffer, and when the request's bytes are the canonical
+serialization of what was parsed (what every protobuf library writes) each image's own bytes
+become its wire form in the encoding it was sent in, so nothing is serialized again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from panoseti_appliance._proto import daq_data_pb2 as pb
+from panoseti_appliance.daqdata.server.frame import (
+    BLOSC_LZ4,
+    BLOSC_ZSTD,
+    ENCODINGS,
+    PACKED,
+    RAW,
+    Encoding,
+    Frame,
+)
+from panoseti_appliance.daqdata.server.wire import embedded_messages
+from panoseti_appliance.products import DataProduct, UnknownDataProduct, by_layout
+
+MAX_MODULE_ID = 65535
+#: Longest `file` an uploaded image may name, in UTF-8 bytes (Linux PATH_MAX).
+MAX_UPLOAD_FILE_BYTES = 4096
+#: UploadImageRequest's fields: 1 pano_image, 2 more_images.
+_PANO_IMAGE, _MORE_IMAGES = 1, 2
+
+
+class InvalidUpload(ValueError):
+    """One uploaded image is invalid; str(err) is the reason after "image i: ", `field` the part
+    of the image at fault (the label of the refused-uploads metric), `position` the image's place
+    in its request (0 is pano_image, then more_images)."""
+
+    def __init__(self, message: str, field: str, position: int = 0) -> None:
+        super().__init__(message)
+        self.field = field
+        self.position = position
+
+
+def upload_frames(
+    request: pb.UploadImageRequest, data: bytes, max_header_bytes: int
+) -> list[Frame]:
+    """The frames of one UploadImages request (`request` is `data` parsed), each validated.
+
+    Every part of an image is bounded (pixels by its product, `header` by `max_header_bytes`,
+    `file` by MAX_UPLOAD_FILE_BYTES, unknown fields dropped), so the response streaming it stays
+    far below the 4 MB a default gRPC client accepts.
+    """
+    if not request.HasField("pano_image"):
+        raise InvalidUpload(
+            "pano_image is not set; put the image in UploadImageRequest.pano_image", "pano_image"
+        )
+    images = [request.pano_image, *request.more_images]
+    spans = embedded_messages(data)
+    in_order = [_PANO_IMAGE] + [_MORE_IMAGES] * (len(images) - 1)
+    reusable = spans is not None and [number for number, _, _ in spans] == in_order
+    frames = []
+    for position, image in enumerate(images):
+        sent = data[spans[position][1] : spans[position][2]] if reusable and spans else None
+        try:
+            frames.append(image_frame(image, sent, max_header_bytes))
+        except InvalidUpload as exc:
+            exc.position = position
+            raise
+    return frames
+
+
+def image_frame(image: pb.PanoImage, sent: bytes | None, max_header_bytes: int) -> Frame:
+    """One uploaded PanoImage as a Frame; `sent` is the bytes it arrived as, if known."""
+    if image.type == pb.PanoImage.UNDEFINED:
+        raise InvalidUpload("type is UNDEFINED; set MOVIE or PULSE_HEIGHT", "type")
+    try:
+        dp = by_layout(image.type, list(image.shape), image.bytes_per_pixel)
+    except UnknownDataProduct as exc:
+        raise InvalidUpload(str(exc), "layout") from None
+    encoding = image.pixel_encoding
+    pixels = _pixels(image, dp, encoding)
+    if image.module_id > MAX_MODULE_ID:
+        raise InvalidUpload(f"module_id {image.module_id} is above {MAX_MODULE_ID}", "module_id")
+    header_bytes = image.header.ByteSize()
+    if header_bytes > max_header_bytes:
+        raise InvalidUpload(
+            f"header is {header_bytes} bytes serialized; at most {max_header_bytes} are accepted "
+            "(daqdata.max_upload_header_bytes)",
+            "header",
+        )
+    file_bytes = len(image.file.encode())
+    if file_bytes > MAX_UPLOAD_FILE_BYTES:
+        raise InvalidUpload(f"file is {file_bytes} bytes; at most {MAX_UPLOAD_FILE_BYTES}", "file")
+    image.DiscardUnknownFields()
+    if sent is None or image.ByteSize() != len(sent):
+        sent = image.SerializeToString()  # not canonical, or unknown fields were dropped
+    frame = Frame(image.module_id, dp, None, pixels, image.file, image.frame_number, time.time_ns())
+    frame.adopt(image, encoding, sent)
+    return frame
+
+
+def _pixels(image: pb.PanoImage, dp: DataProduct, encoding: Encoding) -> bytes:
+    """The image's raw little-endian pixel bytes, checked against its data product."""
+    if encoding not in ENCODINGS:
+        raise InvalidUpload(
+            f"pixel_encoding {encoding} is unknown; use PACKED, RAW, BLOSC_LZ4 or BLOSC_ZSTD",
+            "pixel_encoding",
+        )
+    if encoding == PACKED:
+        if image.pixel_data:
+            raise InvalidUpload(
+                f"pixel_data has {len(image.pixel_data)} bytes but pixel_encoding is PACKED; "
+                "set pixel_encoding to what pixel_data holds, or send the pixels in image_array",
+                "pixel_data",
+            )
+        return _packed_pixels(image, dp)
+    name = pb.PanoImage.Encoding.Name(encoding)
+    if len(image.image_array):
+        raise InvalidUpload(
+            f"image_array has {len(image.image_array)} values but pixel_encoding is {name}; "
+            "send the pixels in pixel_data only",
+            "image_array",
+        )
+    if encoding == RAW:
+        pixels = image.pixel_data
+    else:
+        assert encoding in (BLOSC_LZ4, BLOSC_ZSTD)
+        pixels = _decompressed(image.pixel_data, dp)
+    if len(pixels) != dp.bytes_per_image:
+        raise InvalidUpload(
+            f"pixel_data holds {len(pixels)} bytes of pixels; {dp.name} ({dp.rows}x{dp.cols}, "
+            f"{dp.bytes_per_pixel} bytes each) needs exactly {dp.bytes_per_image}",
+            "pixel_data",
+        )
+    return pixels
+
+
+def _packed_pixels(image: pb.PanoImage, dp: DataProduct) -> bytes:
+    if len(image.image_array) != dp.pixels:
+        raise InvalidUpload(
+            f"image_array has {len(image.image_array)} values; {dp.name} "
+            f"({dp.rows}x{dp.cols}) needs exactly {dp.pixels}",
+            "image_array",
+        )
+    values = np.array(image.image_array, dtype=np.uint32)
+    if int(values.max()) > dp.max_wire_value:
+        index = int(np.argmax(values > dp.max_wire_value))
+        raise InvalidUpload(
+            f"image_array[{index}] = {int(values[index])} does not fit bytes_per_pixel "
+            f"{dp.bytes_per_pixel} (maximum {dp.max_wire_value})",
+            "image_array",
+        )
+    raw = np.dtype("<u2") if dp.bytes_per_pixel == 2 else np.dtype("u1")
+    return values.astype(raw).tobytes()
+
+
+def _decompressed(chunk: bytes, dp: DataProduct) -> bytes:
+    """A BLOSC_* upload's pixels; its declared size is checked before anything is decompressed,
+    so a chunk claiming gigabytes costs nothing."""
+    import blosc2  # only a daemon that receives compressed uploads loads it
+
+    try:
+        nbytes, cbytes, _ = blosc2.get_cbuffer_sizes(chunk)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise InvalidUpload(f"pixel_data is not a blosc2 chunk ({exc})", "pixel_data") from None
+    if cbytes != len(chunk) or cbytes == 0:
+        raise InvalidUpload(
+            f"pixel_data is not a blosc2 chunk (its header gives a length of {cbytes} bytes; "
+            f"{len(chunk)} were sent); send one blosc2.compress2() result",
+            "pixel_data",
+        )
+    if nbytes != dp.bytes_per_image:
+        raise InvalidUpload(
+            f"pixel_data is a blosc2 chunk of {nbytes} bytes; {dp.name} needs exactly "
+            f"{dp.bytes_per_image} bytes of pixels",
+            "pixel_data",
+        )
+    try:
+        pixels: bytes = blosc2.decompress2(chunk)
+    except (RuntimeError, ValueError) as exc:
+        raise InvalidUpload(f"pixel_data does not decompress ({exc})", "pixel_data") from None
+    return pixels
