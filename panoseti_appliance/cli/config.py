@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from panoseti_appliance.cli.actions import add_action
 from panoseti_appliance.config.errors import ConfigError, render_problems
 from panoseti_appliance.config.files import FileProblems
 from panoseti_appliance.config.loader import (
@@ -42,7 +43,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="config_command", metavar="ACTION")
     sub.required = True
 
-    check = sub.add_parser("check", help="validate the configuration; print each problem")
+    check = add_action(sub, "check", "validate the configuration; print each problem", _check)
     check.add_argument(
         "--config",
         nargs="+",
@@ -52,28 +53,23 @@ def register(parser: argparse.ArgumentParser) -> None:
         f"{DEFAULT_CONFIG_PATH})",
     )
     add_set_argument(check)
-    check.set_defaults(func=_check)
 
-    show = sub.add_parser("show", help="print the merged configuration with each value's origin")
+    show = add_action(sub, "show", "print the merged configuration with each value's origin", _show)
     show.add_argument("--config", metavar="FILE", help="main config file")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     add_set_argument(show)
-    show.set_defaults(func=_show)
 
-    imp = sub.add_parser("import", help="print original JSON/JSON5 config files as YAML")
+    imp = add_action(sub, "import", "print original JSON/JSON5 config files as YAML", _import)
     imp.add_argument("files", nargs="+", metavar="FILE", type=Path)
-    imp.set_defaults(func=_import)
 
-    schema = sub.add_parser("schema", help="print the JSON Schema of the configuration")
-    schema.set_defaults(func=_schema)
+    add_action(sub, "schema", "print the JSON Schema of the configuration", _schema)
 
-    docs = sub.add_parser("docs", help="write the configuration reference (Markdown)")
+    docs = add_action(sub, "docs", "write the configuration reference (Markdown)", _docs)
     docs.add_argument("--output", type=Path, help="write here instead of stdout")
     docs.add_argument(
         "--examples", type=Path, default=repo_examples_dir(), help="directory of example files"
     )
     docs.add_argument("--check", action="store_true", help="exit 1 if --output is stale")
-    docs.set_defaults(func=_docs)
 
 
 def _fail(err: ConfigError) -> int:

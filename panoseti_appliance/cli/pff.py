@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from panoseti_appliance import pff
+from panoseti_appliance.cli.actions import add_action
 from panoseti_appliance.products import NAMES, DataProduct, UnknownDataProduct, by_name
 
 #: What `info` prints for a White Rabbit time when the WR and host clocks disagree.
@@ -270,12 +271,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Fill the `panoseti pff` parser."""
     actions = parser.add_subparsers(dest="pff_command", metavar="ACTION")
     actions.required = True
-    info = actions.add_parser("info", help="summarise a PFF file: frames, times, pixel range")
+    info = add_action(
+        actions, "info", "summarise a PFF file: frames, times, pixel range", _run_info
+    )
     info.add_argument("file", metavar="FILE", help="a .pff data file (start_….dp_<dp>….pff)")
     info.add_argument("--json", action="store_true", help="print one JSON object instead")
     _add_dp_option(info)
-    info.set_defaults(func=_run_info)
-    draw = actions.add_parser("show", help="render one frame of a PFF file to a PNG")
+    draw = add_action(actions, "show", "render one frame of a PFF file to a PNG", _run_show)
     draw.add_argument("file", metavar="FILE", help="a .pff data file (start_….dp_<dp>….pff)")
     draw.add_argument(
         "--frame",
@@ -285,7 +287,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     draw.add_argument("--png", required=True, metavar="OUT", help="where to write the PNG")
     _add_dp_option(draw)
-    draw.set_defaults(func=_run_show)
 
 
 def _fail(exc: Exception) -> int:

@@ -9,6 +9,7 @@ import threading
 import grpc
 
 from panoseti_appliance._proto import ublox_control_pb2 as pb
+from panoseti_appliance.cli.actions import add_action
 from panoseti_appliance.cli.tls import add_tls_arguments, client_tls
 from panoseti_appliance.config import ConfigError, render_problems
 from panoseti_appliance.ublox.client import UbloxControlClient, chip_config, load_f9t_config
@@ -31,7 +32,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         )
         add_tls_arguments(p)
 
-    init = sub.add_parser("init", help="configure and verify a receiver (InitF9t)")
+    init = add_action(sub, "init", "configure and verify a receiver (InitF9t)", _init)
     add_host(init)
     init.add_argument("--f9t-config", required=True, help="f9t_config JSON5 file")
     init.add_argument("--chip", required=True, help="f9t_uid of the chip in f9t_chips to use")
@@ -39,22 +40,19 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="end running captures and re-initialise anyway"
     )
     init.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
-    init.set_defaults(func=_init)
 
-    capture = sub.add_parser("capture", help="stream UBX messages (CaptureUblox)")
+    capture = add_action(sub, "capture", "stream UBX messages (CaptureUblox)", _capture)
     add_host(capture)
     capture.add_argument(
         "patterns", nargs="*", help="regexes matched at the start of the identity (default: all)"
     )
     capture.add_argument("--json", action="store_true", help="print JSON lines")
     capture.add_argument("--duration", type=float, help="stop after this many seconds")
-    capture.set_defaults(func=_capture)
 
-    poll = sub.add_parser("poll", help="poll UBX messages and CFG keys (PollMessage)")
+    poll = add_action(sub, "poll", "poll UBX messages and CFG keys (PollMessage)", _poll)
     add_host(poll)
     poll.add_argument("patterns", nargs="+", help="regexes: message identities and/or CFG_ keys")
     poll.add_argument("--json", action="store_true", help="print JSON lines")
-    poll.set_defaults(func=_poll)
 
 
 def _hosts(args: argparse.Namespace) -> list[str]:

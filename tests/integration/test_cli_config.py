@@ -30,6 +30,24 @@ def run(
     )
 
 
+def rejected(tmp_path: Path, text: str) -> tuple[str, list[tuple[int, str, str]]]:
+    """`check` a config file of `text`, which must fail: the summary line it prints first, then
+    each problem as (line number, key path, message), every one located in that file."""
+    config = tmp_path / "panoseti.yaml"
+    config.write_text(text)
+    result = run("check", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    summary, *lines = result.stderr.splitlines()
+    problems = []
+    for line in lines:
+        where, key, message = line.split(": ", 2)
+        file, _, number = where.rpartition(":")
+        assert file == str(config), line
+        problems.append((int(number), key, message))
+    return summary, problems
+
+
 def test_check_accepts_the_shipped_examples() -> None:
     result = run("check", "--config", "examples/node.yaml", "examples/simulator.yaml")
     assert result.returncode == 0, result.stderr
@@ -66,8 +84,8 @@ def test_check_lists_every_layer(tmp_path: Path) -> None:
 
 
 def test_check_prints_file_and_line_for_each_problem(tmp_path: Path) -> None:
-    broken = tmp_path / "broken.yaml"
-    broken.write_text(
+    summary, problems = rejected(
+        tmp_path,
         "daqdata:\n"
         "  max_concurrent_rpcs: 0\n"
         "  listen: ['0.0.0.0:99999']\n"
@@ -75,19 +93,14 @@ def test_check_prints_file_and_line_for_each_problem(tmp_path: Path) -> None:
         "  simulate_daq: maybe\n"
         "ublox:\n"
         "  chips:\n"
-        "    - {uid: nothex}\n"
+        "    - {uid: nothex}\n",
     )
-    result = run("check", "--config", str(broken))
-    assert result.returncode == 1
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert lines[0] == "invalid configuration (4 problems):"
-    located = sorted(line.split(": ", 2)[0:2] for line in lines[1:])
-    assert located == [
-        [f"{broken}:2", "daqdata.max_concurrent_rpcs"],
-        [f"{broken}:3", "daqdata.listen"],
-        [f"{broken}:5", "hp_io.simulate_daq"],
-        [f"{broken}:8", "ublox.chips[0].uid"],
+    assert summary == "invalid configuration (4 problems):"
+    assert sorted(problem[:2] for problem in problems) == [
+        (2, "daqdata.max_concurrent_rpcs"),
+        (3, "daqdata.listen"),
+        (5, "hp_io.simulate_daq"),
+        (8, "ublox.chips[0].uid"),
     ]
 
 
@@ -202,8 +215,8 @@ def test_docs_check_detects_a_stale_page(tmp_path: Path) -> None:
 
 
 def test_check_reports_what_init_f9t_would_reject(tmp_path: Path) -> None:
-    main = tmp_path / "panoseti.yaml"
-    main.write_text(
+    summary, problems = rejected(
+        tmp_path,
         "ublox:\n"
         "  cfg_key_settings:\n"
         "    - {key: CFG_TP_FREQ_TP1, value: 1.5}\n"
@@ -213,17 +226,15 @@ def test_check_reports_what_init_f9t_would_reject(tmp_path: Path) -> None:
         "    - uid: DF03A241BD\n"
         "      cfg_key_settings:\n"
         "        - {key: CFG_TP_TP1_ENA, value: 7}\n"
-        "    - {uid: DF03A241BE}\n"
+        "    - {uid: DF03A241BE}\n",
     )
-    result = run("check", "--config", str(main))
-    assert result.returncode == 1
-    problems = result.stderr.splitlines()[1:]
-    assert [line.split(": ", 2)[:2] for line in problems] == [
-        [f"{main}:3", "ublox.cfg_key_settings[0].value"],
-        [f"{main}:4", "ublox.cfg_key_settings[1].key"],
-        [f"{main}:9", "ublox.chips[1].cfg_key_settings[0].value"],
+    assert summary == "invalid configuration (3 problems):"
+    assert [problem[:2] for problem in problems] == [
+        (3, "ublox.cfg_key_settings[0].value"),
+        (4, "ublox.cfg_key_settings[1].key"),
+        (9, "ublox.chips[1].cfg_key_settings[0].value"),
     ]
-    assert "CFG_NOT_A_KEY" in problems[1]
-    assert problems[2].endswith(
+    assert "CFG_NOT_A_KEY" in problems[1][2]
+    assert problems[2][2].endswith(
         "CFG_TP_TP1_ENA: 7 is not a boolean; give true/false or 0/1 (type L)"
     )

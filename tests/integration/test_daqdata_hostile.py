@@ -23,8 +23,10 @@ from tests.integration.test_daqdata_support import (
     DaqData,
     daqdata,
     init_request,
+    refused_upload,
     rpc_error,
     stream_request,
+    upload,
     upload_images,
 )
 
@@ -66,23 +68,17 @@ def _oversized_upload() -> pb.UploadImageRequest:
     return request
 
 
-def _upload(d: DaqData, requests: list[pb.UploadImageRequest]) -> None:
-    with d.stub() as stub:
-        stub.UploadImages(iter(requests), timeout=30)
-
-
 def test_oversized_upload_is_refused_and_streams_continue(hostile: DaqData) -> None:
     reader = Collector(hostile, stream_request(stream_movie_data=False, module_ids=[9]))
     try:
-        err = rpc_error(lambda: _upload(hostile, [_oversized_upload()]))
-        assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
-        assert "image 0: header is" in (err.details() or "")
-        assert "daqdata.max_upload_header_bytes" in (err.details() or "")
+        details = refused_upload(hostile, [_oversized_upload()])
+        assert "image 0: header is" in details
+        assert "daqdata.max_upload_header_bytes" in details
         later = upload_images(3, module=9)[2]
         reader.wait_for(
             lambda image: image.frame_number == 2,
             "a later upload on the same stream",
-            act=lambda: _upload(hostile, [later]),
+            act=lambda: upload(hostile, [later]),
         )
     finally:
         reader.close()
@@ -91,9 +87,8 @@ def test_oversized_upload_is_refused_and_streams_continue(hostile: DaqData) -> N
 def test_upload_with_a_long_file_name_is_refused(hostile: DaqData) -> None:
     request = upload_images(1, module=10)[0]
     request.pano_image.file = "f" * 5000
-    err = rpc_error(lambda: _upload(hostile, [request]))
-    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert (err.details() or "").startswith("image 0: file is 5000 bytes; at most 4096")
+    details = refused_upload(hostile, [request])
+    assert details.startswith("image 0: file is 5000 bytes; at most 4096")
 
 
 def _init(d: DaqData, data_dir: str) -> Any:
@@ -296,7 +291,7 @@ def test_client_stream_skips_an_image_it_cannot_parse(hostile: DaqData) -> None:
     bad.pano_image.header.update({"tv_sec": 1e300, "tv_usec": 0, "pkt_tai": 1, "pkt_nsec": 0})
     good = upload_images(1, module=12)[0]
     # Both are held before the stream opens: its first tick sends module 11, then 12.
-    _upload(hostile, [bad, good])
+    upload(hostile, [bad, good])
     with DaqDataClient(hosts=[hostile.target]) as client:
         stream = client.stream_images(None, False, True, 0, module_ids=[11, 12], timeout=60)
         image = next(stream)

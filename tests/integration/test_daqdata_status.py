@@ -25,11 +25,13 @@ from tests.integration.test_daqdata_support import (
     daqdata,
     deep_update,
     init_request,
+    refused_upload,
     rpc_error,
     send_frame,
     stalled_reader,
     stream_request,
     until,
+    upload,
     upload_images,
 )
 
@@ -46,11 +48,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaqData]:
 def _first_response(d: DaqData, **kw: Any) -> pb.StreamImagesResponse:
     with d.stub() as stub:
         return next(stub.StreamImages(stream_request(**kw), timeout=10))
-
-
-def _upload(d: DaqData, requests: list[pb.UploadImageRequest]) -> Any:
-    with d.stub() as stub:
-        return stub.UploadImages(iter(requests), timeout=10)
 
 
 def _code(err: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
@@ -85,7 +82,7 @@ def test_stream_and_upload_shutting_down_unavailable(tmp_path: Path) -> None:
         until(lambda: "shutting down" in d.log(), what="shutdown to begin")
         expected = (grpc.StatusCode.UNAVAILABLE, "Server is shutting down.")
         assert _code(rpc_error(lambda: _first_response(d))) == expected
-        assert _code(rpc_error(lambda: _upload(d, upload_images(1)))) == expected
+        assert _code(rpc_error(lambda: upload(d, upload_images(1)))) == expected
         # Draining the stalled stream lets it end with the shutdown status too.
         err = rpc_error(lambda: list(stalled))
         assert _code(err) == expected
@@ -110,7 +107,7 @@ def test_stream_and_upload_init_in_progress_unavailable(tmp_path: Path) -> None:
             "Server is being configured, please try again soon.",
         )
         assert _code(rpc_error(lambda: _first_response(d))) == expected
-        assert _code(rpc_error(lambda: _upload(d, upload_images(1)))) == expected
+        assert _code(rpc_error(lambda: upload(d, upload_images(1)))) == expected
         # Ping has no admission and no locks: OK in the middle of a re-init.
         assert stub.Ping(empty_pb2.Empty(), timeout=10) == empty_pb2.Empty()
         thread.join(timeout=30)
@@ -121,7 +118,7 @@ def test_stream_and_upload_hp_io_idle_failed_precondition(tmp_path: Path) -> Non
     with daqdata(tmp_path, {"daqdata": {"init_from_default": False}}) as d:
         expected = (grpc.StatusCode.FAILED_PRECONDITION, "hp_io task is not valid.")
         assert _code(rpc_error(lambda: _first_response(d))) == expected
-        assert _code(rpc_error(lambda: _upload(d, upload_images(1)))) == expected
+        assert _code(rpc_error(lambda: upload(d, upload_images(1)))) == expected
         with d.stub() as stub:
             assert stub.Ping(empty_pb2.Empty(), timeout=10) == empty_pb2.Empty()
 
@@ -289,13 +286,11 @@ def test_init_start_failed_ok_with_reason_hp_io_idle(tmp_path: Path) -> None:
 
 
 def test_upload_invalid_image_invalid_argument(shared: DaqData) -> None:
-    with shared.stub() as stub:
-        requests = upload_images(2)
-        bad = upload_images(1)[0]
-        del bad.pano_image.image_array[-1]
-        err = rpc_error(lambda: stub.UploadImages(iter([*requests, bad]), timeout=10))
-        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert rpc_details(err).startswith("image 2: image_array has 255 values")
-        # The images before the bad one were delivered.
-        got = _first_response(shared, stream_movie_data=False).pano_image
-        assert (got.module_id, got.file, got.frame_number) == (7, "upload.pff", 1)
+    requests = upload_images(2)
+    bad = upload_images(1)[0]
+    del bad.pano_image.image_array[-1]
+    details = refused_upload(shared, [*requests, bad])
+    assert details.startswith("image 2: image_array has 255 values")
+    # The images before the bad one were delivered.
+    got = _first_response(shared, stream_movie_data=False).pano_image
+    assert (got.module_id, got.file, got.frame_number) == (7, "upload.pff", 1)

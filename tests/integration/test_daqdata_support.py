@@ -24,7 +24,7 @@ from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
 from panoseti_appliance.products import by_name
 from panoseti_appliance.structs import struct_to_dict
-from tests.daemons import Daemon, free_tcp_port, running_daemon
+from tests.daemons import Daemon, free_tcp_port, rpc_details, running_daemon
 from tests.producers import HashpipeProducer, frame_fields
 
 WAIT = 30.0
@@ -176,6 +176,19 @@ def rpc_error(call: Callable[[], Any]) -> grpc.RpcError:
     except grpc.RpcError as err:
         return err
     raise AssertionError("the call succeeded; an error status was expected")
+
+
+def upload(d: DaqData, requests: list[pb.UploadImageRequest], timeout: float = 30) -> None:
+    """One UploadImages call of `requests` on a channel of its own."""
+    with d.stub() as stub:
+        stub.UploadImages(iter(requests), timeout=timeout)
+
+
+def refused_upload(d: DaqData, requests: list[pb.UploadImageRequest]) -> str:
+    """The details of an UploadImages call of `requests`, which must end INVALID_ARGUMENT."""
+    err = rpc_error(lambda: upload(d, requests))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    return rpc_details(err)
 
 
 #: Settings a daemon needs for `stalled_reader`: frequent counter lines in the log.

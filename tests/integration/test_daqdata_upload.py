@@ -7,17 +7,15 @@ import queue
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from google.protobuf import empty_pb2
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
-from tests.daemons import rpc_details
 from tests.integration.test_daqdata_support import (
     DaqData,
     daqdata,
     init_request,
-    rpc_error,
+    refused_upload,
     stream_request,
     upload_images,
 )
@@ -76,10 +74,7 @@ def _bad(change: str) -> pb.UploadImageRequest:
 def test_invalid_upload_names_the_image_and_reason(
     shared: DaqData, change: str, reason: str
 ) -> None:
-    with shared.stub() as stub:
-        err = rpc_error(lambda: stub.UploadImages(iter([_bad(change)]), timeout=10))
-        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert rpc_details(err).startswith(reason)
+    assert refused_upload(shared, [_bad(change)]).startswith(reason)
 
 
 def test_uploaded_image_streams_back_unchanged(shared: DaqData) -> None:

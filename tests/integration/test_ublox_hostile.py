@@ -203,8 +203,21 @@ def test_a_huge_pattern_list_gives_a_bounded_message_and_log_line(
 # ---- InitF9t ----------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def changed_cfg(f9t_cfg: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The working config with a case's change (the indirect parameter) merged over it."""
+    return {**f9t_cfg, **request.param}
+
+
+def invalid_config_message(stub: pb_grpc.UbloxControlStub, cfg: dict[str, Any]) -> str:
+    """The message of InitF9t with `cfg`, which must be refused with init_status INVALID_CONFIG."""
+    reply = stub.InitF9t(pb.InitF9tRequest(f9t_config=to_struct(cfg)), timeout=60)
+    assert reply.init_status == pb.InitF9tResponse.INVALID_CONFIG, reply.message[:300]
+    return reply.message
+
+
 @pytest.mark.parametrize(
-    ("change", "problem"),
+    ("changed_cfg", "problem"),
     [
         ({"baud": math.inf}, "baud: inf is not a standard baud rate"),
         ({"position": {"lat_deg": -math.inf, "lon_deg": 0, "height_m": 0}}, "position.lat_deg: "),
@@ -218,23 +231,19 @@ def test_a_huge_pattern_list_gives_a_bounded_message_and_log_line(
             "cfg_key_settings[0].value: CFG_TMODE_ECEF_X: inf is not an integer",
         ),
     ],
+    indirect=["changed_cfg"],
 )
 def test_a_non_finite_number_is_invalid_config_naming_the_field(
-    daemon: Daemon,
-    stub: pb_grpc.UbloxControlStub,
-    f9t_cfg: dict[str, Any],
-    change: dict[str, Any],
-    problem: str,
+    daemon: Daemon, stub: pb_grpc.UbloxControlStub, changed_cfg: dict[str, Any], problem: str
 ) -> None:
-    code, message = while_healthy(daemon.target, init_call(stub, {**f9t_cfg, **change}))
+    code, message = while_healthy(daemon.target, init_call(stub, changed_cfg))
     assert code == Code.OK
     assert problem in message, message
-    reply = stub.InitF9t(pb.InitF9tRequest(f9t_config=to_struct({**f9t_cfg, **change})))
-    assert reply.init_status == pb.InitF9tResponse.INVALID_CONFIG
+    assert problem in invalid_config_message(stub, changed_cfg)
 
 
 @pytest.mark.parametrize(
-    ("change", "text"),
+    ("changed_cfg", "text"),
     [
         ({"apply_to_layers": ["RAM"] * 100_000}, "apply_to_layers[1]: RAM appears more than once"),
         ({"cfg_key_settings": [0] * 100_000}, "cfg_key_settings: 100000 entries, but there"),
@@ -243,18 +252,14 @@ def test_a_non_finite_number_is_invalid_config_naming_the_field(
         ({"device": "/dev/" + "x" * 1_000_000}, "device: '/dev/xxx"),
         ({"cfg_key_settings": [{"key": "CFG_" * 100_000, "value": 1}]}, "cfg_key_settings[0].key"),
     ],
+    indirect=["changed_cfg"],
 )
 def test_a_huge_value_gives_a_bounded_message_and_log_line(
-    daemon: Daemon,
-    stub: pb_grpc.UbloxControlStub,
-    f9t_cfg: dict[str, Any],
-    change: dict[str, Any],
-    text: str,
+    daemon: Daemon, stub: pb_grpc.UbloxControlStub, changed_cfg: dict[str, Any], text: str
 ) -> None:
-    reply = stub.InitF9t(pb.InitF9tRequest(f9t_config=to_struct({**f9t_cfg, **change})), timeout=60)
-    assert reply.init_status == pb.InitF9tResponse.INVALID_CONFIG
-    assert text in reply.message, reply.message[:300]
-    assert len(reply.message) < METADATA_LIMIT
+    message = invalid_config_message(stub, changed_cfg)
+    assert text in message, message[:300]
+    assert len(message) < METADATA_LIMIT
     assert log_lines_longer_than(daemon, LOG_LINE_LIMIT) == []
 
 

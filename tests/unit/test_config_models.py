@@ -119,6 +119,23 @@ def test_direct_construction_ignores_the_environment(monkeypatch: pytest.MonkeyP
             ":2: daqdata.listen:",
             "FileDescriptorName=",
         ),
+        (
+            "daqdata:\n  hashpipe:\n    data_products: [img8]\nhp_io:\n  simulate_daq: true\n",
+            ":3: daqdata.hashpipe.data_products:",
+            "uds simulator feeds ph256, img16",
+        ),
+        (
+            "daqdata:\n  min_hp_io_update_interval_seconds: 0.5\n"
+            "hp_io:\n  update_interval_seconds: 0.1\n",
+            ":4: hp_io.update_interval_seconds:",
+            "raise it to at least 0.5",
+        ),
+        (
+            "ublox:\n  position: {lat_deg: 1, lon_deg: 2, height_m: 3}\n"
+            "  cfg_key_settings:\n    - {key: cfg-tmode-mode, value: 2}\n",
+            ":4: ublox.cfg_key_settings[0].key:",
+            "CFG_TMODE_MODE conflicts with position",
+        ),
     ],
 )
 def test_bad_values_name_file_line_key_and_bound(
@@ -175,19 +192,6 @@ def test_rpc_simulation_needs_a_unix_listener(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, with_target), environ={}).daqdata.simulator.rpc_target
 
 
-def test_uds_simulation_products_need_sockets(tmp_path: Path) -> None:
-    text = "daqdata:\n  hashpipe:\n    data_products: [img8]\nhp_io:\n  simulate_daq: true\n"
-    (found,) = problems(tmp_path, text)
-    assert "uds simulator feeds ph256, img16" in found
-
-
-def test_hp_io_interval_must_reach_the_server_minimum(tmp_path: Path) -> None:
-    text = "daqdata:\n  min_hp_io_update_interval_seconds: 0.5\nhp_io:\n  update_interval_seconds: 0.1\n"
-    (found,) = problems(tmp_path, text)
-    assert found.startswith(f"{tmp_path / 'panoseti.yaml'}:4: hp_io.update_interval_seconds:")
-    assert "raise it to at least 0.5" in found
-
-
 def test_layers_are_case_insensitive_and_verify_layer_must_be_written(tmp_path: Path) -> None:
     config = load_config(
         write(tmp_path, "ublox:\n  apply_to_layers: [ram, bbr]\n  verify_layer: bbr\n"), environ={}
@@ -226,15 +230,6 @@ def test_position_must_match_its_format(tmp_path: Path) -> None:
         tmp_path, "ublox:\n  position: {format: ecef, x_m: 1, y_m: 2, z_m: 3, lat_deg: 4}\n"
     )
     assert "ublox.position.lat_deg: does not belong to format ECEF" in mixed
-
-
-def test_tmode_keys_conflict_with_a_position(tmp_path: Path) -> None:
-    text = (
-        "ublox:\n  position: {lat_deg: 1, lon_deg: 2, height_m: 3}\n"
-        "  cfg_key_settings:\n    - {key: cfg-tmode-mode, value: 2}\n"
-    )
-    (found,) = problems(tmp_path, text)
-    assert ":4: ublox.cfg_key_settings[0].key: CFG_TMODE_MODE conflicts with position" in found
 
 
 def test_f9t_config_applies_the_chip_merge_rule(tmp_path: Path) -> None:
