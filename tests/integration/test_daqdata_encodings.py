@@ -122,21 +122,20 @@ def _bad_pixels(change: str) -> pb.UploadImageRequest:
     return pb.UploadImageRequest(pano_image=image)
 
 
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        ("raw length", "image 0: pixel_data holds 510 bytes of pixels; ph256 (16x16, 2 bytes "),
-        ("not blosc", "image 0: pixel_data is not a blosc2 chunk"),
-        ("blosc size", "image 0: pixel_data is a blosc2 chunk of 100 bytes"),
-        ("unknown", "image 0: pixel_encoding 9 is unknown; use PACKED, RAW, BLOSC_LZ4 or"),
-        ("both", "image 0: pixel_data has 2 bytes but pixel_encoding is PACKED"),
-        ("array with raw", "image 0: image_array has 256 values but pixel_encoding is RAW"),
-    ],
-)
-def test_invalid_pixels_are_refused_naming_the_field(
-    shared: DaqData, change: str, reason: str
-) -> None:
-    assert refused_upload(shared, [_bad_pixels(change)]).startswith(reason)
+#: What each change of `_bad_pixels` is refused with (the start of the details).
+REFUSALS = {
+    "raw length": "image 0: pixel_data holds 510 bytes of pixels; ph256 (16x16, 2 bytes ",
+    "not blosc": "image 0: pixel_data is not a blosc2 chunk",
+    "blosc size": "image 0: pixel_data is a blosc2 chunk of 100 bytes",
+    "unknown": "image 0: pixel_encoding 9 is unknown; use PACKED, RAW, BLOSC_LZ4 or",
+    "both": "image 0: pixel_data has 2 bytes but pixel_encoding is PACKED",
+    "array with raw": "image 0: image_array has 256 values but pixel_encoding is RAW",
+}
+
+
+@pytest.mark.parametrize("change", REFUSALS)
+def test_invalid_pixels_are_refused_naming_the_field(shared: DaqData, change: str) -> None:
+    assert refused_upload(shared, [_bad_pixels(change)]).startswith(REFUSALS[change])
 
 
 def test_an_unknown_stream_encoding_is_refused(shared: DaqData) -> None:
