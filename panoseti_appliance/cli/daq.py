@@ -56,6 +56,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Stream interval meaning "as fast as the server's hp_io allows" (docs/daqdata.md, "StreamImages").
 FASTEST = -1.0
 INIT_TIMEOUT_SECONDS = 15.0
+#: Frames per response of `--every-frame` streams: one message per frame is what limits a busy
+#: node's rate (docs/daqdata.md, "Every frame").
+EVERY_FRAME_BATCH = 16
 P = TypeVar("P", bound="LivePlot")
 
 _console = Console(stderr=True, soft_wrap=True)
@@ -130,6 +133,35 @@ def _add_output(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _add_stream_options(parser: argparse.ArgumentParser) -> None:
+    """How a streaming subcommand asks for its images (docs/clients.md, "Pixel encodings and
+    every frame")."""
+    parser.add_argument(
+        "--every-frame",
+        action="store_true",
+        help="every frame in order instead of the newest per --refresh-period (frames the "
+        "server had to drop are reported as frames_lost)",
+    )
+    parser.add_argument(
+        "--frames-per-response",
+        type=int,
+        metavar="N",
+        help=f"with --every-frame: up to N frames per response (default: {EVERY_FRAME_BATCH})",
+    )
+    parser.add_argument(
+        "--encoding",
+        choices=("auto", "packed", "raw"),
+        default="auto",
+        help="how pixels travel: raw bytes or one varint each (default auto: raw for a server "
+        "on this machine, packed otherwise)",
+    )
+    parser.add_argument(
+        "--compression",
+        choices=("lz4", "zstd"),
+        help="compress the raw pixel bytes (blosc2), for slow links",
+    )
+
+
 def register(daq: argparse.ArgumentParser) -> None:
     """Fill the `panoseti daq` parser."""
     _add_common(daq, nested=False)
@@ -156,8 +188,10 @@ def register(daq: argparse.ArgumentParser) -> None:
     stream.add_argument(
         "--duration", type=float, metavar="S", help="stop S seconds after connecting"
     )
+    _add_stream_options(stream)
     view = add("view", "live image previewer (one row per module)", _cmd_view)
     _add_output(view, "previewer")
+    _add_stream_options(view)
     phdist = add("phdist", "pulse-height distribution of each module", _cmd_phdist)
     phdist.add_argument(
         "--durations",
@@ -168,10 +202,27 @@ def register(daq: argparse.ArgumentParser) -> None:
         help="tumbling window lengths in seconds (default: 10 60 600)",
     )
     _add_output(phdist, "distribution")
+    _add_stream_options(phdist)
     speed = add("speed", "print images/s received, about once a second", _cmd_speed)
     speed.add_argument(
         "--duration", type=float, metavar="S", help="stop S seconds after connecting"
     )
+    _add_stream_options(speed)
+
+
+def _settle_stream_options(args: argparse.Namespace) -> None:
+    """Fill in --frames-per-response and refuse the combinations of _add_stream_options' flags
+    that cannot work, before anything starts."""
+    if "every_frame" not in args:
+        return
+    if args.frames_per_response is None:
+        args.frames_per_response = EVERY_FRAME_BATCH if args.every_frame else 1
+    if args.frames_per_response < 1:
+        raise CliError(f"--frames-per-response must be at least 1, got {args.frames_per_response}")
+    if args.frames_per_response > 1 and not args.every_frame:
+        raise CliError("--frames-per-response needs --every-frame")
+    if args.compression and args.encoding == "packed":
+        raise CliError("--compression compresses the raw pixel bytes: drop --encoding packed")
 
 
 def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -181,6 +232,7 @@ def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
         import grpc
 
         try:
+            _settle_stream_options(args)
             return handler(args)
         except CliError as exc:
             _console.print(f"[red]error:[/] {exc}", highlight=False)
@@ -415,9 +467,11 @@ def image_time(parsed: dict[str, Any]) -> str:
 def image_line(target: str, parsed: dict[str, Any]) -> str:
     """One human-readable line per image."""
     pixels = parsed["image_array"]
+    lost = parsed.get("frames_lost", 0)
     return (
         f"{target} module={parsed['module_id']} {dp_name(parsed)} frame={parsed['frame_number']} "
         f"{image_time(parsed)} min={int(pixels.min())} max={int(pixels.max())}"
+        + (f" frames_lost={lost}" if lost else "")
     )
 
 
@@ -435,6 +489,7 @@ def image_json(target: str, parsed: dict[str, Any]) -> str:
         "dp": dp_name(parsed),
         "type": parsed["type"],
         "frame_number": parsed["frame_number"],
+        "frames_lost": parsed.get("frames_lost", 0),
         "file": parsed["file"],
         "wr_unix_timestamp": text(header.get("wr_unix_timestamp")),
         "wr_clock_desync": header.get("wr_clock_desync"),
@@ -474,6 +529,10 @@ def _stream(
         wait_for_ready=True,
         stop_event=stop,
         reconnect=True,
+        every_frame=args.every_frame,
+        max_frames_per_response=args.frames_per_response,
+        encoding=args.encoding,
+        compression=args.compression,
     )
 
 
@@ -612,5 +671,6 @@ def _cmd_speed(args: argparse.Namespace) -> int:
             line = rate.add()
             if line is not None:
                 print(line, flush=True)
-    print(rate.summary(), flush=True)
+    lost = ", ".join(f"{t} {n}" for t, n in sorted(client.frames_lost.items()) if n)
+    print(rate.summary() + (f"; frames lost: {lost}" if lost else ""), flush=True)
     return 0

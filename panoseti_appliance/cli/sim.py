@@ -24,16 +24,62 @@ if TYPE_CHECKING:
 
 MODES = ("uds", "filesystem_poll", "filesystem_pipe", "rpc")
 
+#: The flags that each replace one `daqdata.simulator` setting when given, keyed by flag; `dest`
+#: is the setting's name, so this one table both declares them and says where each one goes.
+SETTING_FLAGS: dict[str, dict[str, Any]] = {
+    "--mode": {"dest": "mode", "choices": MODES, "help": "how to deliver frames (default: config)"},
+    "--module-ids": {
+        "dest": "module_ids",
+        "type": int,
+        "nargs": "+",
+        "metavar": "ID",
+        "help": "simulated module ids",
+    },
+    "--data-dir": {
+        "dest": "sim_data_dir",
+        "type": Path,
+        "metavar": "DIR",
+        "help": "filesystem modes: where run dirs go",
+    },
+    "--target": {
+        "dest": "rpc_target",
+        "metavar": "TARGET",
+        "help": "rpc: the daemon's gRPC address (e.g. unix:///run/x.sock)",
+    },
+    "--movie": {
+        "dest": "movie_pff_path",
+        "type": Path,
+        "metavar": "PFF",
+        "help": "movie source file",
+    },
+    "--ph": {
+        "dest": "ph_pff_path",
+        "type": Path,
+        "metavar": "PFF",
+        "help": "pulse-height source file",
+    },
+    "--replay-timestamps": {
+        "dest": "replay_original_timestamps",
+        "action": "store_true",
+        "default": None,
+        "help": "send the recorded time fields instead of restamping them to now",
+    },
+    "--frame-limit": {
+        "dest": "frame_limit",
+        "type": int,
+        "metavar": "N",
+        "help": "stop after N steps",
+    },
+}
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Fill the `panoseti sim` parser."""
     from panoseti_appliance.config.loader import add_config_argument
 
-    parser.add_argument("--mode", choices=MODES, help="how to deliver frames (default: config)")
     add_config_argument(parser)
-    parser.add_argument(
-        "--module-ids", type=int, nargs="+", metavar="ID", help="simulated module ids"
-    )
+    for flag, options in SETTING_FLAGS.items():
+        parser.add_argument(flag, **options)
     rate = parser.add_mutually_exclusive_group()
     rate.add_argument("--rate", type=float, metavar="HZ", help="steps per second (0 = max)")
     rate.add_argument("--interval", type=float, metavar="S", help="seconds between steps")
@@ -43,18 +89,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="uds: Hashpipe socket path template containing {dp}",
     )
     parser.add_argument(
-        "--data-dir", type=Path, metavar="DIR", help="filesystem modes: where run dirs go"
-    )
-    parser.add_argument("--target", help="rpc: the daemon's gRPC address (e.g. unix:///run/x.sock)")
-    parser.add_argument("--movie", type=Path, metavar="PFF", help="movie source file")
-    parser.add_argument("--ph", type=Path, metavar="PFF", help="pulse-height source file")
-    parser.add_argument(
-        "--replay-timestamps",
-        action="store_true",
-        help="send the recorded time fields instead of restamping them to now",
+        "--upload-batch",
+        type=int,
+        default=16,
+        metavar="N",
+        help="rpc: most images per UploadImages request; images already waiting go together "
+        "(default 16)",
     )
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    parser.add_argument("--frame-limit", type=int, metavar="N", help="stop after N steps")
     parser.add_argument(
         "--status-interval",
         type=float,
@@ -96,21 +138,14 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"--interval must be >= 0 seconds, got {args.interval}")
         sim["update_interval_seconds"] = args.interval
     _positive(args.duration, "--duration")
+    if args.upload_batch < 1:
+        raise UsageError(f"--upload-batch must be >= 1, got {args.upload_batch}")
     if args.frame_limit is not None and args.frame_limit < 0:
         raise UsageError(f"--frame-limit must be >= 0, got {args.frame_limit}")
-    for key, value in (
-        ("mode", args.mode),
-        ("module_ids", args.module_ids),
-        ("sim_data_dir", args.data_dir),
-        ("movie_pff_path", args.movie),
-        ("ph_pff_path", args.ph),
-        ("frame_limit", args.frame_limit),
-        ("rpc_target", args.target),
-    ):
+    for options in SETTING_FLAGS.values():
+        value = getattr(args, options["dest"])
         if value is not None:
-            sim[key] = value
-    if args.replay_timestamps:
-        sim["replay_original_timestamps"] = True
+            sim[options["dest"]] = value
     for module_id in sim["module_ids"]:
         if not 0 <= module_id <= 65535:
             raise UsageError(f"--module-ids: {module_id} is not a module id (0..65535)")
@@ -123,6 +158,7 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
         "socket_template": template,
         "pipe_name": cfg.daqdata.filesystem_pipe.pipe_name,
         "rpc_target": target,
+        "upload_batch": args.upload_batch,
     }
 
 
@@ -151,6 +187,7 @@ async def _run(settings: dict[str, Any], duration: float | None, status_every: f
         socket_template=settings["socket_template"],
         pipe_name=settings["pipe_name"],
         rpc_target=settings["rpc_target"],
+        upload_batch=settings["upload_batch"],
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

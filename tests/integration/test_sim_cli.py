@@ -12,7 +12,8 @@ import grpc
 import pytest
 
 from panoseti_appliance._proto import daq_data_pb2_grpc
-from panoseti_appliance.cli.main import main
+from panoseti_appliance.cli.main import build_parser, main
+from panoseti_appliance.cli.sim import build_settings
 from tests.daemons import clean_environ
 from tests.producers import until
 from tests.unit.test_simulate_rpc import Uploads
@@ -161,3 +162,34 @@ def test_bad_input_gets_a_clear_error(
         rc = int(exc.code or 0)
     assert rc == code
     assert message.format(tmp=tmp_path) in capsys.readouterr().err
+
+
+def test_each_setting_flag_replaces_only_its_configured_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("PANOSETI_")]:
+        monkeypatch.delenv(name)
+    config = tmp_path / "empty.yaml"
+    config.write_text("")
+
+    def simulator_settings(*flags: str) -> dict[str, object]:
+        argv = ["sim", "--config", str(config), *flags]
+        settings: dict[str, object] = build_settings(build_parser(argv).parse_args(argv))["sim"]
+        return settings
+
+    configured = simulator_settings()
+    overridden = simulator_settings(
+        *("--mode", "rpc", "--module-ids", "3", "4", "--data-dir", str(tmp_path / "runs")),
+        *("--target", "unix:///x.sock", "--movie", "m.pff", "--ph", "p.pff"),
+        *("--replay-timestamps", "--frame-limit", "7"),
+    )
+    assert {k: v for k, v in overridden.items() if v != configured[k]} == {
+        "mode": "rpc",
+        "module_ids": [3, 4],
+        "sim_data_dir": tmp_path / "runs",
+        "rpc_target": "unix:///x.sock",
+        "movie_pff_path": Path("m.pff"),
+        "ph_pff_path": Path("p.pff"),
+        "replay_original_timestamps": True,
+        "frame_limit": 7,
+    }

@@ -18,7 +18,7 @@ from panoseti_appliance._proto import daq_data_pb2, daq_data_pb2_grpc
 from panoseti_appliance.config import SimulatorConfig
 from panoseti_appliance.daqdata.sim.frames import load_frames
 from panoseti_appliance.daqdata.sim.simulator import Simulator, SimulatorError
-from panoseti_appliance.daqdata.sim.upload import pano_image
+from panoseti_appliance.daqdata.sim.upload import UploadEmitter, pano_image
 from panoseti_appliance.products import PH256, by_layout
 from tests.producers import until
 
@@ -32,6 +32,8 @@ class Uploads(daq_data_pb2_grpc.DaqDataServicer):
 
     def __init__(self, refuse: int = 0) -> None:
         self.images: list[daq_data_pb2.PanoImage] = []
+        #: Images per request, in order.
+        self.batches: list[int] = []
         self.calls = 0
         self.refuse = refuse
 
@@ -42,7 +44,8 @@ class Uploads(daq_data_pb2_grpc.DaqDataServicer):
         async for request in request_iterator:
             if self.calls <= self.refuse:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "Server is being configured")
-            self.images.append(request.pano_image)
+            self.images.extend([request.pano_image, *request.more_images])
+            self.batches.append(1 + len(request.more_images))
         return empty_pb2.Empty()
 
 
@@ -153,3 +156,28 @@ async def test_full_rate_is_paced_by_the_server_and_drops_nothing(tmp_path: Path
     files = [image.file for image in servicer.images]
     assert files == ["rpc_sim_img16.pff", "rpc_sim_ph256.pff"] * 500
     assert [image.frame_number for image in servicer.images[::2]] == list(range(500))
+    assert max(servicer.batches) <= 16
+
+
+async def test_queued_images_go_out_together_in_raw(tmp_path: Path) -> None:
+    """Images already waiting when a request is sent go with it, up to the batch size, with
+    their pixels RAW (the PFF's bytes)."""
+    frames = load_frames(PH_FILE, PH256, "ph")[:7]
+    servicer = Uploads()
+    server = await serve(tmp_path / "d.sock", servicer)
+    emitter = UploadEmitter(f"unix://{tmp_path / 'd.sock'}", batch=3)
+    try:
+        await emitter.open()
+        for n, frame in enumerate(frames):  # a queue with room: no await suspends here
+            await emitter.emit(5, PH256, frame.header, frame.pixels, n)
+        await until(lambda: len(servicer.images) == 7, "7 images")
+    finally:
+        await emitter.close()
+        await server.stop(None)
+    assert servicer.batches == [3, 3, 1]
+    assert [image.frame_number for image in servicer.images] == list(range(7))
+    for image, frame in zip(servicer.images, frames, strict=True):
+        assert image.pixel_encoding == daq_data_pb2.PanoImage.RAW
+        assert image.pixel_data == frame.pixels
+        assert not image.image_array
+    assert emitter.stats.get("ph256", "sent") == 7

@@ -39,8 +39,9 @@ from panoseti_appliance.config.importers import read_observatory
 from panoseti_appliance.config.models import HpIoConfig, ObservatoryConfig
 from panoseti_appliance.config.originals import OriginalSource
 from panoseti_appliance.daqdata.client import reflect
+from panoseti_appliance.daqdata.client.encoding import Encoding, encoding_named, stream_encoding
 from panoseti_appliance.daqdata.client.hosts import DaqHost, resolve_hosts, target_for
-from panoseti_appliance.daqdata.client.parse import parse_response
+from panoseti_appliance.daqdata.client.parse import ParsedImage, parse_pano_image, response_images
 from panoseti_appliance.daqdata.client.rpc import (
     DEFAULT_SIM_HP_IO_CFG,
     DEFAULT_STREAM_TIMEOUT,
@@ -51,11 +52,13 @@ from panoseti_appliance.daqdata.client.rpc import (
     STREAM_QUEUE_SIZE,
     UPLOAD_FULL_WAIT_SECONDS,
     UPLOAD_QUEUE_SIZE,
+    batch_request,
     describe_end,
     hp_io_settings,
     init_request,
+    positive_int,
     stream_request,
-    upload_request,
+    upload_image,
 )
 from panoseti_appliance.grpcstubs import aio_reflection_stub
 from panoseti_appliance.loopthread import BlockingWrapper, blocking, blocking_stream
@@ -76,12 +79,6 @@ logger = logging.getLogger(__name__)
 skipped_log = Throttled(logger)
 STREAM_IMAGES = "/daqdata.DaqData/StreamImages"
 
-
-class _Skipped:
-    """What `convert` gives for a response this client cannot read; never reaches the caller."""
-
-
-SKIPPED = _Skipped()
 
 HostsArg = str | Iterable[str] | None
 #: Where the DAQ nodes are: a daq_config (path or dict) or the configuration's observatory section.
@@ -126,6 +123,8 @@ class _HostRegistry:
         self.valid_daq_hosts: set[str] = set()
         #: `{target: (status code, details)}` of the last end of each host's stream.
         self.last_stream_status: dict[str, StreamStatus] = {}
+        #: `{target: frames}` every-frame streams of this client lost, all streams together.
+        self.frames_lost: dict[str, int] = {}
 
     def resolve(self, host: str) -> str:
         """The target of a configured host given by target or host key."""
@@ -177,6 +176,9 @@ class _HostRegistry:
         self.last_stream_status[target] = (code, details)
         logger.warning(describe_end(target, code, details))
 
+    def record_lost(self, target: str, frames: int) -> None:
+        self.frames_lost[target] = self.frames_lost.get(target, 0) + frames
+
     def data_dir(self, target: str) -> Path | None:
         return self.daq_hosts[target].data_dir
 
@@ -197,6 +199,11 @@ class _HostViews:
     @property
     def last_stream_status(self) -> dict[str, StreamStatus]:
         return self._registry.last_stream_status
+
+    @property
+    def frames_lost(self) -> dict[str, int]:
+        """`{target: frames}` the servers dropped from this client's every-frame streams."""
+        return self._registry.frames_lost
 
 
 _DONE = object()
@@ -340,25 +347,50 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
         *,
         stop_event: StopEvent | None = None,
         reconnect: bool = False,
+        every_frame: bool = False,
+        max_frames_per_response: int = 1,
+        encoding: str | None = None,
+        compression: str | None = None,
     ) -> AsyncGenerator[tuple[str, Any], None]:
-        """The merged stream as `(target, image)` pairs: parsed dicts or raw responses."""
-        request = stream_request(
-            stream_movie_data, stream_pulse_height_data, update_interval_seconds, module_ids
-        )
+        """The merged stream as `(target, image)` pairs: parsed dicts (one per frame) or raw
+        responses (one per response).
+
+        `every_frame` asks for every frame in order instead of the newest per interval,
+        `max_frames_per_response` for up to that many frames per response; `encoding`
+        ("packed", "raw", "lz4", "zstd"; None: RAW for a server on this machine, else PACKED)
+        and `compression` ("lz4", "zstd") choose how the pixels travel (docs/clients.md).
+        """
+
+        def request(target: str) -> daq_data_pb2.StreamImagesRequest:
+            return stream_request(
+                stream_movie_data,
+                stream_pulse_height_data,
+                update_interval_seconds,
+                module_ids,
+                pixel_encoding=stream_encoding(target, encoding, compression),
+                every_frame=every_frame,
+                max_frames_per_response=max_frames_per_response,
+            )
+
+        request(next(iter(self.daq_hosts)))  # bad options raise before any host is pinged
         targets = await self.validate_daq_hosts(hosts)
+        requests = {target: request(target) for target in targets}
+        if every_frame:
+            for target in targets:
+                self._registry.frames_lost.setdefault(target, 0)
         options = StreamOptions(wait_for_ready, parse_pano_images, timeout, reconnect)
-        merged = self._merged(targets, request, options).items(stop_event or self.stop_event)
-        return _without_skipped(merged)
+        merged = self._merged(requests, options).items(stop_event or self.stop_event)
+        return _flattened(merged)
 
     stream_images = _images_only(stream_images_by_host)
 
     def _merged(
         self,
-        targets: list[str],
-        request: daq_data_pb2.StreamImagesRequest,
+        requests: dict[str, daq_data_pb2.StreamImagesRequest],
         options: StreamOptions,
-    ) -> MultiHostStream[Any, tuple[str, Any]]:
-        """StreamImages of every target, with the end rules of both DaqData clients."""
+    ) -> MultiHostStream[Any, tuple[str, list[Any]]]:
+        """StreamImages of every target (each with its request), with the end rules of both
+        DaqData clients. An item is one response's images (or the response when not parsing)."""
 
         def open_call(target: str) -> Any:
             # Responses arrive as bytes and are decoded in `convert`: one that does not decode
@@ -368,20 +400,19 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
                 request_serializer=daq_data_pb2.StreamImagesRequest.SerializeToString,
                 response_deserializer=None,
             )
-            return call(request, timeout=options.timeout, wait_for_ready=options.wait_for_ready)
+            return call(
+                requests[target], timeout=options.timeout, wait_for_ready=options.wait_for_ready
+            )
 
-        def convert(target: str, data: bytes) -> tuple[str, Any]:
+        def convert(target: str, data: bytes) -> tuple[str, list[Any]]:
             try:
                 response = daq_data_pb2.StreamImagesResponse.FromString(data)
-                return target, parse_response(response) if options.parse else response
             except Exception as exc:  # noqa: BLE001 - an unreadable image must not end the stream
-                skipped_log.warning(
-                    f"skip {target}",
-                    "%s: skipped an image this client cannot read: %r",
-                    target,
-                    exc,
-                )
-                return target, SKIPPED
+                _skipped(target, exc)
+                return target, []
+            if response.frames_lost:
+                self._registry.record_lost(target, response.frames_lost)
+            return target, _parsed(target, response) if options.parse else [response]
 
         def judge(target: str, end: CallEnd, state: HostState) -> Verdict:
             if end.code not in ENDING_CODES:
@@ -390,7 +421,7 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
             return Verdict.RETRY if options.reconnect and end.code in RETRY_CODES else Verdict.END
 
         return MultiHostStream(
-            targets,
+            list(requests),
             open_call,
             convert=convert,
             judge=judge,
@@ -404,8 +435,18 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
         hosts: HostsArg,
         image_iterator: AsyncIterable[Any] | Iterable[Any],
         timeout: float | None = None,
+        *,
+        batch: int = 1,
+        encoding: str | None = None,
     ) -> None:
-        """Send every image to every host (one UploadImages call each); errors raise."""
+        """Send every image to every host (one UploadImages call each); errors raise.
+
+        `batch` images go in each request (pano_image, then more_images); `encoding`
+        ("packed", "raw", "lz4", "zstd"; None: as given) re-encodes each PanoImage's pixels
+        first. UploadImageRequest messages are sent unchanged, each as it is.
+        """
+        size = positive_int(batch, "batch")
+        wanted = None if encoding is None else encoding_named(encoding)
         targets = await self.validate_daq_hosts(hosts)
         queues = {t: queue.Queue[Any](maxsize=UPLOAD_QUEUE_SIZE) for t in targets}
 
@@ -433,8 +474,8 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
                         await asyncio.wait({calls[t]}, timeout=UPLOAD_FULL_WAIT_SECONDS)
 
         try:
-            async for image in _aiter(image_iterator):
-                await fan_out(upload_request(image))
+            async for request in _upload_requests(image_iterator, size, wanted):
+                await fan_out(request)
         finally:
             await fan_out(_DONE)
             results = await asyncio.gather(*calls.values(), return_exceptions=True)
@@ -444,14 +485,55 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
                 raise result
 
 
-async def _without_skipped(
-    merged: AsyncGenerator[tuple[str, Any], None],
+def _skipped(target: str, exc: Exception) -> None:
+    skipped_log.warning(
+        f"skip {target}", "%s: skipped an image this client cannot read: %r", target, exc
+    )
+
+
+def _parsed(target: str, response: daq_data_pb2.StreamImagesResponse) -> list[ParsedImage]:
+    """Every image of a response parsed, the response's frames_lost on the first one; an image
+    this client cannot read is skipped (logged) without losing the others."""
+    out = []
+    lost = response.frames_lost
+    for image in response_images(response):
+        try:
+            out.append(parse_pano_image(image, lost))
+        except Exception as exc:  # noqa: BLE001 - an unreadable image must not end the stream
+            _skipped(target, exc)
+            continue
+        lost = 0
+    return out
+
+
+async def _upload_requests(
+    images: AsyncIterable[Any] | Iterable[Any], batch: int, encoding: Encoding | None
+) -> AsyncIterator[daq_data_pb2.UploadImageRequest]:
+    """`images` as UploadImageRequests of `batch` PanoImages (the last one may hold fewer)."""
+    pending: list[daq_data_pb2.PanoImage] = []
+    async for item in _aiter(images):
+        if isinstance(item, daq_data_pb2.UploadImageRequest):
+            if pending:
+                yield batch_request(pending)
+                pending = []
+            yield item
+            continue
+        pending.append(upload_image(item, encoding))
+        if len(pending) == batch:
+            yield batch_request(pending)
+            pending = []
+    if pending:
+        yield batch_request(pending)
+
+
+async def _flattened(
+    merged: AsyncGenerator[tuple[str, list[Any]], None],
 ) -> AsyncGenerator[tuple[str, Any], None]:
-    """The merged stream without the images `convert` skipped."""
+    """The merged stream one image at a time (a skipped response contributes none)."""
     try:
-        async for item in merged:
-            if item[1] is not SKIPPED:
-                yield item
+        async for target, items in merged:
+            for item in items:
+                yield target, item
     finally:
         await merged.aclose()
 
@@ -516,11 +598,22 @@ class DaqDataClient(BlockingWrapper[AioDaqDataClient], _HostViews):
     stream_images_by_host = blocking_stream(AioDaqDataClient.stream_images_by_host)
 
     def upload_images(
-        self, hosts: HostsArg, image_iterator: Iterable[Any], timeout: float | None = None
+        self,
+        hosts: HostsArg,
+        image_iterator: Iterable[Any],
+        timeout: float | None = None,
+        *,
+        batch: int = 1,
+        encoding: str | None = None,
     ) -> None:
-        """Send every image (PanoImage or UploadImageRequest) to every host; errors raise."""
+        """Send every image (PanoImage or UploadImageRequest) to every host; errors raise.
+
+        `batch` and `encoding` as for AioDaqDataClient.upload_images.
+        """
         images = _pulled_in_threads(image_iterator)
-        self._loop.run(self._aio.upload_images(hosts, images, timeout))
+        self._loop.run(
+            self._aio.upload_images(hosts, images, timeout, batch=batch, encoding=encoding)
+        )
 
 
 async def _pulled_in_threads(images: Iterable[Any]) -> AsyncIterator[Any]:

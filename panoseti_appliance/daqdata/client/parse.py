@@ -15,6 +15,7 @@ import pandas as pd
 
 from panoseti_appliance import pff
 from panoseti_appliance._proto import daq_data_pb2
+from panoseti_appliance.daqdata.client.encoding import PACKED, pixel_data_bytes, pixel_dtype
 from panoseti_appliance.products import ImageType
 from panoseti_appliance.structs import struct_to_dict
 
@@ -27,9 +28,16 @@ _WR_FIELDS = ("pkt_tai", "pkt_nsec", "tv_sec")
 def image_array(pano_image: Any) -> np.ndarray:
     """Pixels as a `shape` array: uint8 (bpp 1), uint16 (MOVIE bpp 2), int16 (PULSE_HEIGHT bpp 2).
 
-    The wire carries pulse heights as unsigned 16-bit values; they are reinterpreted as two's
-    complement so negative baselines read as negative (docs/pff.md, "Data products").
+    PACKED images carry pulse heights as unsigned 16-bit values; they are reinterpreted as two's
+    complement so negative baselines read as negative (docs/pff.md, "Data products"). RAW and
+    BLOSC_* images carry the PFF's little-endian bytes, read in place (the array is then a
+    read-only view of them). ValueError for pixel_data of the wrong length or an encoding this
+    client does not know.
     """
+    shape = tuple(pano_image.shape)
+    if pano_image.pixel_encoding != PACKED:
+        pixels = np.frombuffer(pixel_data_bytes(pano_image), dtype=pixel_dtype(pano_image))
+        return pixels.reshape(shape) if shape else pixels
     wire = np.asarray(pano_image.image_array)
     if pano_image.bytes_per_pixel == 1:
         pixels = wire.astype(np.uint8)
@@ -37,7 +45,6 @@ def image_array(pano_image: Any) -> np.ndarray:
         pixels = wire.astype(np.uint16).view(np.int16)
     else:
         pixels = wire.astype(np.uint16)
-    shape = tuple(pano_image.shape)
     return pixels.reshape(shape) if shape else pixels
 
 
@@ -69,8 +76,11 @@ def add_timestamps(header: dict[str, Any]) -> dict[str, Any]:
     return header
 
 
-def parse_pano_image(pano_image: Any) -> ParsedImage:
-    """One PanoImage as the dict of docs/clients.md, "The parsed image" (timestamps added)."""
+def parse_pano_image(pano_image: Any, frames_lost: int = 0) -> ParsedImage:
+    """One PanoImage as the dict of docs/clients.md, "The parsed image" (timestamps added).
+
+    `frames_lost` is what the stream lost just before this image (every-frame streams).
+    """
     return {
         "type": _TYPE_NAMES.get(pano_image.type, "UNDEFINED"),
         "header": add_timestamps(struct_to_dict(pano_image.header)),
@@ -80,9 +90,15 @@ def parse_pano_image(pano_image: Any) -> ParsedImage:
         "file": pano_image.file,
         "frame_number": pano_image.frame_number,
         "module_id": pano_image.module_id,
+        "frames_lost": frames_lost,
     }
 
 
 def parse_response(response: daq_data_pb2.StreamImagesResponse) -> ParsedImage:
-    """The parsed dict of a StreamImagesResponse's image."""
-    return parse_pano_image(response.pano_image)
+    """The parsed dict of a StreamImagesResponse's first image, with the response's frames_lost."""
+    return parse_pano_image(response.pano_image, response.frames_lost)
+
+
+def response_images(response: daq_data_pb2.StreamImagesResponse) -> list[Any]:
+    """Every image of a response in order: pano_image, then more_images (every-frame streams)."""
+    return [response.pano_image, *response.more_images]

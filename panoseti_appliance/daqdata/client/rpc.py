@@ -15,6 +15,7 @@ import grpc
 from panoseti_appliance._proto import daq_data_pb2
 from panoseti_appliance.config.importers import read_hp_io_config
 from panoseti_appliance.config.models import HpIoConfig
+from panoseti_appliance.daqdata.client.encoding import PACKED, Encoding, encode_image
 from panoseti_appliance.retry import RetryPolicy
 
 #: Ping deadline (docs/daqdata.md, "Ping"): any error within it means "host down".
@@ -47,6 +48,7 @@ DEFAULT_SIM_HP_IO_CFG = HpIoConfig(
     module_ids=[],
 )
 MAX_MODULE_ID = 65535
+MAX_UINT32 = 2**32 - 1
 
 
 def module_id_list(module_ids: Iterable[int] | None, field: str = "module_ids") -> list[int]:
@@ -66,14 +68,35 @@ def stream_request(
     stream_pulse_height_data: bool,
     update_interval_seconds: float,
     module_ids: Iterable[int] | None = (),
+    *,
+    pixel_encoding: Encoding = PACKED,
+    every_frame: bool = False,
+    max_frames_per_response: int = 1,
 ) -> daq_data_pb2.StreamImagesRequest:
-    """A StreamImagesRequest; the server judges the flags and interval (≤ 0 means fastest)."""
+    """A StreamImagesRequest; the server judges the flags and interval (≤ 0 means fastest).
+
+    `max_frames_per_response` > 1 only means something to an every-frame stream, so it is
+    refused without `every_frame` rather than silently ignored.
+    """
+    frames = positive_int(max_frames_per_response, "max_frames_per_response")
+    if frames > 1 and not every_frame:
+        raise ValueError("max_frames_per_response > 1 needs every_frame=True")
     return daq_data_pb2.StreamImagesRequest(
         stream_movie_data=bool(stream_movie_data),
         stream_pulse_height_data=bool(stream_pulse_height_data),
         update_interval_seconds=float(update_interval_seconds),
         module_ids=module_id_list(module_ids),
+        pixel_encoding=pixel_encoding,
+        every_frame=bool(every_frame),
+        max_frames_per_response=frames if every_frame else 0,
     )
+
+
+def positive_int(value: int, field: str, limit: int = MAX_UINT32) -> int:
+    """`value` checked to be an integer in 1..limit."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise ValueError(f"{field} must be an integer from 1 to {limit}, got {value!r}")
+    return value
 
 
 def hp_io_settings(cfg: HpIoConfig | Mapping[str, Any], *, simulate: bool = False) -> HpIoConfig:
@@ -111,11 +134,23 @@ def upload_request(image: Any) -> daq_data_pb2.UploadImageRequest:
     """
     if isinstance(image, daq_data_pb2.UploadImageRequest):
         return image
-    if isinstance(image, daq_data_pb2.PanoImage):
-        return daq_data_pb2.UploadImageRequest(pano_image=image)
-    raise ValueError(
-        f"upload_images needs PanoImage or UploadImageRequest messages, got {type(image).__name__}"
-    )
+    return batch_request([upload_image(image)])
+
+
+def upload_image(image: Any, encoding: Encoding | None = None) -> daq_data_pb2.PanoImage:
+    """A PanoImage to upload, its pixels re-encoded to `encoding` (None: as given)."""
+    if not isinstance(image, daq_data_pb2.PanoImage):
+        raise ValueError(
+            "upload_images needs PanoImage or UploadImageRequest messages, got "
+            f"{type(image).__name__}"
+        )
+    return image if encoding is None else encode_image(image, encoding)
+
+
+def batch_request(images: list[daq_data_pb2.PanoImage]) -> daq_data_pb2.UploadImageRequest:
+    """One UploadImageRequest of `images` (at least one): the first, then more_images."""
+    first, *rest = images
+    return daq_data_pb2.UploadImageRequest(pano_image=first, more_images=rest)
 
 
 def describe_end(target: str, code: grpc.StatusCode, details: str) -> str:

@@ -23,7 +23,7 @@ from panoseti_appliance.daqdata.sim.base import Emitter, SimStats, SimulatorErro
 from panoseti_appliance.daqdata.sim.files import FilesystemEmitter
 from panoseti_appliance.daqdata.sim.frames import FrameLoadError, SourceFrame, load_frames, restamp
 from panoseti_appliance.daqdata.sim.hashpipe import HashpipeEmitter, HashpipeFaults
-from panoseti_appliance.daqdata.sim.upload import UploadEmitter
+from panoseti_appliance.daqdata.sim.upload import UPLOAD_BATCH, UploadEmitter
 from panoseti_appliance.products import by_name
 
 __all__ = ["HashpipeFaults", "Simulator", "SimulatorError"]
@@ -58,6 +58,7 @@ class Simulator:
         pipe_name: str,
         rpc_target: str | None,
         faults: HashpipeFaults | None = None,
+        upload_batch: int = UPLOAD_BATCH,
     ) -> None:
         self.cfg = cfg
         self.mode: str = cfg.mode
@@ -67,6 +68,8 @@ class Simulator:
         self.pipe_name = pipe_name
         self.rpc_target = rpc_target
         self.faults = faults
+        #: rpc mode: most images per UploadImages request.
+        self.upload_batch = upload_batch
         #: Steps completed (each step emits one movie and one PH frame per module).
         self.steps = 0
         self._emitter: Emitter | None = None
@@ -173,7 +176,7 @@ class Simulator:
                     "rpc simulator has no target: set daqdata.simulator.rpc_target or a "
                     "unix:// address in daqdata.listen"
                 )
-            return UploadEmitter(self.rpc_target)
+            return UploadEmitter(self.rpc_target, self.upload_batch)
         raise SimulatorError(f"unknown simulator mode {self.mode!r}")
 
     async def _step(

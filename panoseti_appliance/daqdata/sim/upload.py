@@ -1,10 +1,12 @@
 """The rpc simulator: one long UploadImages stream to the daemon (docs/simulator.md).
 
 Each frame becomes a PanoImage (`file = "rpc_sim_<dp>.pff"`, `frame_number` = step n, the
-module id) put on a small queue that a background task streams to `rpc_target`. The step loop
-waits for room in that queue, so gRPC flow control paces the simulator:
-nothing is dropped, every data product gets its turn in step order, and at rate 0 the simulator
-runs exactly as fast as the daemon ingests. UNAVAILABLE (daemon restarting or still configuring)
+module id) with its pixels RAW, the PFF bytes as they are (no varint per pixel to encode and
+decode), put on a small queue that a background task streams to `rpc_target`. Each request
+takes every image already waiting, up to `batch`, so a fast simulator sends few large requests
+and a slow one sends each image at once. The step loop waits for room in that queue, so gRPC
+flow control paces the simulator: nothing is dropped, every data product gets its turn in step
+order, and at rate 0 the simulator runs exactly as fast as the daemon ingests. UNAVAILABLE (daemon restarting or still configuring)
 ends the call; the task reconnects with back-off and carries on. Any other error is logged and
 counted, then retried the same way, so the simulator keeps feeding a daemon that comes back.
 """
@@ -21,7 +23,7 @@ from typing import Any
 import grpc
 
 from panoseti_appliance._proto import daq_data_pb2, daq_data_pb2_grpc
-from panoseti_appliance.daqdata.server.frame import Frame, build_pano_image
+from panoseti_appliance.daqdata.server.frame import PACKED, RAW, Encoding, Frame
 from panoseti_appliance.daqdata.sim.base import SENT, SimStats
 from panoseti_appliance.products import DataProduct
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 #: Images buffered between the step loop and the stream; small, so that after a reconnect the
 #: daemon gets current frames rather than a backlog (gRPC flow control paces the rest).
 QUEUE_SIZE = 16
+#: Most images in one UploadImageRequest (pano_image plus more_images).
+UPLOAD_BATCH = 16
 #: Reconnect back-off: first delay and cap, in seconds.
 BACKOFF_INITIAL = 0.1
 BACKOFF_CAP = 2.0
@@ -38,25 +42,33 @@ CLOSE_DRAIN_SECONDS = 2.0
 
 
 def pano_image(
-    module_id: int, dp: DataProduct, header: dict[str, Any], pixels: bytes, frame_number: int
+    module_id: int,
+    dp: DataProduct,
+    header: dict[str, Any],
+    pixels: bytes,
+    frame_number: int,
+    encoding: Encoding = PACKED,
 ) -> daq_data_pb2.PanoImage:
-    """The PanoImage the rpc simulator uploads for one frame: the daemon's own wire form."""
+    """A PanoImage of one frame in `encoding`, as the daemon itself would send it."""
     frame = Frame(
         module_id, dp, header, pixels, f"rpc_sim_{dp.name}.pff", frame_number, time.time_ns()
     )
-    return build_pano_image(frame)
+    return frame.pano_image(encoding)
 
 
 class UploadEmitter:
     """Feeds one UploadImages stream to `target` and keeps it alive across daemon restarts."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, batch: int = UPLOAD_BATCH) -> None:
+        if batch < 1:
+            raise ValueError(f"upload batch must be at least 1, got {batch}")
         self.target = target
+        self.batch = batch
         self.stats = SimStats()
         self.calls = 0
         self._yielded = 0
-        self._queue: asyncio.Queue[tuple[str, daq_data_pb2.UploadImageRequest] | None] = (
-            asyncio.Queue(maxsize=QUEUE_SIZE)
+        self._queue: asyncio.Queue[tuple[str, daq_data_pb2.PanoImage] | None] = asyncio.Queue(
+            maxsize=max(QUEUE_SIZE, batch)
         )
         self._channel: grpc.aio.Channel | None = None
         self._task: asyncio.Task[None] | None = None
@@ -69,10 +81,7 @@ class UploadEmitter:
     async def emit(
         self, module_id: int, dp: DataProduct, header: dict[str, Any], pixels: bytes, step: int
     ) -> None:
-        request = daq_data_pb2.UploadImageRequest(
-            pano_image=pano_image(module_id, dp, header, pixels, step)
-        )
-        await self._queue.put((dp.name, request))
+        await self._queue.put((dp.name, pano_image(module_id, dp, header, pixels, step, RAW)))
 
     async def close(self) -> None:
         self._closing = True
@@ -92,14 +101,23 @@ class UploadEmitter:
             self._channel = None
 
     async def _requests(self) -> AsyncIterator[daq_data_pb2.UploadImageRequest]:
-        while True:
+        ending = False
+        while not ending:
             item = await self._queue.get()
             if item is None:
                 return
-            dp, request = item
-            self.stats.add(dp, SENT)
-            self._yielded += 1
-            yield request
+            batch = [item]
+            while len(batch) < self.batch and not self._queue.empty():
+                queued = self._queue.get_nowait()
+                if queued is None:
+                    ending = True
+                    break
+                batch.append(queued)
+            for dp, _ in batch:
+                self.stats.add(dp, SENT)
+            self._yielded += len(batch)
+            images = [image for _, image in batch]
+            yield daq_data_pb2.UploadImageRequest(pano_image=images[0], more_images=images[1:])
 
     async def _run(self) -> None:
         assert self._channel is not None
