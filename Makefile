@@ -19,13 +19,19 @@ DESK_DEB_PACKAGES := xvfb python3-tk
 SYSTEST_REQUIRED ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 DEMO_DURATION ?= 10
 
-.PHONY: demo test setup deb systest-deb nix-deb desk-deb protos lint typecheck pytest clean
+.PHONY: demo test bench setup deb systest-deb nix-deb desk-deb protos lint typecheck pytest clean
 
 demo: setup
 	$(PY) tools/demo.py --duration $(DEMO_DURATION)
 	$(PY) tools/demo_ublox.py --duration 5
 
 test: setup lint typecheck pytest
+
+# Every performance scenario against the real daemon (bench/run_all.py, about 5 minutes): writes
+# bench/results/<date>.json and the tables of docs/performance.md. Options go in BENCH_ARGS, e.g.
+# make bench BENCH_ARGS='--only 1,4 --seconds 3' (--seconds 10 --soak-minutes 10 for the docs).
+bench: setup
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 setup: deb $(VENV)/.installed protos
 

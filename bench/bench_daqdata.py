@@ -26,15 +26,11 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import os
-import socket
 import statistics
-import struct
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
 
@@ -42,65 +38,15 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.feeds import hashpipe_header, produce_hashpipe
+from bench.loads import Gate
+from bench.proc import cpu_seconds
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
 from panoseti_appliance.products import by_name
 from tests.daemons import free_tcp_port, start_daemon
 
 PRODUCTS = ("img16", "ph256")
-HEADER_END = b"\n\n*"
-
-
-def _header(dp: str, module: int) -> bytes:
-    one = {
-        "pkt_num": module,
-        "pkt_tai": 500,
-        "pkt_nsec": 1,
-        "tv_sec": int(time.time()),
-        "tv_usec": 1,
-    }
-    fields: dict[str, Any] = (
-        {"quabo_num": 0, **one} if dp == "ph256" else {f"quabo_{i}": one for i in range(4)}
-    )
-    return json.dumps(fields).encode()
-
-
-def _frames(dp: str, modules: int) -> bytes:
-    """One pre-built socket frame per module, concatenated: be16 id, header, marker, pixels."""
-    product = by_name(dp)
-    out = bytearray()
-    for module in range(modules):
-        pixels = bytes((module + i) % 251 for i in range(product.bytes_per_image))
-        out += struct.pack(">H", module) + _header(dp, module) + HEADER_END + pixels
-    return bytes(out)
-
-
-def produce(
-    paths: Mapping[str, str], modules: int, rate: float, stop: EventType, result: Any
-) -> None:
-    """Write every module's frame of each dp in turn, blocking, until `stop`; report counts.
-
-    `rate` > 0 paces the writes to about that many frames/s per dp; 0 writes flat out.
-    """
-    socks = {}
-    for dp, path in paths.items():
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(path)
-        socks[dp] = sock
-    batches = {dp: _frames(dp, modules) for dp in paths}
-    sent = dict.fromkeys(paths, 0)
-    start = time.monotonic()
-    while not stop.is_set():
-        for dp, sock in socks.items():
-            sock.sendall(batches[dp])
-            sent[dp] += modules
-        if rate > 0:
-            ahead = start + max(sent.values()) / rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)
-    for sock in socks.values():
-        sock.close()
-    result.put(sent)
 
 
 async def _client(target: str, counts: list[int], index: int, stop: asyncio.Event) -> None:
@@ -136,12 +82,6 @@ def consume(target: str, clients: int, seconds: float, result: Any) -> None:
     result.put(asyncio.run(main()))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(
     target: str,
     pid: int,
@@ -152,7 +92,8 @@ def run(
     rate: float,
 ) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
-    stop = ctx.Event()
+    gate = Gate.make()
+    gate.go.set()
     produced: Any = ctx.Queue()
     consumed: Any = ctx.Queue()
     consumer = None
@@ -160,12 +101,12 @@ def run(
         consumer = ctx.Process(target=consume, args=(target, clients, seconds, consumed))
         consumer.start()
         time.sleep(1.0)  # let the streams connect before measuring
-    producer = ctx.Process(target=produce, args=(paths, modules, rate, stop, produced))
+    producer = ctx.Process(target=produce_hashpipe, args=(paths, modules, rate, gate, produced))
     cpu0 = cpu_seconds(pid)
     t0 = time.monotonic()
     producer.start()
     time.sleep(seconds - (1.0 if clients else 0.0))
-    stop.set()
+    gate.stop.set()
     sent = produced.get(timeout=60)
     elapsed = time.monotonic() - t0
     cpu = cpu_seconds(pid) - cpu0
@@ -187,7 +128,7 @@ def wire_costs(repeat: int = 3000) -> str:
     from panoseti_appliance.daqdata.server.frame import Frame
 
     dp = by_name("img16")
-    header = json.loads(_header("img16", 1))
+    header = json.loads(hashpipe_header("img16", 1))
     pixels = bytes(range(256)) * (dp.bytes_per_image // 256)
 
     def frame() -> Frame:

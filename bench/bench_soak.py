@@ -23,15 +23,15 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.node import scrape
+from bench.proc import growth
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
 from tests.daemons import free_tcp_port, start_daemon
@@ -39,20 +39,6 @@ from tests.integration.test_client_daemon import daqdata_settings
 
 #: Largest growth allowed after warm-up, as a fraction (the issue's "flat": under 5 %).
 FLAT = 0.05
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Unlabelled samples plus the total of frames published, from the daemon's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    out: dict[str, float] = {"frames_published": 0.0}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "panoseti_daqdata_frames_published_total":
-                out["frames_published"] += sample.value
-            elif not sample.labels:
-                out[sample.name] = sample.value
-    return out
 
 
 class Reader(threading.Thread):
@@ -81,10 +67,6 @@ class Reader(threading.Thread):
         self.call.cancel()
         self.join(timeout=10)
         self.channel.close()
-
-
-def growth(first: float, last: float) -> float:
-    return (last - first) / first if first else 0.0
 
 
 def main() -> int:
@@ -135,7 +117,7 @@ def main() -> int:
         "clients": args.clients,
         "modules": args.modules,
         "frames_published_per_s": round(
-            (last["frames_published"] - samples[0]["frames_published"]) / span
+            (last["frames_published_total"] - samples[0]["frames_published_total"]) / span
         ),
         "responses_per_client_per_s": round(
             sum(r.responses for r in readers) / len(readers) / (args.minutes * 60), 1
