@@ -16,7 +16,10 @@ async def receive(sock: socket.socket, size: int) -> bytes:
     """Up to `size` bytes from a non-blocking socket (b"" at end of stream).
 
     Cancelled while waiting, it has read nothing: whatever arrived is still in the socket.
+    It always lets the event loop run first: a producer that never pauses would otherwise find
+    data waiting at every call, and its reader would hold the loop and starve every stream.
     """
+    await asyncio.sleep(0)
     while True:
         try:
             return sock.recv(size)
