@@ -18,8 +18,7 @@ BLOSC_ZSTD put one blosc2 chunk of those bytes there (bitshuffle, typesize bytes
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -51,10 +50,19 @@ _PIXEL_DATA_TAG = b"\x4a"
 _PIXEL_ENCODING_TAG = b"\x50"
 
 
+def wire_dtype(dp: DataProduct) -> np.dtype[Any]:
+    """The unsigned little-endian dtype of the values `image_array` carries (PH as uint16)."""
+    return np.dtype("<u2") if dp.bytes_per_pixel == 2 else np.dtype("u1")
+
+
+def packed_to_raw(dp: DataProduct, values: Iterable[int]) -> bytes:
+    """`image_array` values (already checked to fit) as the raw little-endian pixel bytes."""
+    return np.array(values, dtype=np.uint32).astype(wire_dtype(dp)).tobytes()
+
+
 def wire_pixels(dp: DataProduct, pixels: bytes) -> np.ndarray:
     """The raw pixel bytes as the unsigned values `image_array` carries (PH as uint16)."""
-    unsigned = np.dtype("<u2") if dp.bytes_per_pixel == 2 else np.dtype("u1")
-    return np.frombuffer(pixels, dtype=unsigned)
+    return np.frombuffer(pixels, dtype=wire_dtype(dp))
 
 
 def compress(dp: DataProduct, pixels: bytes, encoding: Encoding) -> bytes:
@@ -118,7 +126,6 @@ def pixel_fields(dp: DataProduct, pixels: bytes, encoding: Encoding) -> bytes:
     )
 
 
-@dataclass(slots=True)
 class Frame:
     """One image of one module and data product, as ingested.
 
@@ -127,40 +134,88 @@ class Frame:
     per-(module, dp) counter, or what an uploader sent). `received_ns` is time.time_ns() at ingest.
     `header` is the PFF JSON header; None for an upload, whose header only ever travels in the
     serialized form it arrived in.
+
+    A plain class with slots rather than a dataclass: an upload's pixels are decoded from its
+    message only when a stream asks for an encoding other than the one it came in.
     """
 
-    module_id: int
-    dp: DataProduct
-    header: dict[str, Any] | None
-    pixels: bytes
-    file: str
-    frame_number: int
-    received_ns: int
-    # The serialized PanoImage fields other than the pixels, built on first use.
-    _metadata: bytes | None = field(default=None, repr=False, compare=False)
-    # An upload's PanoImage, which they are taken from instead of `header`.
-    _uploaded: daq_data_pb2.PanoImage | None = field(default=None, repr=False, compare=False)
-    # Per encoding, the serialized PanoImage (metadata + pixel fields), built on first use.
-    _payloads: dict[Encoding, bytes] = field(default_factory=dict, repr=False, compare=False)
+    __slots__ = (
+        "_metadata",
+        "_payloads",
+        "_pixels",
+        "_uploaded",
+        "dp",
+        "file",
+        "frame_number",
+        "header",
+        "module_id",
+        "received_ns",
+    )
+
+    def __init__(
+        self,
+        module_id: int,
+        dp: DataProduct,
+        header: dict[str, Any] | None,
+        pixels: bytes | None,
+        file: str,
+        frame_number: int,
+        received_ns: int,
+    ) -> None:
+        self.module_id = module_id
+        self.dp = dp
+        self.header = header
+        self.file = file
+        self.frame_number = frame_number
+        self.received_ns = received_ns
+        self._pixels = pixels
+        # The serialized PanoImage fields other than the pixels, built on first use.
+        self._metadata: bytes | None = None
+        # An upload's PanoImage: the metadata and, if not given, the pixels come from it.
+        self._uploaded: daq_data_pb2.PanoImage | None = None
+        # Per encoding, the serialized PanoImage (metadata + pixel fields), built on first use.
+        self._payloads: dict[Encoding, bytes] = {}
+
+    def __repr__(self) -> str:
+        return f"Frame(module {self.module_id}, {self.dp.name}, {self.file}#{self.frame_number})"
+
+    @classmethod
+    def uploaded(
+        cls,
+        image: daq_data_pb2.PanoImage,
+        dp: DataProduct,
+        encoding: Encoding,
+        payload: bytes,
+        pixels: bytes | None,
+    ) -> Frame:
+        """An upload's validated `image` as a frame: `payload` (the image serialized, pixels in
+        `encoding`) is its wire form in that encoding, so nothing is serialized again unless a
+        stream asks for another; `pixels` None means they are read from image_array if needed."""
+        frame = cls(
+            image.module_id, dp, None, pixels, image.file, image.frame_number, time.time_ns()
+        )
+        frame._uploaded = image
+        frame._payloads[encoding] = payload
+        return frame
+
+    @property
+    def pixels(self) -> bytes:
+        pixels = self._pixels
+        if pixels is None:
+            assert self._uploaded is not None, "a frame without pixels is an upload's"
+            pixels = self._pixels = packed_to_raw(self.dp, self._uploaded.image_array)
+        return pixels
 
     def metadata(self) -> bytes:
         data = self._metadata
         if data is None:
             uploaded = self._uploaded
-            data = (
-                metadata_image(self).SerializeToString()
-                if uploaded is None
-                else (without_pixels(uploaded))
-            )
-            self._metadata, self._uploaded = data, None
+            if uploaded is None:
+                data = metadata_image(self).SerializeToString()
+            else:
+                data = without_pixels(uploaded)
+            self._metadata = data
         return data
-
-    def adopt(self, image: daq_data_pb2.PanoImage, encoding: Encoding, payload: bytes) -> None:
-        """Use an upload's `payload` (`image` serialized, pixels in `encoding`) as this frame's
-        wire form in that encoding: nothing is serialized again unless a stream asks for
-        another encoding."""
-        self._uploaded = image
-        self._payloads[encoding] = payload
 
     def payload(self, encoding: Encoding = PACKED) -> bytes:
         """The serialized PanoImage in `encoding`, built once however many clients get it."""

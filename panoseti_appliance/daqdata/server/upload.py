@@ -10,8 +10,6 @@ become its wire form in the encoding it was sent in, so nothing is serialized ag
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
@@ -23,15 +21,31 @@ from panoseti_appliance.daqdata.server.frame import (
     RAW,
     Encoding,
     Frame,
+    wire_dtype,
 )
-from panoseti_appliance.daqdata.server.wire import embedded_messages
+from panoseti_appliance.daqdata.server.wire import embedded_messages, field_bytes
 from panoseti_appliance.products import DataProduct, UnknownDataProduct, by_layout
 
 MAX_MODULE_ID = 65535
 #: Longest `file` an uploaded image may name, in UTF-8 bytes (Linux PATH_MAX).
 MAX_UPLOAD_FILE_BYTES = 4096
-#: UploadImageRequest's fields: 1 pano_image, 2 more_images.
+#: UploadImageRequest's fields: 1 pano_image, 2 more_images; PanoImage's 3 is image_array.
 _PANO_IMAGE, _MORE_IMAGES = 1, 2
+_IMAGE_ARRAY = 3
+#: Each byte of packed varints as a letter: "c" continues the varint (bit 7 set); the last byte
+#: of a varint is "l" when it keeps the value within the pixel width at that position and "h"
+#: otherwise. By bytes_per_pixel, the letters for a last byte and the runs that mean "too big":
+#: 16 bits allow at most 3 bytes whose third carries only bits 14 and 15 (at most 3); 8 bits
+#: allow at most 2 bytes whose second carries only bit 7 (at most 1).
+_LOW_LAST = {2: 3, 1: 1}
+_LETTERS = {
+    bpp: bytes.maketrans(
+        bytes(range(256)),
+        bytes(ord("l") if b <= low else ord("h") if b < 0x80 else ord("c") for b in range(256)),
+    )
+    for bpp, low in _LOW_LAST.items()
+}
+_TOO_BIG_RUNS = {2: (b"ccc", b"cch"), 1: (b"cc", b"ch")}
 
 
 class InvalidUpload(ValueError):
@@ -81,8 +95,11 @@ def image_frame(image: pb.PanoImage, sent: bytes | None, max_header_bytes: int) 
         dp = by_layout(image.type, list(image.shape), image.bytes_per_pixel)
     except UnknownDataProduct as exc:
         raise InvalidUpload(str(exc), "layout") from None
+    image.DiscardUnknownFields()
+    if sent is None or image.ByteSize() != len(sent):
+        sent = image.SerializeToString()  # not canonical, or unknown fields were dropped
     encoding = image.pixel_encoding
-    pixels = _pixels(image, dp, encoding)
+    pixels = _pixels(image, dp, encoding, sent)
     if image.module_id > MAX_MODULE_ID:
         raise InvalidUpload(f"module_id {image.module_id} is above {MAX_MODULE_ID}", "module_id")
     header_bytes = image.header.ByteSize()
@@ -95,16 +112,12 @@ def image_frame(image: pb.PanoImage, sent: bytes | None, max_header_bytes: int) 
     file_bytes = len(image.file.encode())
     if file_bytes > MAX_UPLOAD_FILE_BYTES:
         raise InvalidUpload(f"file is {file_bytes} bytes; at most {MAX_UPLOAD_FILE_BYTES}", "file")
-    image.DiscardUnknownFields()
-    if sent is None or image.ByteSize() != len(sent):
-        sent = image.SerializeToString()  # not canonical, or unknown fields were dropped
-    frame = Frame(image.module_id, dp, None, pixels, image.file, image.frame_number, time.time_ns())
-    frame.adopt(image, encoding, sent)
-    return frame
+    return Frame.uploaded(image, dp, encoding, sent, pixels)
 
 
-def _pixels(image: pb.PanoImage, dp: DataProduct, encoding: Encoding) -> bytes:
-    """The image's raw little-endian pixel bytes, checked against its data product."""
+def _pixels(image: pb.PanoImage, dp: DataProduct, encoding: Encoding, sent: bytes) -> bytes | None:
+    """The image's raw little-endian pixel bytes, checked against its data product; None for
+    PACKED pixels found valid on the wire (the frame decodes them only if a stream needs them)."""
     if encoding not in ENCODINGS:
         raise InvalidUpload(
             f"pixel_encoding {encoding} is unknown; use PACKED, RAW, BLOSC_LZ4 or BLOSC_ZSTD",
@@ -117,7 +130,10 @@ def _pixels(image: pb.PanoImage, dp: DataProduct, encoding: Encoding) -> bytes:
                 "set pixel_encoding to what pixel_data holds, or send the pixels in image_array",
                 "pixel_data",
             )
-        return _packed_pixels(image, dp)
+        packed = field_bytes(sent, _IMAGE_ARRAY)
+        if packed is not None and _packed_fit(packed, dp):
+            return None
+        return _packed_pixels(image, dp)  # the values themselves, to say what is wrong
     name = pb.PanoImage.Encoding.Name(encoding)
     if len(image.image_array):
         raise InvalidUpload(
@@ -139,6 +155,16 @@ def _pixels(image: pb.PanoImage, dp: DataProduct, encoding: Encoding) -> bytes:
     return pixels
 
 
+def _packed_fit(packed: bytes, dp: DataProduct) -> bool:
+    """True when the packed varints of image_array are exactly dp.pixels values that all fit
+    bytes_per_pixel; checked on the bytes, far cheaper than turning 1 024 values into objects."""
+    bpp = dp.bytes_per_pixel
+    letters = packed.translate(_LETTERS[bpp])
+    if len(letters) - letters.count(b"c") != dp.pixels or letters.endswith(b"c"):
+        return False
+    return not any(run in letters for run in _TOO_BIG_RUNS[bpp])
+
+
 def _packed_pixels(image: pb.PanoImage, dp: DataProduct) -> bytes:
     if len(image.image_array) != dp.pixels:
         raise InvalidUpload(
@@ -154,8 +180,7 @@ def _packed_pixels(image: pb.PanoImage, dp: DataProduct) -> bytes:
             f"{dp.bytes_per_pixel} (maximum {dp.max_wire_value})",
             "image_array",
         )
-    raw = np.dtype("<u2") if dp.bytes_per_pixel == 2 else np.dtype("u1")
-    return values.astype(raw).tobytes()
+    return values.astype(wire_dtype(dp)).tobytes()
 
 
 def _decompressed(chunk: bytes, dp: DataProduct) -> bytes:

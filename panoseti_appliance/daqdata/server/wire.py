@@ -63,3 +63,48 @@ def embedded_messages(data: bytes) -> list[tuple[int, int, int]] | None:
     except ValueError:
         return None
     return out
+
+
+def field_bytes(data: bytes, number: int) -> bytes | None:
+    """The contents of length-delimited field `number` of the message `data`, when it occurs
+    exactly once and every field before it is a varint or length-delimited (as in a canonical
+    PanoImage); None otherwise."""
+    pos = 0
+    try:
+        while pos < len(data):
+            key, pos = read_varint(data, pos)
+            kind = key & 7
+            if kind == 0:
+                _, pos = read_varint(data, pos)
+                continue
+            if kind != LEN:
+                return None
+            size, pos = read_varint(data, pos)
+            end = pos + size
+            if key >> 3 == number:
+                rest = embedded_fields_after(data, end, number)
+                return data[pos:end] if rest and end <= len(data) else None
+            pos = end
+    except ValueError:
+        return None
+    return None
+
+
+def embedded_fields_after(data: bytes, pos: int, number: int) -> bool:
+    """True when no later field of `data` (from `pos`) is field `number` again."""
+    try:
+        while pos < len(data):
+            key, pos = read_varint(data, pos)
+            if key >> 3 == number:
+                return False
+            kind = key & 7
+            if kind == 0:
+                _, pos = read_varint(data, pos)
+            elif kind == LEN:
+                size, pos = read_varint(data, pos)
+                pos += size
+            else:
+                return False
+    except ValueError:
+        return False
+    return pos == len(data)
