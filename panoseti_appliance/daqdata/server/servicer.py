@@ -89,6 +89,10 @@ class Reader:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     sent: int = 0
     lost: int = 0
+    #: Loop time the write in progress began (None between writes), and whether the stall
+    #: watcher gave up on it (`DaqDataServicer._watch_stalls`).
+    writing_since: float | None = None
+    stalled: bool = False
 
 
 def peer_host(peer: str) -> str:
@@ -140,6 +144,7 @@ class DaqDataServicer:
         self._reader_ids = 0
         # Final statuses of stalled streams still waiting for their client to read.
         self._ending: set[asyncio.Task[None]] = set()
+        self._stall_watcher: asyncio.Task[None] | None = None
         engine.on_failure(self._hp_io_failed)
 
     # ---- shared admission ------------------------------------------------------------------
@@ -169,6 +174,8 @@ class DaqDataServicer:
         self.shutting_down = True
         ended = self.end_readers(StreamEnd(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN))
         await self._wait_readers(ended, grace)
+        if self._stall_watcher is not None:
+            self._stall_watcher.cancel()
 
     @staticmethod
     async def _wait_readers(readers: list[Reader], timeout: float) -> None:
@@ -293,16 +300,19 @@ class DaqDataServicer:
             )
 
     async def _stream(self, reader: Reader, interval: float, context: StreamContext) -> None:
-        """Snapshot ticks at t0 + k·interval: newest unseen frame per (module, dp), no bursts."""
+        """Snapshot ticks at t0 + k·interval: newest unseen frame per (module, dp), no bursts;
+        batches are at least an interval apart."""
         loop = asyncio.get_running_loop()
         sub = reader.sub
         t0 = loop.time()
         tick = 0
+        taken_at = -math.inf
         while True:
             await self._sleep_until(sub, t0 + tick * interval)
             await self._check_end(sub, context)
             frames = self.hub.take_new(sub)
             if frames:
+                taken_at = loop.time()
                 for frame in frames:
                     await self._write(
                         reader, encode_response((frame,), reader.encoding, 0), context
@@ -310,11 +320,15 @@ class DaqDataServicer:
                     reader.sent += 1
                     self.responses_sent += 1
                     await self._check_end(sub, context)
+                tick = max(tick + 1, math.ceil((loop.time() - t0) / interval))
             else:
-                # Nothing new: sleep until a wanted frame arrives instead of waking every tick.
+                # Nothing new: sleep until a wanted frame arrives instead of waking every tick,
+                # then send it at once unless the last batch is less than an interval old, and
+                # count the ticks from there (waiting for the next tick of the old count would
+                # delay every frame of a quiet source by up to an interval).
                 await self.hub.wait_new(sub)
                 await self._check_end(sub, context)
-            tick = max(tick + 1, math.ceil((loop.time() - t0) / interval))
+                t0, tick = max(loop.time(), taken_at + interval), 0
 
     async def _stream_every_frame(self, reader: Reader, batch: int, context: StreamContext) -> None:
         """Every queued frame in order, up to `batch` per response, each response telling how
@@ -331,12 +345,24 @@ class DaqDataServicer:
 
     async def _write(self, reader: Reader, response: bytes, context: StreamContext) -> None:
         """Write one response; a client that reads nothing for stream_write_timeout_seconds
-        (gRPC's flow control then holds the write) is ended, freeing its slot."""
+        (gRPC's flow control then holds the write) is ended, freeing its slot.
+
+        One watcher for all streams (`_watch_stalls`) times the writes instead of a timer per
+        write: at thousands of responses a second, arming and cancelling a timer for each was a
+        tenth of what a response costs the daemon.
+        """
         timeout = self.cfg.stream_write_timeout_seconds
+        reader.writing_since = asyncio.get_running_loop().time()
+        if self._stall_watcher is None:
+            self._stall_watcher = asyncio.create_task(self._watch_stalls())
         try:
-            async with asyncio.timeout(timeout):
-                await context.write(response)
-        except TimeoutError:
+            await context.write(response)
+        except asyncio.CancelledError:
+            if not reader.stalled:
+                raise
+            task = asyncio.current_task()
+            assert task is not None
+            task.uncancel()
             end = StreamEnd(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"The client read nothing for {timeout:g} s; read faster or raise "
@@ -352,6 +378,26 @@ class DaqDataServicer:
             )
             await self._end_stalled(context, end)
             raise StreamStalled from None
+        finally:
+            reader.writing_since = None
+
+    async def _watch_stalls(self) -> None:
+        """While streams are open, end (cancel) every write that has waited longer than
+        stream_write_timeout_seconds; `_write` turns that into the stream's final status."""
+        timeout = self.cfg.stream_write_timeout_seconds
+        loop = asyncio.get_running_loop()
+        try:
+            while self.readers:
+                await asyncio.sleep(min(1.0, timeout / 4))
+                now = loop.time()
+                for reader in list(self.readers.values()):
+                    since = reader.writing_since
+                    if since is not None and now - since >= timeout and not reader.stalled:
+                        reader.stalled = True
+                        if reader.task is not None:
+                            reader.task.cancel()
+        finally:
+            self._stall_watcher = None
 
     async def _end_stalled(self, context: StreamContext, end: StreamEnd) -> None:
         """Give a stalled stream its final status without waiting for it to be sent.
