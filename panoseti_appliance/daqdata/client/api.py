@@ -39,7 +39,7 @@ from panoseti_appliance.config.importers import read_observatory
 from panoseti_appliance.config.models import HpIoConfig, ObservatoryConfig
 from panoseti_appliance.config.originals import OriginalSource
 from panoseti_appliance.daqdata.client import reflect
-from panoseti_appliance.daqdata.client.encoding import Encoding, encoding_named, stream_encoding
+from panoseti_appliance.daqdata.client.encoding import encoding_named, stream_encoding
 from panoseti_appliance.daqdata.client.hosts import DaqHost, resolve_hosts, target_for
 from panoseti_appliance.daqdata.client.parse import ParsedImage, parse_pano_image, response_images
 from panoseti_appliance.daqdata.client.rpc import (
@@ -60,6 +60,7 @@ from panoseti_appliance.daqdata.client.rpc import (
     stream_request,
     upload_image,
 )
+from panoseti_appliance.daqdata.pixels import Encoding
 from panoseti_appliance.grpcstubs import aio_reflection_stub
 from panoseti_appliance.loopthread import BlockingWrapper, blocking, blocking_stream
 from panoseti_appliance.multihost import (

@@ -13,22 +13,22 @@ the automatic choice takes it only where bytes cost nothing: a server on the sam
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
 from panoseti_appliance._proto import daq_data_pb2
+from panoseti_appliance.daqdata.pixels import (
+    BLOSC_LZ4,
+    BLOSC_ZSTD,
+    COMPRESSED,
+    PACKED,
+    RAW,
+    Encoding,
+    compress,
+    decompress,
+    without_pixels,
+)
 from panoseti_appliance.products import by_layout
-
-if TYPE_CHECKING:
-    Encoding: TypeAlias = daq_data_pb2.PanoImage.Encoding
-else:
-    Encoding = int
-
-PACKED: Encoding = daq_data_pb2.PanoImage.PACKED
-RAW: Encoding = daq_data_pb2.PanoImage.RAW
-BLOSC_LZ4: Encoding = daq_data_pb2.PanoImage.BLOSC_LZ4
-BLOSC_ZSTD: Encoding = daq_data_pb2.PanoImage.BLOSC_ZSTD
 
 #: The names the clients' `encoding` options take.
 ENCODING_NAMES: dict[str, Encoding] = {
@@ -130,19 +130,8 @@ def pixel_data_bytes(pano_image: daq_data_pb2.PanoImage) -> bytes:
                 f"{pano_image.bytes_per_pixel} bytes per pixel needs {expected}"
             )
         return data
-    if encoding in (BLOSC_LZ4, BLOSC_ZSTD):
-        import blosc2  # only a client that receives compressed images loads it
-
-        size = blosc2.get_cbuffer_sizes(data)[0]
-        if expected is not None and size != expected:
-            raise ValueError(
-                f"compressed pixel_data holds {size} bytes; shape {list(pano_image.shape)} at "
-                f"{pano_image.bytes_per_pixel} bytes per pixel needs {expected}"
-            )
-        raw: bytes = blosc2.decompress2(data)
-        if len(raw) != size:
-            raise ValueError(f"compressed pixel_data gave {len(raw)} bytes, its header said {size}")
-        return raw
+    if encoding in COMPRESSED:
+        return decompress(data, expected)
     if encoding == PACKED:
         raise ValueError("a PACKED image carries its pixels in image_array, not pixel_data")
     raise ValueError(f"unknown pixel_encoding {encoding}")
@@ -176,11 +165,7 @@ def encode_image(pano_image: daq_data_pb2.PanoImage, encoding: Encoding) -> daq_
         raw = packed_bytes(pano_image)
     else:
         raw = pixel_data_bytes(pano_image)
-    out = daq_data_pb2.PanoImage()
-    out.CopyFrom(pano_image)
-    out.ClearField("image_array")
-    out.ClearField("pixel_data")
-    out.ClearField("pixel_encoding")
+    out = without_pixels(pano_image)
     if encoding == PACKED:
         unsigned = _U1 if pano_image.bytes_per_pixel == 1 else _U2
         out.image_array.extend(np.frombuffer(raw, unsigned).tolist())
@@ -188,9 +173,6 @@ def encode_image(pano_image: daq_data_pb2.PanoImage, encoding: Encoding) -> daq_
         out.pixel_data = raw
         out.pixel_encoding = RAW
     else:
-        # The daemon's own compression (same codec, filter and type size as its streams).
-        from panoseti_appliance.daqdata.server.frame import compress
-
         dp = by_layout(pano_image.type, list(pano_image.shape), pano_image.bytes_per_pixel)
         out.pixel_data = compress(dp, raw, encoding)
         out.pixel_encoding = encoding

@@ -15,7 +15,8 @@ import pandas as pd
 
 from panoseti_appliance import pff
 from panoseti_appliance._proto import daq_data_pb2
-from panoseti_appliance.daqdata.client.encoding import PACKED, pixel_data_bytes, pixel_dtype
+from panoseti_appliance.daqdata.client.encoding import pixel_data_bytes, pixel_dtype
+from panoseti_appliance.daqdata.pixels import PACKED
 from panoseti_appliance.products import ImageType
 from panoseti_appliance.structs import struct_to_dict
 

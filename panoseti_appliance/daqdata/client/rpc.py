@@ -15,7 +15,8 @@ import grpc
 from panoseti_appliance._proto import daq_data_pb2
 from panoseti_appliance.config.importers import read_hp_io_config
 from panoseti_appliance.config.models import HpIoConfig
-from panoseti_appliance.daqdata.client.encoding import PACKED, Encoding, encode_image
+from panoseti_appliance.daqdata.client.encoding import encode_image
+from panoseti_appliance.daqdata.pixels import PACKED, Encoding
 from panoseti_appliance.retry import RetryPolicy
 
 #: Ping deadline (docs/daqdata.md, "Ping"): any error within it means "host down".

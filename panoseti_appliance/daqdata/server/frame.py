@@ -19,25 +19,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
 from google.protobuf import timestamp_pb2
 
 from panoseti_appliance._proto import daq_data_pb2
+from panoseti_appliance.daqdata.pixels import (
+    PACKED,
+    RAW,
+    Encoding,
+    compress,
+    wire_dtype,
+    without_pixels,
+)
 from panoseti_appliance.daqdata.server.wire import length_delimited, varint
 from panoseti_appliance.products import DataProduct
-
-#: A PanoImage.Encoding value (an int at run time).
-Encoding: TypeAlias = daq_data_pb2.PanoImage.Encoding
-
-PACKED: Encoding = daq_data_pb2.PanoImage.PACKED
-RAW: Encoding = daq_data_pb2.PanoImage.RAW
-BLOSC_LZ4: Encoding = daq_data_pb2.PanoImage.BLOSC_LZ4
-BLOSC_ZSTD: Encoding = daq_data_pb2.PanoImage.BLOSC_ZSTD
-ENCODINGS: tuple[Encoding, ...] = (PACKED, RAW, BLOSC_LZ4, BLOSC_ZSTD)
-#: blosc2's compression level for the BLOSC_* encodings (its default).
-BLOSC_CLEVEL = 5
 
 # Field tags (field number << 3 | wire type; 2 is length-delimited, 0 a varint).
 # StreamImagesResponse: 2 timestamp, 4 pano_image, 5 frames_lost, 6 more_images.
@@ -50,11 +47,6 @@ _PIXEL_DATA_TAG = b"\x4a"
 _PIXEL_ENCODING_TAG = b"\x50"
 
 
-def wire_dtype(dp: DataProduct) -> np.dtype[Any]:
-    """The unsigned little-endian dtype of the values `image_array` carries (PH as uint16)."""
-    return np.dtype("<u2") if dp.bytes_per_pixel == 2 else np.dtype("u1")
-
-
 def packed_to_raw(dp: DataProduct, values: Iterable[int]) -> bytes:
     """`image_array` values (already checked to fit) as the raw little-endian pixel bytes."""
     return np.array(values, dtype=np.uint32).astype(wire_dtype(dp)).tobytes()
@@ -63,21 +55,6 @@ def packed_to_raw(dp: DataProduct, values: Iterable[int]) -> bytes:
 def wire_pixels(dp: DataProduct, pixels: bytes) -> np.ndarray:
     """The raw pixel bytes as the unsigned values `image_array` carries (PH as uint16)."""
     return np.frombuffer(pixels, dtype=wire_dtype(dp))
-
-
-def compress(dp: DataProduct, pixels: bytes, encoding: Encoding) -> bytes:
-    """One blosc2 chunk of `pixels` (bitshuffle, typesize bytes_per_pixel) for BLOSC_*."""
-    import blosc2  # only a daemon asked for compressed pixels loads it
-
-    codec = blosc2.Codec.LZ4 if encoding == BLOSC_LZ4 else blosc2.Codec.ZSTD
-    chunk: bytes = blosc2.compress2(
-        pixels,
-        typesize=dp.bytes_per_pixel,
-        clevel=BLOSC_CLEVEL,
-        filters=[blosc2.Filter.BITSHUFFLE],
-        codec=codec,
-    )
-    return chunk
 
 
 def metadata_image(frame: Frame) -> daq_data_pb2.PanoImage:
@@ -93,16 +70,6 @@ def metadata_image(frame: Frame) -> daq_data_pb2.PanoImage:
     )
     image.header.update(frame.header or {})
     return image
-
-
-def without_pixels(image: daq_data_pb2.PanoImage) -> bytes:
-    """`image`'s fields other than its pixels, serialized (the metadata part of a payload)."""
-    bare = daq_data_pb2.PanoImage()
-    bare.CopyFrom(image)
-    bare.ClearField("image_array")
-    bare.ClearField("pixel_data")
-    bare.ClearField("pixel_encoding")
-    return bare.SerializeToString()
 
 
 def build_pano_image(frame: Frame) -> daq_data_pb2.PanoImage:
@@ -213,7 +180,7 @@ class Frame:
             if uploaded is None:
                 data = metadata_image(self).SerializeToString()
             else:
-                data = without_pixels(uploaded)
+                data = without_pixels(uploaded).SerializeToString()
             self._metadata = data
         return data
 

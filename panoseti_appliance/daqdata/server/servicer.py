@@ -33,7 +33,7 @@ from panoseti_appliance.config.checks import (
     format_module_range,
 )
 from panoseti_appliance.config.models import DaqDataConfig
-from panoseti_appliance.daqdata.server.frame import ENCODINGS, PACKED, RAW, Encoding
+from panoseti_appliance.daqdata.pixels import ENCODINGS, PACKED, RAW, Encoding
 from panoseti_appliance.daqdata.server.frame import response_bytes as encode_response
 from panoseti_appliance.daqdata.server.hpio import HpIo, HpIoSettings, HpIoState
 from panoseti_appliance.daqdata.server.hub import Hub, Subscription

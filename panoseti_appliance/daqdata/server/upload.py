@@ -13,16 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
-from panoseti_appliance.daqdata.server.frame import (
-    BLOSC_LZ4,
-    BLOSC_ZSTD,
+from panoseti_appliance.daqdata.pixels import (
     ENCODINGS,
     PACKED,
     RAW,
     Encoding,
-    Frame,
+    decompress,
     wire_dtype,
 )
+from panoseti_appliance.daqdata.server.frame import Frame
 from panoseti_appliance.daqdata.server.wire import embedded_messages, field_bytes
 from panoseti_appliance.products import DataProduct, UnknownDataProduct, by_layout
 
@@ -144,8 +143,10 @@ def _pixels(image: pb.PanoImage, dp: DataProduct, encoding: Encoding, sent: byte
     if encoding == RAW:
         pixels = image.pixel_data
     else:
-        assert encoding in (BLOSC_LZ4, BLOSC_ZSTD)
-        pixels = _decompressed(image.pixel_data, dp)
+        try:
+            pixels = decompress(image.pixel_data, dp.bytes_per_image)
+        except ValueError as exc:
+            raise InvalidUpload(f"{exc} ({dp.name})", "pixel_data") from None
     if len(pixels) != dp.bytes_per_image:
         raise InvalidUpload(
             f"pixel_data holds {len(pixels)} bytes of pixels; {dp.name} ({dp.rows}x{dp.cols}, "
@@ -181,31 +182,3 @@ def _packed_pixels(image: pb.PanoImage, dp: DataProduct) -> bytes:
             "image_array",
         )
     return values.astype(wire_dtype(dp)).tobytes()
-
-
-def _decompressed(chunk: bytes, dp: DataProduct) -> bytes:
-    """A BLOSC_* upload's pixels; its declared size is checked before anything is decompressed,
-    so a chunk claiming gigabytes costs nothing."""
-    import blosc2  # only a daemon that receives compressed uploads loads it
-
-    try:
-        nbytes, cbytes, _ = blosc2.get_cbuffer_sizes(chunk)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise InvalidUpload(f"pixel_data is not a blosc2 chunk ({exc})", "pixel_data") from None
-    if cbytes != len(chunk) or cbytes == 0:
-        raise InvalidUpload(
-            f"pixel_data is not a blosc2 chunk (its header gives a length of {cbytes} bytes; "
-            f"{len(chunk)} were sent); send one blosc2.compress2() result",
-            "pixel_data",
-        )
-    if nbytes != dp.bytes_per_image:
-        raise InvalidUpload(
-            f"pixel_data is a blosc2 chunk of {nbytes} bytes; {dp.name} needs exactly "
-            f"{dp.bytes_per_image} bytes of pixels",
-            "pixel_data",
-        )
-    try:
-        pixels: bytes = blosc2.decompress2(chunk)
-    except (RuntimeError, ValueError) as exc:
-        raise InvalidUpload(f"pixel_data does not decompress ({exc})", "pixel_data") from None
-    return pixels

@@ -23,7 +23,8 @@ from typing import Any
 import grpc
 
 from panoseti_appliance._proto import daq_data_pb2, daq_data_pb2_grpc
-from panoseti_appliance.daqdata.server.frame import PACKED, RAW, Encoding, Frame
+from panoseti_appliance.daqdata.pixels import PACKED, RAW, Encoding
+from panoseti_appliance.daqdata.server.frame import Frame
 from panoseti_appliance.daqdata.sim.base import SENT, SimStats
 from panoseti_appliance.products import DataProduct
 
