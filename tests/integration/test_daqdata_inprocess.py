@@ -43,7 +43,7 @@ def _frame(header: dict[str, object], number: int) -> Frame:
         module_id=3,
         dp=PH256,
         header=header,
-        pixels=bytes(PH256.bytes_per_image),
+        raw_pixels=bytes(PH256.bytes_per_image),
         file="bug.pff",
         frame_number=number,
         received_ns=time.time_ns(),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -93,58 +94,35 @@ def pixel_fields(dp: DataProduct, pixels: bytes, encoding: Encoding) -> bytes:
     )
 
 
+@dataclass(slots=True)
 class Frame:
     """One image of one module and data product, as ingested.
 
-    `pixels` is the raw little-endian pixel bytes, exactly dp.bytes_per_image long. `file` and
-    `frame_number` are what clients see in PanoImage (file name and index, `uds_<dp>` and a
-    per-(module, dp) counter, or what an uploader sent). `received_ns` is time.time_ns() at ingest.
-    `header` is the PFF JSON header; None for an upload, whose header only ever travels in the
-    serialized form it arrived in.
-
-    A plain class with slots rather than a dataclass: an upload's pixels are decoded from its
-    message only when a stream asks for an encoding other than the one it came in.
+    `pixels` is the raw little-endian pixel bytes, exactly dp.bytes_per_image long; an upload
+    may leave them undecoded (`raw_pixels` None) until a stream asks for an encoding other than
+    the one it came in. `file` and `frame_number` are what clients see in PanoImage (file name
+    and index, `uds_<dp>` and a per-(module, dp) counter, or what an uploader sent).
+    `received_ns` is time.time_ns() at ingest. `header` is the PFF JSON header; None for an
+    upload, whose header only ever travels in the serialized form it arrived in.
     """
 
-    __slots__ = (
-        "_metadata",
-        "_payloads",
-        "_pixels",
-        "_uploaded",
-        "dp",
-        "file",
-        "frame_number",
-        "header",
-        "module_id",
-        "received_ns",
+    module_id: int
+    dp: DataProduct
+    header: dict[str, Any] | None
+    raw_pixels: bytes | None
+    file: str
+    frame_number: int
+    received_ns: int
+    # The serialized PanoImage fields other than the pixels, built on first use.
+    _metadata: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    # An upload's PanoImage: the metadata and, if not given, the pixels come from it.
+    _uploaded: daq_data_pb2.PanoImage | None = field(
+        default=None, init=False, repr=False, compare=False
     )
-
-    def __init__(
-        self,
-        module_id: int,
-        dp: DataProduct,
-        header: dict[str, Any] | None,
-        pixels: bytes | None,
-        file: str,
-        frame_number: int,
-        received_ns: int,
-    ) -> None:
-        self.module_id = module_id
-        self.dp = dp
-        self.header = header
-        self.file = file
-        self.frame_number = frame_number
-        self.received_ns = received_ns
-        self._pixels = pixels
-        # The serialized PanoImage fields other than the pixels, built on first use.
-        self._metadata: bytes | None = None
-        # An upload's PanoImage: the metadata and, if not given, the pixels come from it.
-        self._uploaded: daq_data_pb2.PanoImage | None = None
-        # Per encoding, the serialized PanoImage (metadata + pixel fields), built on first use.
-        self._payloads: dict[Encoding, bytes] = {}
-
-    def __repr__(self) -> str:
-        return f"Frame(module {self.module_id}, {self.dp.name}, {self.file}#{self.frame_number})"
+    # Per encoding, the serialized PanoImage (metadata + pixel fields), built on first use.
+    _payloads: dict[Encoding, bytes] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def uploaded(
@@ -167,10 +145,10 @@ class Frame:
 
     @property
     def pixels(self) -> bytes:
-        pixels = self._pixels
+        pixels = self.raw_pixels
         if pixels is None:
             assert self._uploaded is not None, "a frame without pixels is an upload's"
-            pixels = self._pixels = packed_to_raw(self.dp, self._uploaded.image_array)
+            pixels = self.raw_pixels = packed_to_raw(self.dp, self._uploaded.image_array)
         return pixels
 
     def metadata(self) -> bytes:

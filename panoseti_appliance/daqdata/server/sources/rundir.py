@@ -161,7 +161,7 @@ class NewestFrameReader:
             module_id=module,
             dp=dp,
             header=frame.header,
-            pixels=frame.pixels,
+            raw_pixels=frame.pixels,
             file=path.name,
             frame_number=frame.index,
             received_ns=time.time_ns(),
