@@ -157,15 +157,7 @@ class NewestFrameReader:
             return None
         slot.last = key
         self.stats.add("frames_in")
-        return Frame(
-            module_id=module,
-            dp=dp,
-            header=frame.header,
-            raw_pixels=frame.pixels,
-            file=path.name,
-            frame_number=frame.index,
-            received_ns=time.time_ns(),
-        )
+        return Frame(module, dp, frame.header, frame.pixels, path.name, frame.index, time.time_ns())
 
     def read_modules(
         self,
