@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
 from panoseti_appliance.config.models import DaqDataConfig
+from tests.daemons import free_tcp_port, rpc_details, running_daemon
 from tests.integration.test_daqdata_support import (
     Collector,
     DaqData,
@@ -24,6 +25,7 @@ from tests.integration.test_daqdata_support import (
     pkt_num,
     rpc_error,
     send_frame,
+    settings_for,
     stream_request,
     until,
     upload_images,
@@ -119,6 +121,34 @@ def test_streams_beyond_the_per_host_limit_are_refused_others_served(tmp_path: P
             for stream in held:
                 stream.close()
             producer.close()
+
+
+def test_ipv6_clients_are_counted_per_host_apart_from_ipv4_ones(tmp_path: Path) -> None:
+    port4, port6 = free_tcp_port(), free_tcp_port()
+    listen = [f"127.0.0.1:{port4}", f"[::1]:{port6}"]
+    settings = settings_for(
+        tmp_path, port4, {"daqdata": {"max_streams_per_peer": 1, "listen": listen}}
+    )
+    with running_daemon("panoseti-daqdata", tmp_path, settings, listen[0]) as daemon:
+        producer = DaqData(daemon, tmp_path, port4).producer("ph256")
+        send_frame(producer, 1)
+        with (
+            grpc.insecure_channel(f"ipv6:[::1]:{port6}") as v6,
+            grpc.insecure_channel(listen[0]) as v4,
+        ):
+            held = pb_grpc.DaqDataStub(v6).StreamImages(stream_request(), timeout=30)
+            assert next(held).pano_image.module_id == 1
+            # The same IPv6 host again: over its limit, whatever the client port.
+            again = pb_grpc.DaqDataStub(v6).StreamImages(stream_request(), timeout=30)
+            err = rpc_error(lambda: next(again))
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert rpc_details(err).startswith("Max streams per client host (1) reached")
+            # IPv4 loopback is another host: served.
+            other = pb_grpc.DaqDataStub(v4).StreamImages(stream_request(), timeout=30)
+            assert next(other).pano_image.module_id == 1
+            held.cancel()
+            other.cancel()
+        producer.close()
 
 
 def test_a_stream_whose_client_reads_nothing_is_ended_and_frees_its_slot(tmp_path: Path) -> None:

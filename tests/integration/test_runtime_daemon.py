@@ -26,11 +26,15 @@ from grpc_health.v1 import health_pb2
 
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
 from panoseti_appliance.grpcstubs import health_stub
+from panoseti_appliance.multihost import ClientTls, sync_channel
 from tests.activation import NotifyListener, spawn_with_fds
+from tests.certs import Certs
 from tests.daemons import free_tcp_port
+from tests.integration.test_access_tls import certs, tls_settings
 from tests.producers import HashpipeProducer, garbage, socket_frame
 
 BIN = Path(sys.executable).parent
+__all__ = ["certs"]  # fixture used by this module
 DAEMONS = ("panoseti-daqdata", "panoseti-ubloxcontrol")
 SECTION = {"panoseti-daqdata": "daqdata", "panoseti-ubloxcontrol": "ublox"}
 WAIT = 30.0
@@ -230,6 +234,28 @@ def test_systemd_name_listen_address_serves_a_tcp_socket(tmp_path: Path) -> None
         _wait_ping(f"127.0.0.1:{port}")
     finally:
         assert _stop(proc) == 0
+
+
+def test_tls_on_a_tcp_socket_from_systemd_is_served_through_the_relay(
+    tmp_path: Path, certs: Certs
+) -> None:
+    port = free_tcp_port()
+    tls = json.dumps(tls_settings(certs))
+    config = _config(tmp_path, "panoseti-daqdata", ["systemd:grpc"], f"access: {{tls: {tls}}}\n")
+    argv = [str(BIN / "panoseti-daqdata"), "--config", str(config)]
+    log = tmp_path / "daemon.log"
+    proc = _activate([f"127.0.0.1:{port}"], "grpc", argv, log)
+    target = f"127.0.0.1:{port}"
+    try:
+        # The relay forwards the encrypted bytes; the daemon's private socket does the TLS.
+        with sync_channel(target, ClientTls(str(certs.path("ca.crt")))) as secure:
+            pb_grpc.DaqDataStub(secure).Ping(empty_pb2.Empty(), timeout=WAIT, wait_for_ready=True)
+        with grpc.insecure_channel(target) as plain, pytest.raises(grpc.RpcError) as info:
+            pb_grpc.DaqDataStub(plain).Ping(empty_pb2.Empty(), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        assert _stop(proc) == 0
+    assert "Traceback" not in log.read_text()
 
 
 def test_a_systemd_name_nobody_passed_exits_69(tmp_path: Path) -> None:

@@ -292,3 +292,35 @@ async def test_an_unplug_mid_stream_ends_it_and_the_daemon_waits_for_the_receive
     # The daemon re-ran the plan on the power-cycled receiver by itself.
     assert sent(receiver).count("CFG-VALSET") == 2 * valsets
     assert receiver.value("CFG_TP_FREQ_TP2") == 10_000_000
+
+
+async def test_an_unplug_during_init_ends_it_unavailable_and_a_later_init_succeeds(
+    node: Node, receiver: MemoryReceiver
+) -> None:
+    # A receiver that takes requests but answers none keeps InitF9t waiting at its first step,
+    # which is where the cable is pulled.
+    receiver.silent = True
+    call = asyncio.ensure_future(init(node, f9t_cfg()))
+
+    async def asked() -> bool:
+        return bool(sent(receiver))
+
+    await eventually(asked, "InitF9t's first request to reach the receiver")
+    assert not call.done()
+    receiver.unplug()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    # The loss ends the call at once, as UNAVAILABLE: not a FAILURE after the ack timeout.
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    details = info.value.details() or ""
+    assert details.startswith("F9T device disconnected: "), details
+    assert "receiver unplugged" in details
+    # The daemon goes on serving: nothing was brought up, so it is idle, not waiting.
+    assert not node.service.servicer.link_up
+    with pytest.raises(grpc.aio.AioRpcError) as poll:
+        await node.stub.PollMessage(pb.PollRequest(patterns=["MON-VER"]), timeout=RPC_TIMEOUT)
+    assert poll.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    receiver.silent = False
+    receiver.replug()
+    await init_ok(node, f9t_cfg())
+    assert node.service.servicer.link_up
