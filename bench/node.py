@@ -20,7 +20,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.daemons import Daemon, free_tcp_port, start_daemon
+from tests.daemons import free_tcp_port, start_daemon
+from tests.integration.test_daqdata_support import DaqData
 
 #: Streams one bench daemon admits, in total and per client host (every client is local).
 MAX_STREAMS = 400
@@ -58,16 +59,10 @@ def settings(tmp: Path, port: int, metrics_port: int, **daqdata: Any) -> dict[st
 
 
 @dataclass
-class Node:
-    """A running bench daemon."""
+class Node(DaqData):
+    """A running bench daemon: the tests' DaqData, with its metrics endpoint."""
 
-    daemon: Daemon
-    tmp: Path
-    metrics_port: int
-
-    @property
-    def target(self) -> str:
-        return self.daemon.target
+    metrics_port: int = 0
 
     @property
     def pid(self) -> int:
@@ -75,7 +70,7 @@ class Node:
 
     def hashpipe_paths(self, products: tuple[str, ...]) -> dict[str, str]:
         """The Hashpipe socket of each product."""
-        return {dp: str(self.tmp / f"hp_{dp}.sock") for dp in products}
+        return {dp: self.socket_path(dp) for dp in products}
 
     def metrics(self) -> dict[str, float]:
         return scrape(self.metrics_port)
@@ -113,7 +108,7 @@ def running_node(**daqdata: Any) -> Iterator[Node]:
             f"127.0.0.1:{port}",
         )
         try:
-            yield Node(daemon, tmp, metrics_port)
+            yield Node(daemon, tmp, port, metrics_port)
         finally:
             daemon.stop(check=False)
 

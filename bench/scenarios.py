@@ -8,7 +8,7 @@ has a daemon of its own, started fresh.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from bench.ceiling import measure_ceiling
@@ -118,17 +118,29 @@ def every_frame_readers() -> list[tuple[str, ReadPlan, tuple[str, ...]]]:
     ]
 
 
+def _available_forms(
+    features: Features, runs: list[Run], key: str, label: Callable[[ReadPlan], str]
+) -> Iterator[tuple[str, str, ReadPlan]]:
+    """(key, label, reader) for each every-frame reader whose features the daemon has; the
+    others go into `runs` as "not available" with the reason."""
+    for form, reader, needs in every_frame_readers():
+        run_key, run_label = f"{key}_{form}", label(reader)
+        why = missing(features, *needs)
+        if why:
+            runs.append({"key": run_key, "run": run_label, "unavailable": why})
+            continue
+        yield run_key, run_label, reader
+
+
 def hashpipe_every_frame(seconds: float, features: Features) -> list[Run]:
     """Hashpipe flat out, one every-frame client."""
     load = HashpipeLoad()
     runs: list[Run] = []
-    for form, reader, needs in every_frame_readers():
-        key = f"every_frame_flat_out_{form}"
-        label = f"{load.describe()}; 1 client {reader.describe()}"
-        why = missing(features, *needs)
-        if why:
-            runs.append({"key": key, "run": label, "unavailable": why})
-            continue
+
+    def labels(reader: ReadPlan) -> str:
+        return f"{load.describe()}; 1 client {reader.describe()}"
+
+    for key, label, reader in _available_forms(features, runs, "every_frame_flat_out", labels):
         with running_node() as node:
             window = run_loads(node, [reader], [load], seconds)
         ((_, images, lost),) = window.streams()
@@ -167,13 +179,11 @@ def eight_modules_1khz(soak_minutes: float, features: Features) -> list[Run]:
     load = HashpipeLoad(rate=8 * 1000)
     seconds = soak_minutes * 60
     runs: list[Run] = []
-    for form, reader, needs in every_frame_readers():
-        key = f"eight_modules_{form}"
-        label = f"{load.describe()}; 2 clients {reader.describe()}, {soak_minutes:g} min"
-        why = missing(features, *needs)
-        if why:
-            runs.append({"key": key, "run": label, "unavailable": why})
-            continue
+
+    def labels(reader: ReadPlan) -> str:
+        return f"{load.describe()}; 2 clients {reader.describe()}, {soak_minutes:g} min"
+
+    for key, label, reader in _available_forms(features, runs, "eight_modules", labels):
         with running_node() as node:
             window = run_loads(
                 node,

@@ -116,46 +116,50 @@ def test_render_writes_machine_commands_and_one_table_per_scenario():
     assert "**(2)" not in markdown
 
 
-def test_render_figures_of_each_run():
-    markdown = render(results())
-    (ceiling,) = rows(markdown, "bare handler")
-    assert ceiling == "| bare handler | 15 000 messages/s |"
-    (upload,) = rows(markdown, "one per message")
-    assert "accepted 12 800 images/s; 85 % of the ceiling" in upload
-    assert "daemon CPU 62.5 ms per 1 000 images" in upload
-    assert "per client 950 images/s" in upload
-    (raw,) = rows(markdown, "batched RAW")
-    assert raw == "| batched RAW | not available: raw_upload: a RAW upload is refused |"
-    (soak,) = rows(markdown, "8 modules |")
-    assert "delivered 16 000, 15 990 frames/s; lost 0; unaccounted 0" in soak
-    assert "RSS 80.0 → 80.5 MiB (+0.6 %); fds 22 → 22 (+0.0 %)" in soak
-    assert "**problems**: stream ended: UNAVAILABLE: shutting down" in soak
-    (decode,) = rows(markdown, "img16 RAW")
-    assert "pixels 2.1 µs; whole image 25.0 µs" in decode
+#: The first cell of each run row of `results()` and what the row must hold.
+FIGURE_ROWS = {
+    "bare handler": ["| bare handler | 15 000 messages/s |"],
+    "one per message": [
+        "accepted 12 800 images/s; 85 % of the ceiling",
+        "daemon CPU 62.5 ms per 1 000 images",
+        "per client 950 images/s",
+    ],
+    "batched RAW": ["| batched RAW | not available: raw_upload: a RAW upload is refused |"],
+    "8 modules |": [
+        "delivered 16 000, 15 990 frames/s; lost 0; unaccounted 0",
+        "RSS 80.0 → 80.5 MiB (+0.6 %); fds 22 → 22 (+0.0 %)",
+        "**problems**: stream ended: UNAVAILABLE: shutting down",
+    ],
+    "img16 RAW": ["pixels 2.1 µs; whole image 25.0 µs"],
+}
 
 
-def test_render_targets_met_not_met_unavailable_and_not_measured():
-    markdown = render(results())
-    (upload,) = rows(markdown, "(1) upload, one image per message: ≥ 1.4")
-    assert upload.endswith("| 12 800/s | met |")
-    (ceiling,) = rows(markdown, "(1) upload, one image per message: ≥ 85 %")
-    assert ceiling.endswith("| 85 % | met |")
-    (raw,) = rows(markdown, "(1) batched uploads (RAW)")
-    assert raw.endswith("| – | not available: raw_upload: a RAW upload is refused |")
-    (lost,) = rows(markdown, "(3) 8 modules × 1 kHz, 2 every-frame clients, PACKED")
-    assert lost.endswith("| 0 lost or unaccounted | met |")
-    (flat,) = rows(markdown, "(3) RSS and descriptors flat, PACKED")
-    assert flat.endswith("| +0.6 % at most | met |")
-    (raw_lost,) = rows(markdown, "(3) 8 modules × 1 kHz, 2 every-frame clients, RAW")
-    assert raw_lost.endswith("| – | not available: no such run |")
-    (p50,) = rows(markdown, "(5) latency at 500 img/s, snapshot client: p50")
-    assert p50.endswith("| 0.92 ms | **not met** |")
-    (p99,) = rows(markdown, "(5) latency at 500 img/s, snapshot client: p99")
-    assert p99.endswith("| 1.50 ms | met |")
-    (every,) = rows(markdown, "(5) latency at 500 img/s, every-frame client: p50")
-    assert every.endswith("| – | not available: no such run |")
-    (fan_out,) = rows(markdown, "(4) fan-out, 20 clients")
-    assert fan_out.endswith("| – | not measured in this run |")
+@pytest.mark.parametrize("first_cell", FIGURE_ROWS)
+def test_render_figures_of_each_run(first_cell: str) -> None:
+    (row,) = rows(render(results()), first_cell)
+    for part in FIGURE_ROWS[first_cell]:
+        assert part in row
+
+
+#: The start of each target row of `results()` and how it must end.
+TARGET_ROWS = {
+    "(1) upload, one image per message: ≥ 1.4": "| 12 800/s | met |",
+    "(1) upload, one image per message: ≥ 85 %": "| 85 % | met |",
+    "(1) batched uploads (RAW)": "| – | not available: raw_upload: a RAW upload is refused |",
+    "(3) 8 modules × 1 kHz, 2 every-frame clients, PACKED": "| 0 lost or unaccounted | met |",
+    "(3) RSS and descriptors flat, PACKED": "| +0.6 % at most | met |",
+    "(3) 8 modules × 1 kHz, 2 every-frame clients, RAW": "| – | not available: no such run |",
+    "(5) latency at 500 img/s, snapshot client: p50": "| 0.92 ms | **not met** |",
+    "(5) latency at 500 img/s, snapshot client: p99": "| 1.50 ms | met |",
+    "(5) latency at 500 img/s, every-frame client: p50": "| – | not available: no such run |",
+    "(4) fan-out, 20 clients": "| – | not measured in this run |",
+}
+
+
+@pytest.mark.parametrize("start", TARGET_ROWS)
+def test_render_targets_met_not_met_unavailable_and_not_measured(start: str) -> None:
+    (row,) = rows(render(results()), start)
+    assert row.endswith(TARGET_ROWS[start])
 
 
 def test_render_compares_with_the_original():
