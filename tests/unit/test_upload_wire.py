@@ -1,13 +1,16 @@
-"""The byte-level checks UploadImages uses instead of converting an image's values: they must
-agree with the plain rule (exactly `pixels` values, none above the pixel width) on any input."""
+"""The daemon's own varint code: the byte-level checks UploadImages uses instead of converting an
+image's values must agree with the plain rule (exactly `pixels` values, none above the pixel
+width), and the packed pixels it writes must be the bytes protobuf writes, on any input."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
+from panoseti_appliance.daqdata.pixels import packed_varints, wire_dtype
 from panoseti_appliance.daqdata.server.upload import _packed_fit
 from panoseti_appliance.daqdata.server.wire import field_bytes
 from panoseti_appliance.products import DataProduct, by_name
@@ -64,3 +67,16 @@ def test_a_field_is_found_only_once_and_whole() -> None:
     twice = one + pb.PanoImage(image_array=[5]).SerializeToString()
     assert field_bytes(twice, 3) is None  # protobuf would concatenate: left to it
     assert field_bytes(one[:-1], 3) is None  # cut short
+
+
+IMG16 = by_name("img16")
+
+
+@pytest.mark.parametrize("dp", [IMG8, IMG16, PH256], ids=lambda dp: dp.name)
+@given(data=st.data())
+def test_packed_pixels_are_the_bytes_protobuf_writes(dp: DataProduct, data: st.DataObject) -> None:
+    edges = [v for v in EDGES if v <= dp.max_wire_value]
+    value = st.one_of(st.sampled_from(edges), st.integers(0, dp.max_wire_value))
+    image = data.draw(st.lists(value, min_size=dp.pixels, max_size=dp.pixels))
+    pixels = np.array(image, dtype=wire_dtype(dp)).tobytes()
+    assert packed_varints(dp, pixels) == _packed(image)

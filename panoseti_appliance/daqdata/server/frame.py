@@ -31,6 +31,7 @@ from panoseti_appliance.daqdata.pixels import (
     RAW,
     Encoding,
     compress,
+    packed_varints,
     wire_dtype,
     without_pixels,
 )
@@ -43,7 +44,8 @@ _TIMESTAMP_TAG = b"\x12"
 _PANO_IMAGE_TAG = b"\x22"
 _FRAMES_LOST_TAG = b"\x28"
 _MORE_IMAGES_TAG = b"\x32"
-# PanoImage: 9 pixel_data, 10 pixel_encoding.
+# PanoImage: 3 image_array (packed), 9 pixel_data, 10 pixel_encoding.
+_IMAGE_ARRAY_TAG = b"\x1a"
 _PIXEL_DATA_TAG = b"\x4a"
 _PIXEL_ENCODING_TAG = b"\x50"
 
@@ -83,9 +85,7 @@ def build_pano_image(frame: Frame) -> daq_data_pb2.PanoImage:
 def pixel_fields(dp: DataProduct, pixels: bytes, encoding: Encoding) -> bytes:
     """The serialized PanoImage fields carrying `pixels` in `encoding`."""
     if encoding == PACKED:
-        image = daq_data_pb2.PanoImage()
-        image.image_array.extend(wire_pixels(dp, pixels).tolist())
-        return image.SerializeToString()
+        return length_delimited(_IMAGE_ARRAY_TAG, packed_varints(dp, pixels))
     data = pixels if encoding == RAW else compress(dp, pixels, encoding)
     return (
         length_delimited(_PIXEL_DATA_TAG, data)
