@@ -373,7 +373,8 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
                 max_frames_per_response=max_frames_per_response,
             )
 
-        request(next(iter(self.daq_hosts)))  # bad options raise before any host is pinged
+        for target in list(self.daq_hosts)[:1]:
+            request(target)  # bad options raise before any host is pinged
         targets = await self.validate_daq_hosts(hosts)
         requests = {target: request(target) for target in targets}
         if every_frame:
