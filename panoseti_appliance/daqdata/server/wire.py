@@ -44,67 +44,54 @@ def read_varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+#: Wire type of varint fields.
+VARINT = 0
+
+
+def top_level_fields(data: bytes) -> list[tuple[int, int, int, int]]:
+    """(field number, wire type, start, end) of each field of the message `data`: for a varint
+    field the varint's bytes, for a length-delimited one its contents. ValueError when `data`
+    is cut short or holds another wire type (none of the messages read here has one)."""
+    out: list[tuple[int, int, int, int]] = []
+    pos = 0
+    while pos < len(data):
+        key, start = read_varint(data, pos)
+        kind = key & 7
+        if kind == VARINT:
+            _, pos = read_varint(data, start)
+        elif kind == LEN:
+            size, start = read_varint(data, start)
+            pos = start + size
+            if pos > len(data):
+                raise ValueError("a length-delimited field runs past the end")
+        else:
+            raise ValueError(f"wire type {kind}")
+        out.append((key >> 3, kind, start, pos))
+    return out
+
+
 def embedded_messages(data: bytes) -> list[tuple[int, int, int]] | None:
     """(field number, start, end) of each top-level field of `data`, when every one of them is
     length-delimited and well formed; None otherwise (the caller then leaves it to protobuf)."""
-    out: list[tuple[int, int, int]] = []
-    pos = 0
     try:
-        while pos < len(data):
-            key, pos = read_varint(data, pos)
-            if key & 7 != LEN:
-                return None
-            size, pos = read_varint(data, pos)
-            end = pos + size
-            if end > len(data):
-                return None
-            out.append((key >> 3, pos, end))
-            pos = end
+        fields = top_level_fields(data)
     except ValueError:
         return None
-    return out
+    if any(kind != LEN for _, kind, _, _ in fields):
+        return None
+    return [(number, start, end) for number, _, start, end in fields]
 
 
 def field_bytes(data: bytes, number: int) -> bytes | None:
     """The contents of length-delimited field `number` of the message `data`, when it occurs
-    exactly once and every field before it is a varint or length-delimited (as in a canonical
+    exactly once and every field is a varint or length-delimited (as in a canonical
     PanoImage); None otherwise."""
-    pos = 0
     try:
-        while pos < len(data):
-            key, pos = read_varint(data, pos)
-            kind = key & 7
-            if kind == 0:
-                _, pos = read_varint(data, pos)
-                continue
-            if kind != LEN:
-                return None
-            size, pos = read_varint(data, pos)
-            end = pos + size
-            if key >> 3 == number:
-                rest = embedded_fields_after(data, end, number)
-                return data[pos:end] if rest and end <= len(data) else None
-            pos = end
+        fields = top_level_fields(data)
     except ValueError:
         return None
-    return None
-
-
-def embedded_fields_after(data: bytes, pos: int, number: int) -> bool:
-    """True when no later field of `data` (from `pos`) is field `number` again."""
-    try:
-        while pos < len(data):
-            key, pos = read_varint(data, pos)
-            if key >> 3 == number:
-                return False
-            kind = key & 7
-            if kind == 0:
-                _, pos = read_varint(data, pos)
-            elif kind == LEN:
-                size, pos = read_varint(data, pos)
-                pos += size
-            else:
-                return False
-    except ValueError:
-        return False
-    return pos == len(data)
+    found = [(kind, start, end) for n, kind, start, end in fields if n == number]
+    if len(found) != 1 or found[0][0] != LEN:
+        return None
+    _, start, end = found[0]
+    return data[start:end]
