@@ -35,9 +35,9 @@ MAX_UNSHAPED_BYTES = 1 << 20
 PIXEL_FIELDS = ("image_array", "pixel_data", "pixel_encoding")
 
 
-def wire_dtype(dp: DataProduct) -> np.dtype[Any]:
+def wire_dtype(bytes_per_pixel: int) -> np.dtype[Any]:
     """The unsigned little-endian dtype of the values `image_array` carries (PH as uint16)."""
-    return np.dtype("<u2") if dp.bytes_per_pixel == 2 else np.dtype("u1")
+    return np.dtype("<u2") if bytes_per_pixel == 2 else np.dtype("u1")
 
 
 @functools.cache
@@ -61,7 +61,7 @@ def packed_varints(dp: DataProduct, pixels: bytes) -> bytes:
     and the first send of each frame cost the daemon.
     """
     table, used = _varint_table()
-    values = np.frombuffer(pixels, dtype=wire_dtype(dp))
+    values = np.frombuffer(pixels, dtype=wire_dtype(dp.bytes_per_pixel))
     return bytes(table[values][used[values]].tobytes())
 
 

@@ -78,5 +78,5 @@ def test_packed_pixels_are_the_bytes_protobuf_writes(dp: DataProduct, data: st.D
     edges = [v for v in EDGES if v <= dp.max_wire_value]
     value = st.one_of(st.sampled_from(edges), st.integers(0, dp.max_wire_value))
     image = data.draw(st.lists(value, min_size=dp.pixels, max_size=dp.pixels))
-    pixels = np.array(image, dtype=wire_dtype(dp)).tobytes()
+    pixels = np.array(image, dtype=wire_dtype(dp.bytes_per_pixel)).tobytes()
     assert packed_varints(dp, pixels) == _packed(image)

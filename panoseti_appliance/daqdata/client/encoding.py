@@ -26,6 +26,7 @@ from panoseti_appliance.daqdata.pixels import (
     Encoding,
     compress,
     decompress,
+    wire_dtype,
     without_pixels,
 )
 from panoseti_appliance.products import by_layout
@@ -150,7 +151,7 @@ def packed_bytes(pano_image: daq_data_pb2.PanoImage) -> bytes:
         )
     if wire.size and int(wire.max()) >= 1 << (8 * width):
         raise ValueError(f"image_array holds a value that does not fit {width} bytes per pixel")
-    return wire.astype(_U1 if width == 1 else _U2).tobytes()
+    return wire.astype(wire_dtype(width)).tobytes()
 
 
 def encode_image(pano_image: daq_data_pb2.PanoImage, encoding: Encoding) -> daq_data_pb2.PanoImage:
@@ -167,7 +168,7 @@ def encode_image(pano_image: daq_data_pb2.PanoImage, encoding: Encoding) -> daq_
         raw = pixel_data_bytes(pano_image)
     out = without_pixels(pano_image)
     if encoding == PACKED:
-        unsigned = _U1 if pano_image.bytes_per_pixel == 1 else _U2
+        unsigned = wire_dtype(pano_image.bytes_per_pixel)
         out.image_array.extend(np.frombuffer(raw, unsigned).tolist())
     elif encoding == RAW:
         out.pixel_data = raw

@@ -52,12 +52,7 @@ _PIXEL_ENCODING_TAG = b"\x50"
 
 def packed_to_raw(dp: DataProduct, values: Iterable[int]) -> bytes:
     """`image_array` values (already checked to fit) as the raw little-endian pixel bytes."""
-    return np.array(values, dtype=np.uint32).astype(wire_dtype(dp)).tobytes()
-
-
-def wire_pixels(dp: DataProduct, pixels: bytes) -> np.ndarray:
-    """The raw pixel bytes as the unsigned values `image_array` carries (PH as uint16)."""
-    return np.frombuffer(pixels, dtype=wire_dtype(dp))
+    return np.array(values, dtype=np.uint32).astype(wire_dtype(dp.bytes_per_pixel)).tobytes()
 
 
 def metadata_image(frame: Frame) -> daq_data_pb2.PanoImage:
@@ -72,13 +67,6 @@ def metadata_image(frame: Frame) -> daq_data_pb2.PanoImage:
         module_id=frame.module_id,
     )
     image.header.update(frame.header or {})
-    return image
-
-
-def build_pano_image(frame: Frame) -> daq_data_pb2.PanoImage:
-    """`frame` as the PanoImage an original client reads (PACKED)."""
-    image = metadata_image(frame)
-    image.image_array.extend(wire_pixels(frame.dp, frame.pixels).tolist())
     return image
 
 

@@ -181,4 +181,4 @@ def _packed_pixels(image: pb.PanoImage, dp: DataProduct) -> bytes:
             f"{dp.bytes_per_pixel} (maximum {dp.max_wire_value})",
             "image_array",
         )
-    return values.astype(wire_dtype(dp)).tobytes()
+    return values.astype(wire_dtype(dp.bytes_per_pixel)).tobytes()

@@ -6,9 +6,10 @@ decode), put on a small queue that a background task streams to `rpc_target`. Ea
 takes every image already waiting, up to `batch`, so a fast simulator sends few large requests
 and a slow one sends each image at once. The step loop waits for room in that queue, so gRPC
 flow control paces the simulator: nothing is dropped, every data product gets its turn in step
-order, and at rate 0 the simulator runs exactly as fast as the daemon ingests. UNAVAILABLE (daemon restarting or still configuring)
-ends the call; the task reconnects with back-off and carries on. Any other error is logged and
-counted, then retried the same way, so the simulator keeps feeding a daemon that comes back.
+order, and at rate 0 the simulator runs exactly as fast as the daemon ingests. UNAVAILABLE
+(daemon restarting or still configuring) ends the call; the task reconnects with back-off and
+carries on. Any other error is logged and counted, then retried the same way, so the simulator
+keeps feeding a daemon that comes back.
 """
 
 from __future__ import annotations
