@@ -47,7 +47,7 @@ class Subscription:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     ended: object | None = None
     #: Every-frame subscriptions: the frames not yet sent, oldest first, and how many were
-    #: dropped from its front since `take_queued` last reported them.
+    #: dropped from its front since `take_queued` last reported them (`Hub.publish` pushes).
     queue: deque[Frame] | None = None
     lost: int = 0
 
@@ -59,6 +59,21 @@ class Subscription:
             self.lost += 1  # the deque drops the oldest on append
         queue.append(frame)
         self.wakeup.set()
+
+    def take_queued(self, most: int) -> tuple[list[Frame], int]:
+        """Up to `most` queued frames, oldest first, and how many were dropped before them
+        since the previous call."""
+        queue = self.queue
+        assert queue is not None
+        frames = [queue.popleft() for _ in range(min(most, len(queue)))]
+        lost, self.lost = self.lost, 0
+        return frames, lost
+
+    async def wait_queued(self) -> None:
+        """Return once a frame is queued or the subscription is ended."""
+        while self.ended is None and not self.queue:
+            self.wakeup.clear()
+            await self.wakeup.wait()
 
     def wants(self, key: Key) -> bool:
         module, dp = key
@@ -134,23 +149,6 @@ class Hub:
     def unsubscribe(self, sub: Subscription) -> None:
         self._idle.discard(sub)
         self._every.discard(sub)
-
-    @staticmethod
-    def take_queued(sub: Subscription, most: int) -> tuple[list[Frame], int]:
-        """Up to `most` of an every-frame subscription's queued frames, oldest first, and how
-        many were dropped before them since the previous call."""
-        queue = sub.queue
-        assert queue is not None
-        frames = [queue.popleft() for _ in range(min(most, len(queue)))]
-        lost, sub.lost = sub.lost, 0
-        return frames, lost
-
-    @staticmethod
-    async def wait_queued(sub: Subscription) -> None:
-        """Return once an every-frame subscription has a queued frame or is ended."""
-        while sub.ended is None and not sub.queue:
-            sub.wakeup.clear()
-            await sub.wakeup.wait()
 
     def take_new(self, sub: Subscription) -> list[Frame]:
         """The newest unseen frame of each wanted (module, dp), in delivery order, marked sent."""

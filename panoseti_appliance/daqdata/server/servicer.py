@@ -335,9 +335,9 @@ class DaqDataServicer:
         many frames the queue dropped before its first."""
         sub = reader.sub
         while True:
-            await self.hub.wait_queued(sub)
+            await sub.wait_queued()
             await self._check_end(sub, context)
-            frames, lost = self.hub.take_queued(sub, batch)
+            frames, lost = sub.take_queued(batch)
             reader.lost += lost
             await self._write(reader, encode_response(frames, reader.encoding, lost), context)
             reader.sent += len(frames)

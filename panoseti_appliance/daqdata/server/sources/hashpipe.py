@@ -63,8 +63,9 @@ STRADDLE_LOOKAHEAD = 16
 #: Drop reasons, each counted per connection and per source.
 DROP_REASONS = ("bad_start", "no_header_end", "bad_header", "torn", "torn_emitted")
 #: One read per turn of the event loop: about three img16 frames. Larger reads let producers that
-#: run flat out take the loop from the streams (bench/bench_daqdata.py --clients 4 --rates 0: 4 KiB, 8 KiB, 16 KiB
-#: and 64 KiB gave each of 4 snapshot clients about 1 800, 1 280, 770 and 370 images/s).
+#: run flat out take the loop from the streams (`bench/bench_daqdata.py --clients 4 --rates 0`:
+#: reads of 4, 8, 16 and 64 KiB gave each of 4 snapshot clients about 1 800, 1 280, 770 and 370
+#: images/s).
 RECV_BYTES = 1 << 13
 LISTEN_BACKLOG = 64
 #: Linux SO_RCVBUFFORCE (not exported by the socket module): exceeds net.core.rmem_max when
