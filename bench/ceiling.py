@@ -15,8 +15,9 @@ from typing import Any
 
 import grpc
 
-from bench.feeds import UploadPlan, sample_image, upload, upload_request
+from bench.feeds import UploadPlan, sample_image, upload
 from bench.loads import Gate, Loads, counters
+from panoseti_appliance.daqdata.client.rpc import batch_request
 from tests.daemons import free_tcp_port
 
 SERVICE = "daqdata.DaqData"
@@ -68,6 +69,6 @@ def measure_ceiling(seconds: float, settle: float = 0.5) -> dict[str, Any]:
     return {
         "run": "bare handler, one uploader process",
         "messages_per_s": (n1 - n0) / (t1 - t0),
-        "request_bytes": upload_request([sample_image(1, "img16", 0, False)]).ByteSize(),
+        "request_bytes": batch_request([sample_image(1, "img16", 0, False)]).ByteSize(),
         "error": sent["error"],
     }

@@ -20,11 +20,12 @@ from typing import Any
 import grpc
 import numpy as np
 
-from bench.feeds import raw_upload, sample_frames, sample_image, upload_request
+from bench.feeds import raw_upload, sample_frames, sample_image
 from bench.loads import CHANNEL_OPTIONS
 from bench.node import Node
 from bench.readers import raw_stream
 from panoseti_appliance._proto import daq_data_pb2 as pb
+from panoseti_appliance.daqdata.client.rpc import batch_request
 from panoseti_appliance.products import by_name
 
 ENCODINGS: dict[str, pb.PanoImage.Encoding] = {
@@ -67,7 +68,7 @@ async def _capture(node: Node, dp: str) -> dict[str, list[bytes]]:
         upload = raw_upload(channel)()
         for index in range(len(frames)):
             image = sample_image(MODULE, dp, index, raw=False)
-            await upload.write(upload_request([image]).SerializeToString())
+            await upload.write(batch_request([image]).SerializeToString())
             for name, queue in queues.items():
                 while True:
                     raw = await asyncio.wait_for(queue.get(), WAIT)

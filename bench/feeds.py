@@ -26,6 +26,7 @@ from google.protobuf import empty_pb2
 from bench.loads import CHANNEL_OPTIONS, Gate
 from panoseti_appliance import pff, sample_data
 from panoseti_appliance._proto import daq_data_pb2 as pb
+from panoseti_appliance.daqdata.client.rpc import batch_request
 from panoseti_appliance.daqdata.sim.upload import pano_image
 from panoseti_appliance.products import by_name
 
@@ -137,12 +138,6 @@ def sample_image(module: int, dp: str, index: int, raw: bool) -> pb.PanoImage:
     return image
 
 
-def upload_request(images: list[pb.PanoImage]) -> pb.UploadImageRequest:
-    request = pb.UploadImageRequest(pano_image=images[0])
-    request.more_images.extend(images[1:])
-    return request
-
-
 def raw_upload(channel: grpc.aio.Channel) -> grpc.aio.StreamUnaryMultiCallable[bytes, bytes]:
     """UploadImages taking serialized requests."""
     call: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(
@@ -180,7 +175,7 @@ class _Uploader:
     def cycle(self) -> list[bytes]:
         per = self.plan.per_request
         return [
-            upload_request([self.image(k * per + j) for j in range(per)]).SerializeToString()
+            batch_request([self.image(k * per + j) for j in range(per)]).SerializeToString()
             for k in range(CYCLE)
         ]
 
@@ -204,7 +199,7 @@ class _Uploader:
             if ahead > 0:
                 await asyncio.sleep(ahead)
             images = [self.image(n + j) for j in range(plan.per_request)]
-            data = upload_request(images).SerializeToString()
+            data = batch_request(images).SerializeToString()
             if plan.stamp:
                 now = time.monotonic_ns()
                 self.stamps.extend((i.module_id, i.type, i.frame_number, now) for i in images)

@@ -14,10 +14,11 @@ from typing import Any
 import grpc
 import numpy as np
 
-from bench.feeds import sample_frames, sample_image, upload_once, upload_request
+from bench.feeds import sample_frames, sample_image, upload_once
 from bench.node import Node
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance._proto import daq_data_pb2_grpc as pb_grpc
+from panoseti_appliance.daqdata.client.rpc import batch_request
 
 #: How long a probe waits for the responses that show the feature.
 WAIT = 3.0
@@ -54,7 +55,7 @@ def _movie(module: int, **fields: Any) -> pb.StreamImagesRequest:
 
 def pixel_encoding(node: Node) -> Feature:
     """A stream asking for RAW gets the PFF bytes in pixel_data."""
-    upload_once(node.target, [upload_request([sample_image(90, "img16", 0, False)])])
+    upload_once(node.target, [batch_request([sample_image(90, "img16", 0, False)])])
     response = _first(node, _movie(90, pixel_encoding=pb.PanoImage.RAW))
     if response is None:
         return Feature(False, "no response to a RAW stream")
@@ -76,7 +77,7 @@ def every_frame(node: Node) -> Feature:
     with channel:
         node.wait_streams(1)
         upload_once(
-            node.target, [upload_request([sample_image(91, "img16", n, False)]) for n in range(5)]
+            node.target, [batch_request([sample_image(91, "img16", n, False)]) for n in range(5)]
         )
         try:
             for response in call:
@@ -97,7 +98,7 @@ def every_frame(node: Node) -> Feature:
 def batched_upload(node: Node) -> Feature:
     """An image in UploadImageRequest.more_images reaches a stream."""
     images = [sample_image(92, "img16", 0, False), sample_image(93, "img16", 0, False)]
-    upload_once(node.target, [upload_request(images)])
+    upload_once(node.target, [batch_request(images)])
     if _first(node, _movie(93)) is None:
         return Feature(False, "the daemon ignores UploadImageRequest.more_images")
     return Feature(True, "an image in more_images was published")
@@ -106,7 +107,7 @@ def batched_upload(node: Node) -> Feature:
 def raw_upload(node: Node) -> Feature:
     """An uploaded image with RAW pixel_data is accepted and streamed with the same pixels."""
     try:
-        upload_once(node.target, [upload_request([sample_image(94, "img16", 0, True)])])
+        upload_once(node.target, [batch_request([sample_image(94, "img16", 0, True)])])
     except grpc.RpcError as exc:
         return Feature(False, f"a RAW upload is refused: {exc.code().name}: {exc.details()}")
     response = _first(node, _movie(94))

@@ -9,12 +9,14 @@ import pytest
 
 from panoseti_appliance._proto import daq_data_pb2
 from panoseti_appliance.config import ConfigError, HpIoConfig, read_hp_io_config
+from panoseti_appliance.daqdata.client.api import _upload_requests
 from panoseti_appliance.daqdata.client.rpc import (
     DEFAULT_SIM_HP_IO_CFG,
+    batch_request,
     hp_io_settings,
     init_request,
     stream_request,
-    upload_request,
+    upload_image,
 )
 
 
@@ -125,10 +127,14 @@ def test_hp_io_file_problems_name_file_and_line(tmp_path: Path) -> None:
     ]
 
 
-def test_upload_request_wraps_images_only() -> None:
-    image = daq_data_pb2.PanoImage(module_id=3)
-    assert upload_request(image).pano_image.module_id == 3
-    wrapped = daq_data_pb2.UploadImageRequest(pano_image=image)
-    assert upload_request(wrapped) is wrapped
+async def test_uploads_wrap_images_in_batches_and_pass_requests_unchanged() -> None:
+    images = [daq_data_pb2.PanoImage(module_id=m) for m in (3, 4, 5)]
+    wrapped = daq_data_pb2.UploadImageRequest(pano_image=daq_data_pb2.PanoImage(module_id=9))
+    got = [r async for r in _upload_requests([images[0], wrapped, *images[1:]], 2, None)]
+    assert got[0] == batch_request(images[:1])  # flushed before the request passed through
+    assert got[1] is wrapped
+    assert got[2].pano_image.module_id == 4
+    assert [i.module_id for i in got[2].more_images] == [5]
+    assert len(got) == 3
     with pytest.raises(ValueError, match="needs PanoImage or UploadImageRequest"):
-        upload_request({"module_id": 3})
+        upload_image({"module_id": 3})

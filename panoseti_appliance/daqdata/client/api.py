@@ -373,8 +373,7 @@ class AioDaqDataClient(AioChannelClient, _HostViews):
                 max_frames_per_response=max_frames_per_response,
             )
 
-        for target in list(self.daq_hosts)[:1]:
-            request(target)  # bad options raise before any host is pinged
+        request("")  # bad options raise before any host is pinged (the target only picks auto)
         targets = await self.validate_daq_hosts(hosts)
         requests = {target: request(target) for target in targets}
         if every_frame:

@@ -127,17 +127,6 @@ def init_request(
     )
 
 
-def upload_request(image: Any) -> daq_data_pb2.UploadImageRequest:
-    """Wrap a PanoImage for UploadImages (an UploadImageRequest passes through unchanged).
-
-    Call options are never put into the message (the original's sync client put wait_for_ready
-    in it and always failed).
-    """
-    if isinstance(image, daq_data_pb2.UploadImageRequest):
-        return image
-    return batch_request([upload_image(image)])
-
-
 def upload_image(image: Any, encoding: Encoding | None = None) -> daq_data_pb2.PanoImage:
     """A PanoImage to upload, its pixels re-encoded to `encoding` (None: as given)."""
     if not isinstance(image, daq_data_pb2.PanoImage):
@@ -149,7 +138,10 @@ def upload_image(image: Any, encoding: Encoding | None = None) -> daq_data_pb2.P
 
 
 def batch_request(images: list[daq_data_pb2.PanoImage]) -> daq_data_pb2.UploadImageRequest:
-    """One UploadImageRequest of `images` (at least one): the first, then more_images."""
+    """One UploadImageRequest of `images` (at least one): the first, then more_images.
+
+    Call options are never put into the message (the original's sync client put wait_for_ready
+    in it and always failed)."""
     first, *rest = images
     return daq_data_pb2.UploadImageRequest(pano_image=first, more_images=rest)
 

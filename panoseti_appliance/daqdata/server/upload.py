@@ -74,10 +74,11 @@ def upload_frames(
     images = [request.pano_image, *request.more_images]
     spans = embedded_messages(data)
     in_order = [_PANO_IMAGE] + [_MORE_IMAGES] * (len(images) - 1)
-    reusable = spans is not None and [number for number, _, _ in spans] == in_order
+    sents: list[bytes | None] = [None] * len(images)
+    if spans is not None and [number for number, _, _ in spans] == in_order:
+        sents = [data[start:end] for _, start, end in spans]
     frames = []
-    for position, image in enumerate(images):
-        sent = data[spans[position][1] : spans[position][2]] if reusable and spans else None
+    for position, (image, sent) in enumerate(zip(images, sents, strict=True)):
         try:
             frames.append(image_frame(image, sent, max_header_bytes))
         except InvalidUpload as exc:
