@@ -215,3 +215,21 @@ def test_a_client_that_falls_behind_loses_the_oldest_frames_and_is_told(tmp_path
     assert lost > 0
     assert len(numbers) + lost == 3000
     assert numbers == sorted(set(numbers))  # in order, none twice
+
+
+def test_frames_per_response_is_capped_whatever_the_client_asks(tmp_path: Path) -> None:
+    with daqdata(tmp_path) as d, d.stub() as stub:
+        call = _every_frame(stub, module=24, per_response=2**32 - 1)
+        _wait_subscribed(d, 1)
+        images = upload_images(600, module=24)
+        stub.UploadImages(iter([_batch(images)]), timeout=30)
+        got: list[pb.PanoImage] = []
+        sizes: list[int] = []
+        while len(got) < 600:
+            frames = _frames(next(call))
+            sizes.append(len(frames))
+            got.extend(frames)
+        call.cancel()
+    # The 600 arrive in one request, so they are all queued before the first response.
+    assert max(sizes) == 256  # MAX_FRAMES_PER_RESPONSE, as docs/daqdata.md says
+    assert got == [r.pano_image for r in images]
