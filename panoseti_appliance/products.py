@@ -101,6 +101,12 @@ def by_layout(
     image_type: int | ImageType, shape: Sequence[int], bytes_per_pixel: int
 ) -> DataProduct:
     """Look a product up by what a PanoImage carries: type, [rows, cols] and bytes per pixel."""
+    if len(shape) == 2:
+        # Values from the wire are ints already, and an IntEnum key matches its int: the lookup
+        # then needs no conversion (an upload looks up every image).
+        dp = _BY_LAYOUT.get((image_type, shape[0], shape[1], bytes_per_pixel))  # type: ignore[arg-type]
+        if dp is not None:
+            return dp
     dims = tuple(int(v) for v in shape)
     try:
         itype = ImageType(int(image_type))

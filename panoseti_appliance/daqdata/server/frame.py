@@ -103,10 +103,9 @@ class Frame:
     received_ns: int
     # The serialized PanoImage fields other than the pixels, built on first use.
     _metadata: bytes | None = field(default=None, init=False, repr=False, compare=False)
-    # An upload's PanoImage: the metadata and, if not given, the pixels come from it.
-    _uploaded: daq_data_pb2.PanoImage | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
+    # An upload's encoding: its payload in that encoding, the bytes it arrived as, is where the
+    # metadata and, if not given, the pixels come from (decoded only if a stream needs them).
+    _uploaded: Encoding | None = field(default=None, init=False, repr=False, compare=False)
     # Per encoding, the serialized PanoImage (metadata + pixel fields), built on first use.
     _payloads: dict[Encoding, bytes] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -127,26 +126,28 @@ class Frame:
         frame = cls(
             image.module_id, dp, None, pixels, image.file, image.frame_number, time.time_ns()
         )
-        frame._uploaded = image
+        frame._uploaded = encoding
         frame._payloads[encoding] = payload
         return frame
+
+    def _uploaded_image(self) -> daq_data_pb2.PanoImage:
+        assert self._uploaded is not None, "only an upload's frame has an uploaded image"
+        return daq_data_pb2.PanoImage.FromString(self._payloads[self._uploaded])
 
     @property
     def pixels(self) -> bytes:
         pixels = self.raw_pixels
         if pixels is None:
-            assert self._uploaded is not None, "a frame without pixels is an upload's"
-            pixels = self.raw_pixels = packed_to_raw(self.dp, self._uploaded.image_array)
+            pixels = self.raw_pixels = packed_to_raw(self.dp, self._uploaded_image().image_array)
         return pixels
 
     def metadata(self) -> bytes:
         data = self._metadata
         if data is None:
-            uploaded = self._uploaded
-            if uploaded is None:
+            if self._uploaded is None:
                 data = metadata_image(self).SerializeToString()
             else:
-                data = without_pixels(uploaded).SerializeToString()
+                data = without_pixels(self._uploaded_image()).SerializeToString()
             self._metadata = data
         return data
 

@@ -37,7 +37,12 @@ from panoseti_appliance.daqdata.pixels import ENCODINGS, PACKED, RAW, Encoding
 from panoseti_appliance.daqdata.server.frame import response_bytes as encode_response
 from panoseti_appliance.daqdata.server.hpio import HpIo, HpIoSettings, HpIoState
 from panoseti_appliance.daqdata.server.hub import Hub, Subscription
-from panoseti_appliance.daqdata.server.upload import MAX_MODULE_ID, InvalidUpload, upload_frames
+from panoseti_appliance.daqdata.server.upload import (
+    MAX_MODULE_ID,
+    InvalidUpload,
+    upload_frames,
+    viewed_frames,
+)
 from panoseti_appliance.products import MOVIE_PRODUCTS, PULSE_HEIGHT_PRODUCTS, DataProduct
 from panoseti_appliance.runtime.bounded import Throttled, bounded, quote
 from panoseti_appliance.runtime.logs import fields
@@ -553,8 +558,9 @@ class DaqDataServicer:
         request_iterator: AsyncIterator[bytes],
         context: grpc.aio.ServicerContext[bytes, empty_pb2.Empty],
     ) -> empty_pb2.Empty:
-        """Each request parsed here from its bytes, which become the images' wire form
-        (upload.upload_frames): nothing is serialized again for the streams."""
+        """Each request read here from its bytes, which become the images' wire form
+        (upload.viewed_frames, or upload.upload_frames for what the view leaves undecided):
+        nothing is serialized again for the streams."""
         await self._admit(context)
         peer = context.peer()
         self.uploads_active += 1
@@ -564,9 +570,11 @@ class DaqDataServicer:
         max_header_bytes = self.cfg.max_upload_header_bytes
         try:
             async for data in request_iterator:
-                request = await parse(pb.UploadImageRequest, data, context)
                 try:
-                    frames = upload_frames(request, data, max_header_bytes)
+                    frames = viewed_frames(data, max_header_bytes)
+                    if frames is None:
+                        request = await parse(pb.UploadImageRequest, data, context)
+                        frames = upload_frames(request, data, max_header_bytes)
                 except InvalidUpload as exc:
                     at = index + exc.position
                     self.uploads_refused[exc.field] += 1

@@ -1,16 +1,21 @@
-"""UploadImages' images: validated from the parsed request, forwarded in the bytes they came in.
+"""UploadImages' images: validated from the request, forwarded in the bytes they came in.
 
 Every check that protects clients runs on each image (docs/daqdata.md, "UploadImages"), in the
-order the document lists the reasons, but nothing is converted that a stream does not need: the
-header stays the Struct it arrived as (never turned into a dict), the pixels are checked with
-numpy over the repeated field's buffer, and when the request's bytes are the canonical
-serialization of what was parsed (what every protobuf library writes) each image's own bytes
-become its wire form in the encoding it was sent in, so nothing is serialized again.
+order the document lists the reasons, but nothing is converted that a stream does not need. A
+request is first read through the view of upload_view.py, whose image_array is the packed
+varints' bytes: when its bytes are the canonical serialization of what was parsed (what every
+protobuf library writes) and every image passes, each image's own bytes become its wire form in
+the encoding it was sent in, the header stays the Struct it arrived as, and nothing is decoded or
+serialized again. Anything else (a non-canonical request, an invalid image) goes through the
+real UploadImageRequest, which decodes the values and names what is wrong.
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from panoseti_appliance._proto import daq_data_pb2 as pb
 from panoseti_appliance.daqdata.pixels import (
@@ -22,6 +27,7 @@ from panoseti_appliance.daqdata.pixels import (
     wire_dtype,
 )
 from panoseti_appliance.daqdata.server.frame import Frame
+from panoseti_appliance.daqdata.server.upload_view import UploadImageRequestView, viewed_packed
 from panoseti_appliance.daqdata.server.wire import embedded_messages, field_bytes
 from panoseti_appliance.products import DataProduct, UnknownDataProduct, by_layout
 
@@ -32,19 +38,23 @@ MAX_UPLOAD_FILE_BYTES = 4096
 _PANO_IMAGE, _MORE_IMAGES = 1, 2
 _IMAGE_ARRAY = 3
 #: Each byte of packed varints as a letter: "c" continues the varint (bit 7 set); the last byte
-#: of a varint is "l" when it keeps the value within the pixel width at that position and "h"
-#: otherwise. By bytes_per_pixel, the letters for a last byte and the runs that mean "too big":
-#: 16 bits allow at most 3 bytes whose third carries only bits 14 and 15 (at most 3); 8 bits
-#: allow at most 2 bytes whose second carries only bit 7 (at most 1).
+#: of a varint is "z" when it is 0, "l" when it keeps the value within the pixel width at that
+#: position and "h" otherwise. A "c" before a "z" is a value written longer than protobuf
+#: writes it; too big by bytes_per_pixel: 16 bits allow at most 3 bytes whose third carries
+#: only bits 14 and 15 (at most 3); 8 bits allow at most 2 bytes whose second carries only
+#: bit 7 (at most 1). One regular expression finds any of these runs in one pass.
 _LOW_LAST = {2: 3, 1: 1}
 _LETTERS = {
     bpp: bytes.maketrans(
         bytes(range(256)),
-        bytes(ord("l") if b <= low else ord("h") if b < 0x80 else ord("c") for b in range(256)),
+        bytes(
+            ord("z") if b == 0 else ord("l") if b <= low else ord("h") if b < 0x80 else ord("c")
+            for b in range(256)
+        ),
     )
     for bpp, low in _LOW_LAST.items()
 }
-_TOO_BIG_RUNS = {2: (b"ccc", b"cch"), 1: (b"cc", b"ch")}
+_NOT_CANONICAL_OR_TOO_BIG = {2: re.compile(b"cz|cc[ch]"), 1: re.compile(b"cz|c[ch]")}
 
 
 class InvalidUpload(ValueError):
@@ -56,6 +66,34 @@ class InvalidUpload(ValueError):
         super().__init__(message)
         self.field = field
         self.position = position
+
+
+class _Undecided(Exception):
+    """The view cannot judge an image; the decoded request does, and says what is wrong."""
+
+
+def viewed_frames(data: bytes, max_header_bytes: int) -> list[Frame] | None:
+    """The frames of the UploadImageRequest `data`, read through the view; None when the view
+    cannot decide (bytes protobuf would write differently, or an invalid image): upload_frames
+    on the decoded request then gives the frames or the reason they are refused."""
+    try:
+        view = UploadImageRequestView.FromString(data)
+    except DecodeError:
+        return None
+    view.DiscardUnknownFields()
+    if not view.HasField("pano_image") or view.ByteSize() != len(data):
+        return None
+    spans = embedded_messages(data)
+    images = [view.pano_image, *view.more_images]
+    if spans is None or len(spans) != len(images):
+        return None
+    try:
+        return [
+            image_frame(image, data[start:end], max_header_bytes)
+            for image, (_, start, end) in zip(images, spans, strict=True)
+        ]
+    except (InvalidUpload, _Undecided):
+        return None
 
 
 def upload_frames(
@@ -79,6 +117,9 @@ def upload_frames(
         sents = [data[start:end] for _, start, end in spans]
     frames = []
     for position, (image, sent) in enumerate(zip(images, sents, strict=True)):
+        image.DiscardUnknownFields()
+        if sent is None or image.ByteSize() != len(sent):
+            sent = image.SerializeToString()  # not canonical, or unknown fields were dropped
         try:
             frames.append(image_frame(image, sent, max_header_bytes))
         except InvalidUpload as exc:
@@ -87,17 +128,14 @@ def upload_frames(
     return frames
 
 
-def image_frame(image: pb.PanoImage, sent: bytes | None, max_header_bytes: int) -> Frame:
-    """One uploaded PanoImage as a Frame; `sent` is the bytes it arrived as, if known."""
+def image_frame(image: pb.PanoImage, sent: bytes, max_header_bytes: int) -> Frame:
+    """One uploaded PanoImage (real or view) as a Frame; `sent` is its canonical bytes."""
     if image.type == pb.PanoImage.UNDEFINED:
         raise InvalidUpload("type is UNDEFINED; set MOVIE or PULSE_HEIGHT", "type")
     try:
-        dp = by_layout(image.type, list(image.shape), image.bytes_per_pixel)
+        dp = by_layout(image.type, image.shape, image.bytes_per_pixel)
     except UnknownDataProduct as exc:
         raise InvalidUpload(str(exc), "layout") from None
-    image.DiscardUnknownFields()
-    if sent is None or image.ByteSize() != len(sent):
-        sent = image.SerializeToString()  # not canonical, or unknown fields were dropped
     encoding = image.pixel_encoding
     pixels = _pixels(image, dp, encoding, sent)
     if image.module_id > MAX_MODULE_ID:
@@ -130,9 +168,12 @@ def _pixels(image: pb.PanoImage, dp: DataProduct, encoding: Encoding, sent: byte
                 "set pixel_encoding to what pixel_data holds, or send the pixels in image_array",
                 "pixel_data",
             )
-        packed = field_bytes(sent, _IMAGE_ARRAY)
+        viewed = viewed_packed(image)
+        packed = field_bytes(sent, _IMAGE_ARRAY) if viewed is None else viewed
         if packed is not None and _packed_fit(packed, dp):
             return None
+        if viewed is not None:
+            raise _Undecided
         return _packed_pixels(image, dp)  # the values themselves, to say what is wrong
     name = pb.PanoImage.Encoding.Name(encoding)
     if len(image.image_array):
@@ -158,13 +199,14 @@ def _pixels(image: pb.PanoImage, dp: DataProduct, encoding: Encoding, sent: byte
 
 
 def _packed_fit(packed: bytes, dp: DataProduct) -> bool:
-    """True when the packed varints of image_array are exactly dp.pixels values that all fit
-    bytes_per_pixel; checked on the bytes, far cheaper than turning 1 024 values into objects."""
+    """True when the packed varints of image_array are exactly dp.pixels values, each written as
+    protobuf writes it and all within bytes_per_pixel; checked on the bytes, far cheaper than
+    turning 1 024 values into objects. False sends the image to the decoded values."""
     bpp = dp.bytes_per_pixel
     letters = packed.translate(_LETTERS[bpp])
     if len(letters) - letters.count(b"c") != dp.pixels or letters.endswith(b"c"):
         return False
-    return not any(run in letters for run in _TOO_BIG_RUNS[bpp])
+    return _NOT_CANONICAL_OR_TOO_BIG[bpp].search(letters) is None
 
 
 def _packed_pixels(image: pb.PanoImage, dp: DataProduct) -> bytes:
