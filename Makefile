@@ -29,7 +29,7 @@ test: setup lint typecheck pytest
 
 # Every performance scenario against the real daemon (bench/run_all.py, about 5 minutes): writes
 # bench/results/<date>.json and the tables of docs/performance.md. Options go in BENCH_ARGS, e.g.
-# make bench BENCH_ARGS='--only 1,4 --seconds 3' (--seconds 10 --soak-minutes 10 for the docs).
+# make bench BENCH_ARGS='--only 1,4 --seconds 3' (--seconds 10 --soak-minutes 10 --repeat 3 for the docs).
 bench: setup
 	$(PY) bench/run_all.py $(BENCH_ARGS)
 

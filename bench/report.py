@@ -58,6 +58,7 @@ FIGURES: list[tuple[str, Callable[[Any, Run], str]]] = [
     ("ceiling_per_s", lambda v, r: f"{number(v)} messages/s"),
     ("accepted_per_s", lambda v, r: f"accepted {number(v)} images/s"),
     ("ceiling_ratio", lambda v, r: f"{percent(v)} of the ceiling"),
+    ("of_runs", lambda v, r: f"median of {len(v)} runs: {', '.join(number(x) for x in v)}"),
     ("cpu_ms_per_1000", lambda v, r: f"daemon CPU {number(v, 1)} ms per 1 000 images"),
     ("uploaded_per_s", lambda v, r: f"uploaded {number(v)} images/s"),
     ("ingested_per_s", lambda v, r: f"published {number(v)} frames/s"),

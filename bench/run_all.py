@@ -4,7 +4,7 @@
 Command (from the repository root; about 5 minutes at the defaults):
 
     make bench                                                 # all scenarios, 5 s runs, 1 min soak
-    make bench BENCH_ARGS='--seconds 10 --soak-minutes 10'     # the figures docs/performance.md keeps
+    make bench BENCH_ARGS='--seconds 10 --soak-minutes 10 --repeat 3'  # the figures the docs keep
     .venv/bin/python bench/run_all.py --only 1,4 --seconds 3   # some scenarios, shorter
 
 Scenarios (numbers as in docs/performance.md): 1 UploadImages flat out with one snapshot client,
@@ -72,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seconds": args.seconds,
             "soak_minutes": args.soak_minutes,
             "uploaders": args.uploaders,
+            "repeat": args.repeat,
         },
     }
     with running_node() as node:
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"feature {name}: {'yes' if feature['available'] else 'no'} ({feature['why']})")
 
     runners: dict[str, Callable[[], list[scenarios.Run]]] = {
-        "1": lambda: scenarios.uploads(args.seconds, features, args.uploaders),
+        "1": lambda: scenarios.uploads(args.seconds, features, args.uploaders, args.repeat),
         "2": lambda: scenarios.hashpipe_every_frame(args.seconds, features),
         "3": lambda: scenarios.eight_modules_1khz(args.soak_minutes, features),
         "4": lambda: scenarios.fan_out(args.seconds),

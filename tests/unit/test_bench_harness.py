@@ -11,7 +11,7 @@ import pytest
 from bench.measure import Window
 from bench.options import parse_only, parser
 from bench.report import BEGIN, END, SCENARIOS, render, update_docs
-from bench.scenarios import flat_after_warmup, latencies, percentile
+from bench.scenarios import flat_after_warmup, latencies, median_round, percentile
 
 
 def results() -> dict[str, Any]:
@@ -46,6 +46,7 @@ def results() -> dict[str, Any]:
                         "accepted_per_s": 12800.0,
                         "cpu_ms_per_1000": 62.5,
                         "ceiling_ratio": 12800 / 15000,
+                        "of_runs": [12800.0, 11950.0, 13020.0],
                         "client_per_s": [950.0],
                         "cpu_percent": 80.0,
                         "problems": [],
@@ -120,7 +121,7 @@ def test_render_writes_machine_commands_and_one_table_per_scenario():
 FIGURE_ROWS = {
     "bare handler": ["| bare handler | 15 000 messages/s |"],
     "one per message": [
-        "accepted 12 800 images/s; 85 % of the ceiling",
+        "accepted 12 800 images/s; 85 % of the ceiling; median of 3 runs: 12 800, 11 950, 13 020",
         "daemon CPU 62.5 ms per 1 000 images",
         "per client 950 images/s",
     ],
@@ -215,7 +216,7 @@ def test_only_refuses_unknown_or_no_scenarios(text):
 def test_options_default_to_every_scenario_and_short_runs():
     args = parser().parse_args([])
     assert args.only == SCENARIOS == ("1", "2", "3", "4", "5", "6", "7", "8")
-    assert (args.seconds, args.soak_minutes, args.no_docs) == (5.0, 1.0, False)
+    assert (args.seconds, args.soak_minutes, args.no_docs, args.repeat) == (5.0, 1.0, False, 1)
 
 
 def test_options_refuse_a_bad_value(capsys):
@@ -224,6 +225,44 @@ def test_options_refuse_a_bad_value(capsys):
     assert "unknown scenario 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parser().parse_args(["--seconds", "0"])
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--repeat", "0"])
+    assert "must be 1 or more, not 0" in capsys.readouterr().err
+
+
+def _round(ceiling: float, accepted: float, batched: float) -> list[dict[str, Any]]:
+    return [
+        {"key": "ceiling", "ceiling_per_s": ceiling, "problems": []},
+        {"key": "per_message", "per_request": 1, "accepted_per_s": accepted, "problems": []},
+        {"key": "batched", "per_request": 64, "accepted_per_s": batched, "problems": ["x"]},
+        {"key": "batched_raw", "unavailable": "raw_upload: refused"},
+    ]
+
+
+def test_scenario_1_reports_each_run_by_its_median_round():
+    ceiling, per_message, batched, raw = median_round(
+        [
+            _round(20_000, 9_000, 50_000),
+            _round(16_000, 12_000, 40_000),
+            _round(18_000, 8_000, 60_000),
+        ]
+    )
+    assert (ceiling["ceiling_per_s"], ceiling["of_runs"]) == (18_000, [20_000, 16_000, 18_000])
+    assert (per_message["accepted_per_s"], per_message["of_runs"]) == (
+        9_000,
+        [9_000, 12_000, 8_000],
+    )
+    assert per_message["ceiling_ratio"] == 9_000 / 18_000
+    assert batched["accepted_per_s"] == 50_000
+    assert "ceiling_ratio" not in batched  # messages/s compare with one image per message only
+    assert batched["problems"] == ["x", "x", "x"]
+    assert raw == {"key": "batched_raw", "unavailable": "raw_upload: refused"}
+
+
+def test_scenario_1_with_one_round_lists_no_runs():
+    _, per_message, _, _ = median_round([_round(20_000, 9_000, 50_000)])
+    assert "of_runs" not in per_message
+    assert per_message["ceiling_ratio"] == 0.45
 
 
 def test_percentile_interpolates_between_ranks():
