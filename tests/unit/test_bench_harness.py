@@ -4,6 +4,10 @@ the arithmetic of its figures (bench/report.py, bench/options.py, bench/scenario
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -317,3 +321,23 @@ def test_flat_after_warmup_compares_the_first_sample_after_warmup_with_the_last(
     assert flat["rss_mib"] == [80.0, 84.0]
     assert flat["rss_growth"] == pytest.approx(0.05)
     assert (flat["fds"], flat["fd_growth"]) == ([22.0, 22.0], 0.0)
+
+
+@pytest.mark.parametrize(
+    ("on_path", "reader"), [(True, "threaded_read_loop"), (False, "_read_loop")]
+)
+def test_the_threaded_ingest_experiment_replaces_the_reader_only_when_on_the_path(
+    on_path: bool, reader: str
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if on_path:
+        env["PYTHONPATH"] = str(root / "bench" / "experiments" / "threaded_ingest")
+    code = (
+        "from panoseti_appliance.daqdata.server.sources import hashpipe as hp\n"
+        "print(hp.HashpipeListener._read_loop.__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == reader
