@@ -19,7 +19,7 @@ from panoseti_appliance.daqdata.pixels import ENCODINGS, Encoding, compress
 from panoseti_appliance.daqdata.server.frame import Frame
 from panoseti_appliance.daqdata.server.upload import InvalidUpload, upload_frames, viewed_frames
 from panoseti_appliance.daqdata.server.upload_view import PanoImageView, UploadImageRequestView
-from panoseti_appliance.daqdata.server.wire import field_bytes
+from panoseti_appliance.daqdata.server.wire import field_bytes, length_delimited, varint
 from panoseti_appliance.products import by_name
 
 HEADER_LIMIT = 65536
@@ -106,13 +106,14 @@ def test_the_view_keeps_the_packed_bytes_undecoded() -> None:
 
 
 UNKNOWN = b"\xf8\x01\x07"  # field 31, a varint: unknown to PanoImage
+PANO_IMAGE_TAG = b"\x0a"  # UploadImageRequest.pano_image, length-delimited
 
 
 def unpacked(img: pb.PanoImage) -> bytes:
     """image_array written one varint at a time: legal, but not what protobuf writes."""
     values = list(img.image_array)
     del img.image_array[:]
-    return img.SerializeToString() + b"".join(b"\x18" + _varint(v) for v in values)
+    return img.SerializeToString() + b"".join(b"\x18" + varint(v) for v in values)
 
 
 @pytest.mark.parametrize(
@@ -129,22 +130,9 @@ def unpacked(img: pb.PanoImage) -> bytes:
 def test_bytes_protobuf_would_write_differently_are_left_to_the_decoded_request(
     change: Callable[[pb.PanoImage], bytes], why: str
 ) -> None:
-    data = _field(1, change(image("img16", pb.PanoImage.PACKED)))
+    data = length_delimited(PANO_IMAGE_TAG, change(image("img16", pb.PanoImage.PACKED)))
     assert not isinstance(decoded(data), str), "the decoded request accepts it"
     assert viewed_frames(data, HEADER_LIMIT) is None, why
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(number: int, body: bytes) -> bytes:
-    return bytes([number << 3 | 2]) + _varint(len(body)) + body
 
 
 def test_an_invalid_image_is_left_to_the_decoded_request_which_names_it() -> None:

@@ -85,8 +85,7 @@ def test_packed_pixels_are_the_bytes_protobuf_writes(dp: DataProduct, data: st.D
 def test_a_value_written_longer_than_protobuf_writes_it_is_not_fit() -> None:
     canonical = _packed([7] * PH256.pixels)
     assert _packed_fit(canonical, PH256)
-    overlong = (
-        b"\x87\x00" + canonical[1:]
-    )  # the first 7 in two bytes: the same value, not canonical
+    # The first 7 in two bytes: the same value, not canonical.
+    overlong = b"\x87\x00" + canonical[1:]
     assert not _packed_fit(overlong, PH256)
     assert _packed_fit(b"\x00" + canonical[1:], PH256)  # a plain 0 is canonical

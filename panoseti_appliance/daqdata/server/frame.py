@@ -105,7 +105,7 @@ class Frame:
     _metadata: bytes | None = field(default=None, init=False, repr=False, compare=False)
     # An upload's encoding: its payload in that encoding, the bytes it arrived as, is where the
     # metadata and, if not given, the pixels come from (decoded only if a stream needs them).
-    _uploaded: Encoding | None = field(default=None, init=False, repr=False, compare=False)
+    _arrived_as: Encoding | None = field(default=None, init=False, repr=False, compare=False)
     # Per encoding, the serialized PanoImage (metadata + pixel fields), built on first use.
     _payloads: dict[Encoding, bytes] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -126,13 +126,13 @@ class Frame:
         frame = cls(
             image.module_id, dp, None, pixels, image.file, image.frame_number, time.time_ns()
         )
-        frame._uploaded = encoding
+        frame._arrived_as = encoding
         frame._payloads[encoding] = payload
         return frame
 
     def _uploaded_image(self) -> daq_data_pb2.PanoImage:
-        assert self._uploaded is not None, "only an upload's frame has an uploaded image"
-        return daq_data_pb2.PanoImage.FromString(self._payloads[self._uploaded])
+        assert self._arrived_as is not None, "only an upload's frame has an uploaded image"
+        return daq_data_pb2.PanoImage.FromString(self._payloads[self._arrived_as])
 
     @property
     def pixels(self) -> bytes:
@@ -144,7 +144,7 @@ class Frame:
     def metadata(self) -> bytes:
         data = self._metadata
         if data is None:
-            if self._uploaded is None:
+            if self._arrived_as is None:
                 data = metadata_image(self).SerializeToString()
             else:
                 data = without_pixels(self._uploaded_image()).SerializeToString()
