@@ -9,6 +9,7 @@ operator would: resident memory (VmRSS in /proc/PID/status) and open descriptors
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import grpc
@@ -33,6 +34,9 @@ RSS_SLACK_KIB = 24 * 1024
 #: What a second round of unread streams may add to the RSS the first left: a third of what
 #: the first round's 300 streams took, so a leak of every stream would exceed it.
 ROUND_RSS_SLACK_KIB = 4 * 1024
+#: RSS counts as settled once it has not fallen for SETTLE_QUIET_S, waiting at most SETTLE_MAX_S.
+SETTLE_QUIET_S = 1.0
+SETTLE_MAX_S = 10.0
 
 
 def rss_kib(pid: int) -> int:
@@ -56,6 +60,21 @@ def back_near(d: Daemon, base: tuple[int, int]) -> tuple[int, int] | None:
     now = usage(d)
     ok = now[0] <= base[0] + RSS_SLACK_KIB and now[1] <= base[1] + FD_SLACK
     return now if ok else None
+
+
+def settled(d: Daemon, base: tuple[int, int]) -> tuple[int, int]:
+    """The daemon's usage once it is back near `base` and its RSS has stopped falling: gRPC
+    frees closed connections' buffers for a while after the descriptors are gone, so the first
+    sample near the base can still hold some of them."""
+    lowest: tuple[int, int] = until(lambda: back_near(d, base), what=f"usage back near {base}")
+    deadline = time.monotonic() + SETTLE_MAX_S
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < SETTLE_QUIET_S:
+        time.sleep(0.2)
+        now = usage(d)
+        if now[0] < lowest[0]:
+            lowest, quiet_since = now, time.monotonic()
+    return lowest
 
 
 def warm_up(d: Daemon) -> tuple[int, int]:
@@ -107,14 +126,20 @@ def test_streams_nobody_reads_leave_nothing_behind(tmp_path: Path) -> None:
     try:
         base = warm_up(d)
         held = unread_streams(d, base)
-        first = until(lambda: back_near(d, base), what=f"usage back near {base}")
-        # The allocator keeps what the first round freed, so RSS is compared round to round:
-        # a second round reuses that memory, and only a leak makes it grow by a round's worth
-        # (about 40 KiB a stream here, 12 MiB per round).
+        first = settled(d, base)
+        # The allocator keeps what a round freed, so RSS is compared round to round, and only
+        # from the second round on: measured here, the second round still adds 1-5 MiB to what
+        # the first left, the rounds after it stay within 0.4 MiB of the second. A leak makes
+        # every round grow by a round's worth (about 40 KiB a stream here, 12 MiB per round).
         unread_streams(d, base)
-        second = until(lambda: back_near(d, base), what=f"usage back near {base}")
-        assert second[0] <= first[0] + ROUND_RSS_SLACK_KIB
-        print(f"baseline {base}, {IDLE_STREAMS} unread streams {held}, after {first}, {second}")
+        second = settled(d, base)
+        unread_streams(d, base)
+        third = settled(d, base)
+        assert third[0] <= second[0] + ROUND_RSS_SLACK_KIB
+        print(
+            f"baseline {base}, {IDLE_STREAMS} unread streams {held}, "
+            f"after each round {first}, {second}, {third}"
+        )
     finally:
         d.stop()
 
